@@ -1,0 +1,49 @@
+"""Errors a user can act on.
+
+Every failure that reaches the CLI is a ``CircuitAtlasError``: the CLI prints its message as one
+line and exits non-zero, so each message must name what failed (file, field, graph, server) and,
+where there is one, what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class CircuitAtlasError(Exception):
+    """Base class of every error whose message is meant for the user."""
+
+
+class InvalidGraphError(CircuitAtlasError):
+    """A graph is internally inconsistent: NaN/inf weights, unknown endpoints, shape mismatch."""
+
+
+class ImportFormatError(CircuitAtlasError):
+    """A file could not be imported; the message names the file and the field."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class StoreError(CircuitAtlasError):
+    """The graph database refused or failed an operation."""
+
+
+class ConnectionFailed(StoreError):
+    """The graph database is unreachable or refused the credentials."""
+
+
+class GraphNotFound(StoreError):
+    """No ready graph with the requested id exists in the store."""
+
+
+class GraphConflict(StoreError):
+    """A different graph with the same id already exists."""
+
+
+class CypherError(StoreError):
+    """A user's Cypher query was rejected (syntax, write in read-only mode, bad parameter)."""
+
+
+class LocalServerError(CircuitAtlasError):
+    """The embedded local graph server could not be started, found or stopped."""

@@ -1,0 +1,405 @@
+"""``CircuitGraph``: the in-memory circuit every part of Circuit Atlas exchanges.
+
+A circuit graph is three things:
+
+* a **nodes table** (``pandas.DataFrame``, one row per node). A node's identity is the typed
+  tuple ``NodeKey(kind, layer, pos, feature, head)``; it is unique within a graph. Fields that do
+  not apply to a kind are ``None`` (an error node has no feature index, an MLP component node has
+  no position). Display ids (``display_id``) are *derived* from the key for people to read; they
+  are never used to look a node up, so two nodes can never collide the way string ids such as
+  ``"{layer}_{feature}_{pos}"`` do in some exporters.
+* a **sparse weighted adjacency**, stored as an edge table (``source``, ``target``, ``weight``,
+  ``channel`` and optional extra columns). ``channel`` separates parallel edges between the same
+  two nodes, e.g. the ``q``/``k``/``v`` inputs of an attention head in a component graph; it is
+  ``""`` when an edge has no channel.
+* **metadata** (:class:`GraphMetadata`): model, prompt, tokens, method, source tool, thresholds.
+
+Orientation convention
+    ``adjacency()`` returns ``A`` with ``A[target, source] = weight``: row = the node receiving the
+    effect, column = the node causing it. This is circuit-tracer's convention, so its formulas
+    (influence ``wᵀ Σ Âᵏ``, row normalisation) apply unchanged. Edges run from upstream
+    (embeddings) to downstream (logits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, NamedTuple
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field
+
+from circuit_atlas.errors import InvalidGraphError
+
+
+class NodeKind(str, Enum):
+    """What a node stands for. Attribution graphs use the first four, component graphs the rest."""
+
+    EMBEDDING = "embedding"
+    FEATURE = "feature"
+    ERROR = "error"
+    LOGIT = "logit"
+    INPUT = "input"
+    ATTENTION_HEAD = "attention_head"
+    MLP = "mlp"
+    LOGITS = "logits"
+
+
+KEY_FIELDS = ("kind", "layer", "pos", "feature", "head")
+
+# Which key fields each kind must have (True) or must not have (False); missing kinds are free.
+_REQUIRED_FIELDS: dict[NodeKind, dict[str, bool]] = {
+    NodeKind.EMBEDDING: {"pos": True, "head": False},
+    NodeKind.FEATURE: {"layer": True, "pos": True, "feature": True, "head": False},
+    NodeKind.ERROR: {"layer": True, "pos": True, "feature": False, "head": False},
+    NodeKind.LOGIT: {"pos": True, "feature": True, "head": False},
+    NodeKind.ATTENTION_HEAD: {"layer": True, "head": True, "feature": False},
+    NodeKind.MLP: {"layer": True, "feature": False, "head": False},
+    NodeKind.INPUT: {"layer": False, "feature": False, "head": False},
+    NodeKind.LOGITS: {"layer": False, "feature": False, "head": False},
+}
+
+# Columns every nodes table has, with the dtype they are normalised to.
+NODE_COLUMNS: dict[str, str] = {
+    "kind": "object",
+    "layer": "Int64",
+    "pos": "Int64",
+    "feature": "Int64",
+    "head": "Int64",
+    "activation": "float64",
+    "influence": "float64",
+    "label": "object",
+    "token": "object",
+    "token_prob": "float64",
+    "is_target_logit": "boolean",
+    "source_id": "object",
+}
+EDGE_COLUMNS: dict[str, str] = {
+    "source": "int64",
+    "target": "int64",
+    "weight": "float64",
+    "channel": "object",
+}
+
+
+class NodeKey(NamedTuple):
+    """Typed identity of a node within one graph. ``feature`` holds the vocabulary id for logits."""
+
+    kind: str
+    layer: int | None = None
+    pos: int | None = None
+    feature: int | None = None
+    head: int | None = None
+
+    def encode(self) -> str:
+        """Serialise to the string stored as ``node_key`` in the database.
+
+        Injective by construction (fixed field order, integers only, an empty slot for None), and
+        only ever produced from the tuple — never parsed back out of a tool's display id.
+        """
+        parts = [self.kind] + ["" if v is None else str(int(v)) for v in self[1:]]
+        return ":".join(parts)
+
+    @classmethod
+    def decode(cls, text: str) -> NodeKey:
+        kind, *rest = text.split(":")
+        if len(rest) != 4:
+            raise InvalidGraphError(f"malformed node key {text!r}")
+        return cls(kind, *[None if v == "" else int(v) for v in rest])
+
+    def display_id(self) -> str:
+        """A short human-readable id, e.g. ``feature L0 #2 @1`` (derived, never a key)."""
+        kind = self.kind
+        if kind == NodeKind.FEATURE:
+            return f"feature L{self.layer} #{self.feature} @{self.pos}"
+        if kind == NodeKind.ERROR:
+            return f"error L{self.layer} @{self.pos}"
+        if kind == NodeKind.EMBEDDING:
+            return f"embedding @{self.pos}"
+        if kind == NodeKind.LOGIT:
+            return f"logit t{self.feature} @{self.pos}"
+        if kind == NodeKind.ATTENTION_HEAD:
+            return f"a{self.layer}.h{self.head}" + ("" if self.pos is None else f" @{self.pos}")
+        if kind == NodeKind.MLP:
+            return f"m{self.layer}" + ("" if self.pos is None else f" @{self.pos}")
+        return kind if self.pos is None else f"{kind} @{self.pos}"
+
+
+class GraphMetadata(BaseModel):
+    """What a graph is about and where it came from. Unknown keys go into ``extra``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    graph_id: str = Field(min_length=1)
+    model: str | None = None
+    prompt: str | None = None
+    tokens: list[str] = Field(default_factory=list)
+    method: str | None = None
+    source_tool: str | None = None
+    source_version: str | None = None
+    source_format: str | None = None
+    transcoder_set: str | None = None
+    node_threshold: float | None = None
+    edge_threshold: float | None = None
+    created_at: str | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def _empty_column(dtype: str, n: int) -> pd.Series:
+    if dtype == "float64":
+        return pd.Series(np.full(n, np.nan), dtype="float64")
+    return pd.Series([pd.NA if dtype in ("Int64", "boolean") else None] * n, dtype=dtype)
+
+
+def normalise_nodes(nodes: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy with every standard column present and of its standard dtype."""
+    out = nodes.reset_index(drop=True).copy()
+    for name, dtype in NODE_COLUMNS.items():
+        if name not in out.columns:
+            out[name] = _empty_column(dtype, len(out))
+        elif dtype == "object":
+            out[name] = out[name].astype(object).where(out[name].notna(), None)
+        else:
+            out[name] = out[name].astype(dtype)
+    out["kind"] = pd.Series(
+        [k.value if isinstance(k, NodeKind) else k for k in out["kind"]], dtype=object
+    )
+    return out
+
+
+def normalise_edges(edges: pd.DataFrame) -> pd.DataFrame:
+    out = edges.reset_index(drop=True).copy()
+    if "channel" not in out.columns:
+        out["channel"] = ""
+    for name, dtype in EDGE_COLUMNS.items():
+        if name not in out.columns:
+            raise InvalidGraphError(f"edge table lacks column {name!r}")
+        if name == "channel":
+            out[name] = out[name].fillna("").astype(str).astype(object)
+        else:
+            out[name] = out[name].to_numpy().astype(dtype)
+    return out
+
+
+@dataclass
+class CircuitGraph:
+    """Nodes table + edge table + metadata; see the module docstring for the conventions."""
+
+    nodes: pd.DataFrame
+    edges: pd.DataFrame
+    metadata: GraphMetadata
+    _key_index: dict[NodeKey, int] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.nodes = normalise_nodes(self.nodes)
+        self.edges = normalise_edges(self.edges)
+        self.validate()
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def graph_id(self) -> str:
+        return self.metadata.graph_id
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edges)
+
+    def keys(self) -> list[NodeKey]:
+        cols = [self.nodes[c].tolist() for c in KEY_FIELDS]
+        return [
+            NodeKey(kind, *[None if v is pd.NA or v is None else int(v) for v in rest])
+            for kind, *rest in zip(*cols)
+        ]
+
+    def index_of(self, key: NodeKey) -> int:
+        """Row of the node with this identity; a clear error when there is none."""
+        if self._key_index is None:
+            self._key_index = {k: i for i, k in enumerate(self.keys())}
+        try:
+            return self._key_index[key]
+        except KeyError:
+            raise InvalidGraphError(
+                f"graph {self.graph_id!r} has no node {key.display_id()} ({key.encode()})"
+            ) from None
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Reject what would silently corrupt analysis: bad kinds, duplicate keys, bad edges."""
+        gid = self.metadata.graph_id
+        kinds = set(self.nodes["kind"].unique()) - {k.value for k in NodeKind}
+        if kinds:
+            raise InvalidGraphError(f"graph {gid!r}: unknown node kind(s) {sorted(kinds)}")
+        for kind, rules in _REQUIRED_FIELDS.items():
+            rows = self.nodes[self.nodes["kind"] == kind.value]
+            for column, required in rules.items():
+                bad = rows[column].isna() if required else rows[column].notna()
+                if bad.any():
+                    first = rows.index[bad.to_numpy()][0]
+                    need = "needs" if required else "must not have"
+                    raise InvalidGraphError(
+                        f"graph {gid!r}: node row {first} of kind {kind.value!r} {need} {column!r}"
+                    )
+        dup = self.nodes.duplicated(subset=list(KEY_FIELDS), keep=False)
+        if dup.any():
+            first = self.keys()[int(np.flatnonzero(dup.to_numpy())[0])]
+            raise InvalidGraphError(f"graph {gid!r}: duplicate node identity {first.display_id()}")
+        n = len(self.nodes)
+        for end in ("source", "target"):
+            values = self.edges[end].to_numpy()
+            if len(values) and (values.min() < 0 or values.max() >= n):
+                bad_row = int(np.flatnonzero((values < 0) | (values >= n))[0])
+                raise InvalidGraphError(
+                    f"graph {gid!r}: edge {bad_row} has {end} index {values[bad_row]} "
+                    f"outside the {n} nodes"
+                )
+        weights = self.edges["weight"].to_numpy()
+        if not np.isfinite(weights).all():
+            bad_row = int(np.flatnonzero(~np.isfinite(weights))[0])
+            raise InvalidGraphError(
+                f"graph {gid!r}: edge {bad_row} has non-finite weight {weights[bad_row]}"
+            )
+        dup_edges = self.edges.duplicated(subset=["source", "target", "channel"], keep=False)
+        if dup_edges.any():
+            row = self.edges[dup_edges].iloc[0]
+            raise InvalidGraphError(
+                f"graph {gid!r}: more than one edge {int(row.source)}->{int(row.target)} "
+                f"in channel {row.channel!r}"
+            )
+
+    # ------------------------------------------------------------------ adjacency
+    def adjacency(self, channel: str | None = None) -> sp.csr_matrix:
+        """``A[target, source]`` (CSR, float64); channels are summed unless one is named."""
+        edges = self.edges if channel is None else self.edges[self.edges["channel"] == channel]
+        n = self.n_nodes
+        return sp.csr_matrix(
+            (edges["weight"].to_numpy(), (edges["target"].to_numpy(), edges["source"].to_numpy())),
+            shape=(n, n),
+        )
+
+    @classmethod
+    def from_scipy(
+        cls, adjacency: sp.spmatrix, nodes: pd.DataFrame, metadata: GraphMetadata
+    ) -> CircuitGraph:
+        """Build from ``A[target, source]``; explicit zeros are dropped."""
+        if adjacency.shape != (len(nodes), len(nodes)):
+            raise InvalidGraphError(
+                f"adjacency shape {adjacency.shape} does not match {len(nodes)} nodes"
+            )
+        coo = sp.coo_matrix(adjacency)
+        keep = coo.data != 0
+        edges = pd.DataFrame(
+            {"source": coo.col[keep], "target": coo.row[keep], "weight": coo.data[keep]}
+        )
+        return cls(nodes, edges, metadata)
+
+    # ------------------------------------------------------------------ tables
+    def to_dataframes(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(nodes, edges) with ``node_key``/``display_id`` and endpoint keys added for joins."""
+        nodes = self.nodes.copy()
+        keys = self.keys()
+        nodes["node_key"] = [k.encode() for k in keys]
+        nodes["display_id"] = [k.display_id() for k in keys]
+        edges = self.edges.copy()
+        node_keys = nodes["node_key"].to_numpy()
+        edges["source_key"] = node_keys[edges["source"].to_numpy()]
+        edges["target_key"] = node_keys[edges["target"].to_numpy()]
+        return nodes, edges
+
+    @classmethod
+    def from_dataframes(
+        cls, nodes: pd.DataFrame, edges: pd.DataFrame, metadata: GraphMetadata
+    ) -> CircuitGraph:
+        """Inverse of :meth:`to_dataframes`; endpoints may be row indices or ``*_key`` columns."""
+        nodes = nodes.drop(columns=["node_key", "display_id"], errors="ignore")
+        edges = edges.copy()
+        if "source_key" in edges.columns:
+            probe = cls(nodes, pd.DataFrame(columns=list(EDGE_COLUMNS)), metadata)
+            lookup = {k.encode(): i for i, k in enumerate(probe.keys())}
+            for end in ("source", "target"):
+                try:
+                    edges[end] = [lookup[k] for k in edges[f"{end}_key"]]
+                except KeyError as exc:
+                    raise InvalidGraphError(f"edge {end} {exc.args[0]!r} is not a node") from None
+            edges = edges.drop(columns=["source_key", "target_key"])
+        return cls(nodes, edges, metadata)
+
+    # ------------------------------------------------------------------ networkx
+    def to_networkx(self) -> nx.MultiDiGraph:
+        """A ``MultiDiGraph`` keyed by :class:`NodeKey`; edge keys are the channels."""
+        graph = nx.MultiDiGraph(**self.metadata.model_dump())
+        keys = self.keys()
+        records = self.nodes.to_dict("records")
+        for key, attrs in zip(keys, records):
+            graph.add_node(key, **{k: v for k, v in attrs.items() if k not in KEY_FIELDS})
+        extra = [c for c in self.edges.columns if c not in ("source", "target", "channel")]
+        for row in self.edges.itertuples(index=False):
+            graph.add_edge(
+                keys[row.source],
+                keys[row.target],
+                key=row.channel,
+                **{c: getattr(row, c) for c in extra},
+            )
+        return graph
+
+    @classmethod
+    def from_networkx(cls, graph: nx.DiGraph | nx.MultiDiGraph) -> CircuitGraph:
+        """Inverse of :meth:`to_networkx`; nodes must be :class:`NodeKey` (or 5-tuples)."""
+        metadata = GraphMetadata(
+            **{k: v for k, v in graph.graph.items() if k in GraphMetadata.model_fields}
+        )
+        keys = [NodeKey(*k) for k in graph.nodes]
+        rows = []
+        for key, (_, attrs) in zip(keys, graph.nodes(data=True)):
+            rows.append({**attrs, **key._asdict()})
+        index = {k: i for i, k in enumerate(keys)}
+        edge_rows = []
+        if graph.is_multigraph():
+            items = ((u, v, k, d) for u, v, k, d in graph.edges(keys=True, data=True))
+        else:
+            items = ((u, v, "", d) for u, v, d in graph.edges(data=True))
+        for u, v, channel, data in items:
+            edge_rows.append(
+                {"source": index[NodeKey(*u)], "target": index[NodeKey(*v)], "channel": channel,
+                 **data}
+            )
+        edges = pd.DataFrame(edge_rows, columns=None if edge_rows else list(EDGE_COLUMNS))
+        return cls(pd.DataFrame(rows), edges, metadata)
+
+    # ------------------------------------------------------------------ content
+    def content_hash(self) -> str:
+        """SHA-256 of nodes, edges and metadata, independent of row order.
+
+        The store uses it to make re-ingest idempotent: the same content under the same id is a
+        no-op, whatever order the importer produced rows in.
+        """
+        nodes, edges = self.to_dataframes()
+        nodes = nodes.sort_values("node_key").reset_index(drop=True)
+        edges = edges.drop(columns=["source", "target"])
+        edges = edges.sort_values(["source_key", "target_key", "channel"]).reset_index(drop=True)
+        digest = hashlib.sha256()
+        digest.update(self.metadata.model_dump_json().encode())
+        for table in (nodes, edges):
+            table = table[sorted(table.columns)]
+            digest.update(json.dumps(list(table.columns)).encode())
+            digest.update(pd.util.hash_pandas_object(table.astype(str), index=False).values)
+        return digest.hexdigest()
+
+    def summary(self) -> dict[str, Any]:
+        kinds = self.nodes["kind"].value_counts().to_dict()
+        return {"graph_id": self.graph_id, "nodes": self.n_nodes, "edges": self.n_edges, **kinds}
+
+
+def nodes_from_records(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Build a normalised nodes table from dicts (importers' convenience)."""
+    return normalise_nodes(pd.DataFrame(list(records)))

@@ -1,0 +1,325 @@
+"""``CircuitStore``: circuit graphs in a Bolt graph database (Neo4j 5 Cypher), one code path.
+
+Open it with :meth:`CircuitStore.open`: with a URI it connects to that server (Neo4j in
+production); without one it uses the zero-setup local server — a shared one started by
+``circuit-atlas db start`` if it is running, otherwise one hosted by this process for as long as
+the store is open.
+
+Idempotence: writing a graph whose id and content (``CircuitGraph.content_hash``) are already
+stored is a no-op (``"unchanged"``); the same id with other content is refused unless
+``replace=True`` (``"replaced"``). Nothing is ever duplicated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase
+
+from circuit_atlas.errors import CypherError, GraphConflict, GraphNotFound, StoreError
+from circuit_atlas.graph import CircuitGraph
+from circuit_atlas.local_server import LocalServer, running_shared_server
+
+from . import schema
+from .artifact import read_artifact, write_artifact
+from .cypher_guard import assert_read_only
+from .errors_map import translated
+from .rows import graph_from_rows, graph_properties, metadata_from_properties
+from .settings import ConnectionSettings
+from .writer import write_bulk_embedded, write_over_bolt
+
+__all__ = ["CircuitStore", "ConnectionSettings", "WriteResult"]
+
+DELETE_BATCH = 5_000
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    graph_id: str
+    status: str  # "created" | "unchanged" | "replaced"
+    n_nodes: int
+    n_edges: int
+    seconds: float
+    path: str  # "bulk" (embedded engine) or "bolt"
+
+
+class CircuitStore:
+    def __init__(
+        self,
+        driver: Driver,
+        database: str,
+        artifact_dir: Path,
+        uri: str,
+        user: str | None,
+        local_server: LocalServer | None = None,
+        owns_server: bool = False,
+    ) -> None:
+        self.driver = driver
+        self.database = database
+        self.artifact_dir = artifact_dir
+        self.uri = uri
+        self.user = user
+        self.local_server = local_server
+        self._owns_server = owns_server
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, settings: ConnectionSettings | None = None, **overrides: Any) -> CircuitStore:
+        settings = settings or ConnectionSettings.resolve(**overrides)
+        server: LocalServer | None = None
+        owns = False
+        if settings.uses_local_server:
+            assert settings.data_dir is not None
+            endpoint = running_shared_server(settings.data_dir)
+            if endpoint is None:
+                active = LocalServer._active
+                if active is not None and active.data_dir == settings.data_dir:
+                    server = active
+                else:
+                    server = LocalServer(settings.data_dir, settings.database_name)
+                    server.start()
+                    owns = True
+                endpoint = server.endpoint
+            uri, user, password = endpoint.uri, endpoint.user, endpoint.password
+            database = settings.database or endpoint.database
+        else:
+            uri, user, password = settings.uri, settings.user or "neo4j", settings.password
+            database = settings.database_name
+        driver = GraphDatabase.driver(uri, auth=(user, password or ""), connection_timeout=10)
+        store = cls(driver, database, settings.artifacts, uri, user, server, owns)
+        try:
+            with translated(uri, user):
+                driver.verify_connectivity()
+                store.ensure_schema()
+            if owns:
+                store.remove_interrupted_loads()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.driver.close()
+        if self._owns_server and self.local_server is not None:
+            self.local_server.stop()
+            self._owns_server = False
+
+    def __enter__(self) -> CircuitStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ plumbing
+    @contextlib.contextmanager
+    def _session(self, write: bool) -> Iterator[Any]:
+        with translated(self.uri, self.user), self.driver.session(
+            database=self.database, default_access_mode=WRITE_ACCESS if write else READ_ACCESS
+        ) as session:
+            yield session
+
+    def _write(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run one internal write in its own transaction, retried on transient conflicts."""
+        with self._session(write=True) as session:
+            return session.execute_write(
+                lambda tx: [r.data() for r in tx.run(cypher, params or {})]
+            )
+
+    def _read(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        with self._session(write=False) as session:
+            return session.execute_read(
+                lambda tx: [r.data() for r in tx.run(cypher, params or {})]
+            )
+
+    def ensure_schema(self) -> None:
+        for statement in schema.SCHEMA_STATEMENTS:
+            self._write(statement)
+
+    @property
+    def has_bulk_path(self) -> bool:
+        server = self.local_server
+        return server is not None and server.running and server.database == self.database
+
+    # ------------------------------------------------------------------ writing
+    def _graph_record(self, graph_id: str) -> dict[str, Any] | None:
+        rows = self._read("MATCH (g:Graph {graph_id: $gid}) RETURN properties(g) AS g",
+                          {"gid": graph_id})
+        return rows[0]["g"] if rows else None
+
+    def write_graph(self, graph: CircuitGraph, replace: bool = False, progress: bool = False,
+                    force_bolt: bool = False) -> WriteResult:
+        started = time.perf_counter()
+        gid = graph.graph_id
+        content_hash = graph.content_hash()
+        existing = self._graph_record(gid)
+        status = "created"
+        if existing is not None:
+            if existing.get("status") == schema.READY:
+                if existing.get("content_hash") == content_hash:
+                    if not Path(existing.get("artifact_path", "")).exists():
+                        write_artifact(graph, self.artifact_dir, content_hash)
+                    return WriteResult(gid, "unchanged", graph.n_nodes, graph.n_edges,
+                                       time.perf_counter() - started, "none")
+                if not replace:
+                    raise GraphConflict(
+                        f"graph {gid!r} already exists with different content; pass --replace "
+                        "to overwrite it or --graph-id to store it under another id"
+                    )
+                status = "replaced"
+            self._delete_graph_data(gid)
+        artifact, artifact_sha = write_artifact(graph, self.artifact_dir, content_hash)
+        props = graph_properties(
+            graph, status=schema.READY, content_hash=content_hash, artifact_path=str(artifact),
+            artifact_sha256=artifact_sha, ingested_at=time.time(),
+            writer=f"{socket.gethostname()}:{os.getpid()}",
+        )
+        use_bulk = self.has_bulk_path and not force_bolt
+        try:
+            if use_bulk:
+                assert self.local_server is not None
+                database = self.local_server.embedded_database(self.database)
+                write_bulk_embedded(self._write_retrying, database, graph, props, progress)
+            else:
+                with self._session(write=True) as session:
+                    with session.begin_transaction() as tx:
+                        write_over_bolt(lambda q, p: tx.run(q, p).consume(), graph, props,
+                                        progress)
+                        tx.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._delete_graph_data(gid)
+            with contextlib.suppress(OSError):
+                artifact.unlink()
+            raise
+        return WriteResult(gid, status, graph.n_nodes, graph.n_edges,
+                           time.perf_counter() - started, "bulk" if use_bulk else "bolt")
+
+    def _write_retrying(self, cypher: str, params: dict[str, Any]) -> None:
+        self._write(cypher, params)
+
+    # ------------------------------------------------------------------ deleting
+    def _delete_graph_data(self, graph_id: str) -> None:
+        """Delete a graph's nodes in batches (whole-graph DETACH DELETE is slow on ArcadeDB)."""
+        while True:
+            rows = self._write(
+                "MATCH (n:Node {graph_id: $gid}) WITH n LIMIT $limit DETACH DELETE n "
+                "RETURN count(*) AS deleted",
+                {"gid": graph_id, "limit": DELETE_BATCH},
+            )
+            if not rows or rows[0]["deleted"] == 0:
+                break
+        self._write("MATCH (g:Graph {graph_id: $gid}) DETACH DELETE g", {"gid": graph_id})
+
+    def delete_graph(self, graph_id: str) -> None:
+        record = self._graph_record(graph_id)
+        if record is None:
+            raise GraphNotFound(f"no graph {graph_id!r} in the store")
+        self._delete_graph_data(graph_id)
+        path = record.get("artifact_path")
+        if path:
+            with contextlib.suppress(OSError):
+                Path(path).unlink()
+
+    def remove_interrupted_loads(self) -> list[str]:
+        """Delete graphs left ``'loading'`` by a process that died mid-write (bulk path only)."""
+        rows = self._read("MATCH (g:Graph) WHERE g.status <> $ready RETURN g.graph_id AS gid",
+                          {"ready": schema.READY})
+        for row in rows:
+            self._delete_graph_data(row["gid"])
+        return [row["gid"] for row in rows]
+
+    # ------------------------------------------------------------------ reading
+    def graph_info(self, graph_id: str) -> dict[str, Any]:
+        record = self._graph_record(graph_id)
+        if record is None or record.get("status") != schema.READY:
+            raise GraphNotFound(f"no graph {graph_id!r} in the store (see `circuit-atlas graphs`)")
+        return record
+
+    def read_graph(self, graph_id: str) -> CircuitGraph:
+        """The graph as stored in the database (every node, edge and property)."""
+        metadata = metadata_from_properties(self.graph_info(graph_id))
+        nodes = self._read(
+            "MATCH (n:Node {graph_id: $gid}) RETURN properties(n) AS p", {"gid": graph_id}
+        )
+        edges = self._read(
+            "MATCH (a:Node {graph_id: $gid})-[e:EDGE]->(b:Node) "
+            "RETURN a.node_key AS source_key, b.node_key AS target_key, properties(e) AS props",
+            {"gid": graph_id},
+        )
+        return graph_from_rows(metadata, [r["p"] for r in nodes], edges)
+
+    def read_artifact(self, graph_id: str) -> CircuitGraph:
+        """The exact, unpruned graph from its artifact (checked against the recorded hash)."""
+        info = self.graph_info(graph_id)
+        return read_artifact(Path(info["artifact_path"]), info.get("artifact_sha256"))
+
+    def list_graphs(self, model: str | None = None, method: str | None = None,
+                    source_format: str | None = None, contains: str | None = None
+                    ) -> pd.DataFrame:
+        rows = self._read(
+            "MATCH (g:Graph) WHERE g.status = $ready "
+            "AND ($model IS NULL OR g.model = $model) "
+            "AND ($method IS NULL OR g.method = $method) "
+            "AND ($fmt IS NULL OR g.source_format STARTS WITH $fmt) "
+            "AND ($contains IS NULL OR g.graph_id CONTAINS $contains) "
+            "RETURN g.graph_id AS graph_id, g.model AS model, g.method AS method, "
+            "g.source_format AS source_format, g.n_nodes AS nodes, g.n_edges AS edges, "
+            "g.prompt AS prompt ORDER BY graph_id",
+            {"ready": schema.READY, "model": model, "method": method, "fmt": source_format,
+             "contains": contains},
+        )
+        columns = ["graph_id", "model", "method", "source_format", "nodes", "edges", "prompt"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def count_graph(self, graph_id: str) -> tuple[int, int]:
+        """(nodes, edges) of one graph as counted in the database, not as recorded."""
+        nodes = self._read("MATCH (n:Node {graph_id: $gid}) RETURN count(n) AS c",
+                           {"gid": graph_id})[0]["c"]
+        edges = self._read(
+            "MATCH (a:Node {graph_id: $gid})-[e:EDGE]->() RETURN count(e) AS c", {"gid": graph_id}
+        )[0]["c"]
+        return nodes, edges
+
+    # ------------------------------------------------------------------ user Cypher
+    def query(self, cypher: str, params: dict[str, Any] | None = None, *, write: bool = False,
+              timeout_s: float | None = 60.0) -> list[dict[str, Any]]:
+        """Run user Cypher with parameters. Read-only unless ``write=True``.
+
+        Read-only is enforced three ways: a clause check before sending, a READ-mode session,
+        and a transaction that is rolled back rather than committed.
+        """
+        if not cypher or not cypher.strip():
+            raise CypherError("empty query")
+        if not write:
+            assert_read_only(cypher)
+        with self._session(write=write) as session:
+            tx = session.begin_transaction(timeout=timeout_s)
+            try:
+                rows = [record.data() for record in tx.run(cypher, params or {})]
+                if write:
+                    tx.commit()
+            finally:
+                if tx.closed() is False:
+                    tx.rollback()
+        return rows
+
+    def query_df(self, cypher: str, params: dict[str, Any] | None = None, **kwargs: Any
+                 ) -> pd.DataFrame:
+        return pd.DataFrame(self.query(cypher, params, **kwargs))
+
+
+def open_store(**overrides: Any) -> CircuitStore:
+    """Shorthand for ``CircuitStore.open(ConnectionSettings.resolve(**overrides))``."""
+    try:
+        return CircuitStore.open(ConnectionSettings.resolve(**overrides))
+    except StoreError:
+        raise

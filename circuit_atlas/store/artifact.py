@@ -1,0 +1,96 @@
+"""The exact adjacency artifact: a graph's full tables beside the database.
+
+Why: exact scores need the unpruned matrix at full precision, and analysis reads arrays far
+faster than Cypher rows. One ``.npz`` per graph holds the nodes and edges tables as Parquet bytes
+(typed, lossless, float64 weights bit for bit) plus the metadata and a versioned header; it is
+written to a temporary name and renamed, so a crash never leaves half a file. The ``:Graph``
+node records its path and SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from circuit_atlas.errors import CircuitAtlasError
+from circuit_atlas.graph import CircuitGraph, GraphMetadata
+
+ARTIFACT_SCHEMA_VERSION = 1
+
+
+class ArtifactHeader(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int
+    graph_id: str
+    content_hash: str
+
+
+def artifact_path(directory: Path, graph_id: str) -> Path:
+    """A file name that is safe for any graph id and unique per id (hash suffix)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", graph_id)[:80]
+    digest = hashlib.sha256(graph_id.encode()).hexdigest()[:12]
+    return directory / f"{safe}-{digest}.npz"
+
+
+def _parquet_bytes(table: pd.DataFrame) -> np.ndarray:
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False)
+    return np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_artifact(graph: CircuitGraph, directory: Path, content_hash: str) -> tuple[Path, str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = artifact_path(directory, graph.graph_id)
+    header = ArtifactHeader(schema_version=ARTIFACT_SCHEMA_VERSION, graph_id=graph.graph_id,
+                            content_hash=content_hash)
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+    with open(tmp, "wb") as handle:
+        np.savez(
+            handle,
+            header=np.array(header.model_dump_json()),
+            metadata=np.array(graph.metadata.model_dump_json()),
+            nodes=_parquet_bytes(graph.nodes),
+            edges=_parquet_bytes(graph.edges),
+        )
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path, file_sha256(path)
+
+
+def read_artifact(path: Path, expected_sha256: str | None = None) -> CircuitGraph:
+    """Load an artifact exactly; a missing, altered or malformed file is a clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise CircuitAtlasError(f"adjacency artifact {path} is missing")
+    if expected_sha256 and file_sha256(path) != expected_sha256:
+        raise CircuitAtlasError(f"adjacency artifact {path} does not match its recorded SHA-256")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = ArtifactHeader.model_validate_json(str(data["header"]))
+            metadata = GraphMetadata.model_validate(json.loads(str(data["metadata"])))
+            nodes = pd.read_parquet(io.BytesIO(data["nodes"].tobytes()))
+            edges = pd.read_parquet(io.BytesIO(data["edges"].tobytes()))
+    except (ValueError, KeyError, OSError, ValidationError) as exc:
+        raise CircuitAtlasError(f"adjacency artifact {path} is unreadable: {exc}") from None
+    if header.schema_version != ARTIFACT_SCHEMA_VERSION:
+        raise CircuitAtlasError(
+            f"adjacency artifact {path}: schema_version {header.schema_version} is not supported"
+        )
+    return CircuitGraph(nodes, edges, metadata)

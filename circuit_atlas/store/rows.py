@@ -1,0 +1,129 @@
+"""Turn a ``CircuitGraph`` into the property maps the database stores, and back.
+
+Kept apart from the write paths so the bulk (embedded) and Bolt paths store exactly the same
+properties, and the reader inverts one function instead of two.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from circuit_atlas.graph import KEY_FIELDS, CircuitGraph, GraphMetadata, NodeKind
+
+UNKNOWN = "unknown"
+# Metadata fields stored as top-level :Graph properties (scalars or lists of strings).
+GRAPH_SCALARS = (
+    "model", "prompt", "tokens", "method", "source_tool", "source_version", "source_format",
+    "transcoder_set", "node_threshold", "edge_threshold", "created_at",
+)
+
+
+def _plain(value: Any) -> Any:
+    """numpy/pandas scalars → Python; missing → None (Cypher has no NaN-as-null)."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(value) else float(value)
+    return value
+
+
+def node_property_rows(graph: CircuitGraph) -> list[dict[str, Any]]:
+    nodes, _ = graph.to_dataframes()
+    gid = graph.graph_id
+    rows = []
+    for record in nodes.to_dict("records"):
+        row = {"graph_id": gid}
+        for key, value in record.items():
+            plain = _plain(value)
+            if plain is not None:
+                row[key] = plain
+        rows.append(row)
+    return rows
+
+
+def edge_property_rows(graph: CircuitGraph) -> list[dict[str, Any]]:
+    """Per-edge property maps (without endpoints); ``channel`` only when set."""
+    edges = graph.edges
+    extra = [c for c in edges.columns if c not in ("source", "target", "weight", "channel")]
+    weights = edges["weight"].to_numpy(dtype=np.float64).tolist()
+    channels = edges["channel"].tolist()
+    columns = {c: edges[c].tolist() for c in extra}
+    rows = []
+    for i, weight in enumerate(weights):
+        row: dict[str, Any] = {"weight": weight}
+        if channels[i]:
+            row["channel"] = channels[i]
+        for c in extra:
+            plain = _plain(columns[c][i])
+            if plain is not None:
+                row[c] = plain
+        rows.append(row)
+    return rows
+
+
+def feature_identity(graph: CircuitGraph) -> tuple[str, str]:
+    meta = graph.metadata
+    return meta.model or UNKNOWN, meta.transcoder_set or UNKNOWN
+
+
+def feature_rows(graph: CircuitGraph) -> list[dict[str, Any]]:
+    """One row per feature node: its key and the ``:Feature`` identity it is an instance of."""
+    model, transcoder_set = feature_identity(graph)
+    nodes, _ = graph.to_dataframes()
+    features = nodes[nodes["kind"] == NodeKind.FEATURE.value]
+    return [
+        {"node_key": key, "model": model, "transcoder_set": transcoder_set,
+         "layer": int(layer), "feature": int(feature)}
+        for key, layer, feature in zip(features["node_key"], features["layer"],
+                                       features["feature"])
+    ]
+
+
+def graph_properties(graph: CircuitGraph, **extra: Any) -> dict[str, Any]:
+    meta = graph.metadata
+    props: dict[str, Any] = {"graph_id": meta.graph_id}
+    for name in GRAPH_SCALARS:
+        value = getattr(meta, name)
+        if value is not None and value != []:
+            props[name] = value
+    props["metadata_json"] = meta.model_dump_json()
+    props["n_nodes"] = graph.n_nodes
+    props["n_edges"] = graph.n_edges
+    props.update(extra)
+    return props
+
+
+def metadata_from_properties(props: dict[str, Any]) -> GraphMetadata:
+    return GraphMetadata.model_validate(json.loads(props["metadata_json"]))
+
+
+def graph_from_rows(
+    metadata: GraphMetadata, node_rows: list[dict[str, Any]], edge_rows: list[dict[str, Any]]
+) -> CircuitGraph:
+    """Rebuild a graph from stored properties (inverse of the functions above)."""
+    internal = {"graph_id", "node_key", "display_id"}
+    nodes = pd.DataFrame([{k: v for k, v in r.items() if k not in internal} for r in node_rows])
+    for field in KEY_FIELDS[1:]:
+        if field not in nodes.columns:
+            nodes[field] = None
+    order = {key: i for i, key in enumerate(r["node_key"] for r in node_rows)}
+    edges = pd.DataFrame(
+        [
+            {"source": order[r["source_key"]], "target": order[r["target_key"]],
+             **{k: v for k, v in r["props"].items()}}
+            for r in edge_rows
+        ],
+        columns=None if edge_rows else ["source", "target", "weight", "channel"],
+    )
+    if "channel" not in edges.columns:
+        edges["channel"] = ""
+    return CircuitGraph(nodes, edges, metadata)

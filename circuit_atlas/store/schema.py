@@ -1,0 +1,35 @@
+"""The graph-database schema, created idempotently (``IF NOT EXISTS``).
+
+    (:Graph {graph_id, status, content_hash, artifact_path, …metadata})
+    (:Node {graph_id, node_key, kind, layer, pos, feature, head, …})-[:IN_GRAPH]->(:Graph)
+    (:Node)-[:EDGE {weight, channel?, …}]->(:Node)          # within one graph
+    (:Node {kind:'feature'})-[:INSTANCE_OF]->(:Feature {model, transcoder_set, layer, feature})
+
+``:Feature`` is the cross-graph identity: every prompt's node for transcoder feature
+(layer, index) of one model and transcoder set points to the same ``:Feature``, so Cypher can ask
+which prompts share a feature. ``Graph.status`` is ``'loading'`` while a bulk write is under way
+and ``'ready'`` after; every read of the store filters on it.
+"""
+
+from __future__ import annotations
+
+GRAPH = "Graph"
+NODE = "Node"
+FEATURE = "Feature"
+EDGE = "EDGE"
+IN_GRAPH = "IN_GRAPH"
+INSTANCE_OF = "INSTANCE_OF"
+
+READY = "ready"
+LOADING = "loading"
+
+# Valid in Neo4j 5 and ArcadeDB's OpenCypher alike (checked by tests/test_store_schema.py).
+SCHEMA_STATEMENTS = (
+    "CREATE CONSTRAINT graph_id_unique IF NOT EXISTS "
+    "FOR (g:Graph) REQUIRE g.graph_id IS UNIQUE",
+    "CREATE CONSTRAINT node_key_unique IF NOT EXISTS "
+    "FOR (n:Node) REQUIRE (n.graph_id, n.node_key) IS UNIQUE",
+    "CREATE CONSTRAINT feature_identity_unique IF NOT EXISTS "
+    "FOR (f:Feature) REQUIRE (f.model, f.transcoder_set, f.layer, f.feature) IS UNIQUE",
+    "CREATE INDEX node_graph_kind IF NOT EXISTS FOR (n:Node) ON (n.graph_id, n.kind)",
+)

@@ -1,0 +1,53 @@
+"""Where the store connects: flags first, then ``NEO4J_*`` environment variables, then the
+zero-setup local server. Credentials are kept out of ``repr`` so they never reach logs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from circuit_atlas.local_server import DEFAULT_DATABASE, default_data_dir
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    uri: str | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    database: str | None = None
+    data_dir: Path | None = None
+    artifact_dir: Path | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        uri: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        database: str | None = None,
+        data_dir: str | Path | None = None,
+        artifact_dir: str | Path | None = None,
+    ) -> ConnectionSettings:
+        env = os.environ
+        data = Path(data_dir or env.get("CIRCUIT_ATLAS_DATA_DIR") or default_data_dir())
+        return cls(
+            uri=uri or env.get("NEO4J_URI") or None,
+            user=user or env.get("NEO4J_USER") or env.get("NEO4J_USERNAME"),
+            password=password or env.get("NEO4J_PASSWORD"),
+            database=database or env.get("NEO4J_DATABASE"),
+            data_dir=data.expanduser().resolve(),
+            artifact_dir=Path(artifact_dir).expanduser().resolve() if artifact_dir else None,
+        )
+
+    @property
+    def uses_local_server(self) -> bool:
+        return self.uri is None
+
+    @property
+    def database_name(self) -> str:
+        return self.database or DEFAULT_DATABASE
+
+    @property
+    def artifacts(self) -> Path:
+        return self.artifact_dir or (self.data_dir or default_data_dir()) / "artifacts"

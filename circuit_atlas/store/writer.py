@@ -1,0 +1,151 @@
+"""The two ways a graph's nodes and edges reach the database.
+
+* :func:`write_over_bolt` — one explicit Bolt transaction of batched ``UNWIND … CREATE``
+  statements. Atomic by construction: nothing is visible until commit, and a client that dies
+  mid-write leaves a transaction the server rolls back. Used for Neo4j and any remote server.
+* :func:`write_bulk_embedded` — the engine's ``GraphBatch`` API, available when this process
+  hosts the local ArcadeDB server. It commits in chunks, so atomicity comes from the
+  ``status`` flag instead: the ``:Graph`` node is created ``'loading'``, flipped to ``'ready'``
+  last, every read filters on it, and an interrupted load is removed the next time the server
+  starts (:func:`circuit_atlas.store.recovery.remove_interrupted_loads`).
+
+Both store the same properties (:mod:`.rows`). ``benchmarks/ingest.py`` measures them against
+the naive per-batch ``MERGE`` path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from circuit_atlas.graph import CircuitGraph
+
+from . import schema
+from .rows import edge_property_rows, feature_rows, graph_properties, node_property_rows
+
+BOLT_BATCH = 20_000
+
+Run = Callable[[str, dict[str, Any]], Any]
+
+
+def _batches(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+MERGE_FEATURES = (
+    "UNWIND $rows AS r "
+    "MERGE (f:Feature {model: r.model, transcoder_set: r.transcoder_set, layer: r.layer, "
+    "feature: r.feature})"
+)
+
+
+def write_over_bolt(run: Run, graph: CircuitGraph, graph_props: dict[str, Any],
+                    progress: bool = False) -> None:
+    """Write everything with ``run`` (a statement runner bound to one open transaction)."""
+    gid = graph.graph_id
+    run("CREATE (g:Graph) SET g = $props", {"props": graph_props})
+    features = feature_rows(graph)
+    for batch in _batches(features, BOLT_BATCH):
+        run(MERGE_FEATURES, {"rows": list(batch)})
+    nodes = node_property_rows(graph)
+    keys = [row["node_key"] for row in nodes]
+    edges = edge_property_rows(graph)
+    src = graph.edges["source"].to_numpy()
+    dst = graph.edges["target"].to_numpy()
+    total = len(nodes) + len(edges) + len(features)
+    with tqdm(total=total, desc=f"write {gid}", unit="row", disable=not progress,
+              leave=False) as bar:
+        for batch in _batches(nodes, BOLT_BATCH):
+            run(
+                "MATCH (g:Graph {graph_id: $gid}) UNWIND $rows AS r "
+                "CREATE (n:Node)-[:IN_GRAPH]->(g) SET n = r",
+                {"gid": gid, "rows": list(batch)},
+            )
+            bar.update(len(batch))
+        for batch in _batches(features, BOLT_BATCH):
+            run(
+                "UNWIND $rows AS r MATCH (n:Node {graph_id: $gid, node_key: r.node_key}) "
+                "MATCH (f:Feature {model: r.model, transcoder_set: r.transcoder_set, "
+                "layer: r.layer, feature: r.feature}) CREATE (n)-[:INSTANCE_OF]->(f)",
+                {"gid": gid, "rows": list(batch)},
+            )
+            bar.update(len(batch))
+        for start in range(0, len(edges), BOLT_BATCH):
+            stop = min(start + BOLT_BATCH, len(edges))
+            rows = [
+                {"s": keys[src[i]], "t": keys[dst[i]], "p": edges[i]} for i in range(start, stop)
+            ]
+            run(
+                "UNWIND $rows AS r MATCH (a:Node {graph_id: $gid, node_key: r.s}) "
+                "MATCH (b:Node {graph_id: $gid, node_key: r.t}) "
+                "CREATE (a)-[e:EDGE]->(b) SET e = r.p",
+                {"gid": gid, "rows": rows},
+            )
+            bar.update(stop - start)
+
+
+def _rids(database: Any, sql: str, *args: Any) -> list[dict[str, Any]]:
+    return [dict(row.to_dict()) for row in database.query("sql", sql, *args)]
+
+
+def write_bulk_embedded(run: Run, database: Any, graph: CircuitGraph,
+                        graph_props: dict[str, Any], progress: bool = False,
+                        on_loading: Callable[[], None] | None = None) -> None:
+    """Bulk-load through the in-process engine; ``run`` executes small Bolt transactions."""
+    gid = graph.graph_id
+    for vertex_type in (schema.GRAPH, schema.NODE, schema.FEATURE):
+        database.command("sql", f"CREATE VERTEX TYPE {vertex_type} IF NOT EXISTS")
+    for edge_type in (schema.EDGE, schema.IN_GRAPH, schema.INSTANCE_OF):
+        database.command("sql", f"CREATE EDGE TYPE {edge_type} IF NOT EXISTS")
+    run("CREATE (g:Graph) SET g = $props", {"props": {**graph_props, "status": schema.LOADING}})
+    if on_loading is not None:
+        on_loading()
+    features = feature_rows(graph)
+    for batch in _batches(features, BOLT_BATCH):
+        run(MERGE_FEATURES, {"rows": list(batch)})
+    graph_rid = _rids(database, "SELECT @rid AS rid FROM Graph WHERE graph_id = ?", gid)[0]["rid"]
+    feature_rid: dict[tuple[str, str, int, int], str] = {}
+    if features:
+        model, transcoder_set = features[0]["model"], features[0]["transcoder_set"]
+        for row in _rids(
+            database,
+            "SELECT @rid AS rid, layer, feature FROM Feature "
+            "WHERE model = ? AND transcoder_set = ?",
+            model, transcoder_set,
+        ):
+            feature_rid[(model, transcoder_set, int(row["layer"]), int(row["feature"]))] = str(
+                row["rid"]
+            )
+    nodes = node_property_rows(graph)
+    edges = edge_property_rows(graph)
+    with tqdm(total=len(nodes) + len(edges), desc=f"bulk {gid}", unit="row",
+              disable=not progress, leave=False) as bar, database.graph_batch() as batch:
+        node_rids = np.array(batch.create_vertices(schema.NODE, nodes), dtype=object)
+        bar.update(len(nodes))
+        batch.new_edges(node_rids.tolist(), schema.IN_GRAPH, [str(graph_rid)] * len(nodes))
+        if features:
+            index_of = {row["node_key"]: i for i, row in enumerate(nodes)}
+            batch.new_edges(
+                [node_rids[index_of[f["node_key"]]] for f in features],
+                schema.INSTANCE_OF,
+                [feature_rid[(f["model"], f["transcoder_set"], f["layer"], f["feature"])]
+                 for f in features],
+            )
+        src = node_rids[graph.edges["source"].to_numpy()]
+        dst = node_rids[graph.edges["target"].to_numpy()]
+        chunk = 100_000
+        for start in range(0, len(edges), chunk):
+            stop = min(start + chunk, len(edges))
+            batch.new_edges(src[start:stop].tolist(), schema.EDGE, dst[start:stop].tolist(),
+                            edges[start:stop])
+            bar.update(stop - start)
+    run("MATCH (g:Graph {graph_id: $gid}) SET g.status = $ready",
+        {"gid": gid, "ready": schema.READY})
+
+
+def props_for_write(graph: CircuitGraph, **extra: Any) -> dict[str, Any]:
+    return graph_properties(graph, **extra)

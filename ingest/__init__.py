@@ -1,0 +1,9 @@
+"""Importers and attribution jobs that turn outside material into ``CircuitGraph`` objects.
+
+Importing this package registers every importer (see :mod:`.registry`).
+"""
+
+from . import eap_ig, neuronpedia  # noqa: F401  (registration side effect)
+from .registry import IMPORTERS, Importer, load_graph
+
+__all__ = ["IMPORTERS", "Importer", "load_graph"]

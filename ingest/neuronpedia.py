@@ -1,0 +1,302 @@
+"""Neuronpedia / circuit-tracer attribution-graph JSON (both exporter generations).
+
+Format facts this importer relies on (checked against the real files in shared/data):
+
+* ``metadata.schema_version == 1`` (circuit-tracer 0.2+): a feature node's ``feature`` is
+  ``cantor(layer, index)``; older "1.0.0" exports (no ``schema_version``) store the raw index.
+* ``node_id`` is **not unique**: in ``dollar.json`` ``"0_2_1"`` names both feature #2 at layer 0,
+  position 1 and the error node of layer 2, position 1. Identity here is the typed
+  ``NodeKey``; links, which only carry ``node_id`` strings, are resolved to nodes by
+  :func:`resolve_links` and never by string lookup alone.
+* circuit-tracer writes links target by target in adjacency order (features, errors, tokens,
+  logits), sources ascending within each target. That order, plus the fact that error and
+  embedding nodes never receive edges and logits never send them, decides every ambiguous link;
+  a link that is still ambiguous is an error, never a guess.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from circuit_atlas.errors import InvalidGraphError
+from circuit_atlas.graph import CircuitGraph, GraphMetadata, NodeKind, nodes_from_records
+
+from .registry import Importer, register
+
+FORMAT_NAME = "neuronpedia"
+
+FEATURE_TYPES: dict[str, NodeKind] = {
+    "cross layer transcoder": NodeKind.FEATURE,
+    "per layer transcoder": NodeKind.FEATURE,
+    "transcoder": NodeKind.FEATURE,
+    "mlp reconstruction error": NodeKind.ERROR,
+    "embedding": NodeKind.EMBEDDING,
+    "logit": NodeKind.LOGIT,
+}
+
+_STRICT = ConfigDict(strict=True, extra="allow")
+
+
+class NeuronpediaNode(BaseModel):
+    model_config = _STRICT
+
+    node_id: str
+    feature: int | None
+    layer: str | int
+    ctx_idx: int = Field(ge=0)
+    feature_type: Literal[
+        "cross layer transcoder",
+        "per layer transcoder",
+        "transcoder",
+        "mlp reconstruction error",
+        "embedding",
+        "logit",
+    ]
+    token_prob: float | int | None = 0.0
+    is_target_logit: bool | None = False
+    clerp: str | None = ""
+    influence: float | int | None = None
+    activation: float | int | None = None
+
+
+class NeuronpediaLink(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
+
+    source: str
+    target: str
+    weight: float | int
+
+
+class NeuronpediaGenerator(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str | None = None
+    version: str | None = None
+
+
+class NeuronpediaInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    generator: NeuronpediaGenerator | None = None
+    transcoder_set: str | None = None
+    neuronpedia_source_set: str | None = None
+    create_time_ms: int | None = None
+
+
+class NeuronpediaMetadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    slug: str = Field(min_length=1)
+    scan: str
+    prompt: str | None = None
+    prompt_tokens: list[str]
+    schema_version: int | None = None
+    node_threshold: float | None = None
+    info: NeuronpediaInfo = Field(default_factory=NeuronpediaInfo)
+    pruning_settings: dict[str, Any] | None = None
+
+
+class NeuronpediaGraphFile(BaseModel):
+    """The versioned schema of one file; ``metadata.schema_version`` selects feature decoding."""
+
+    model_config = ConfigDict(extra="allow")
+    metadata: NeuronpediaMetadata
+    nodes: list[NeuronpediaNode] = Field(min_length=1)
+    links: list[NeuronpediaLink]
+
+
+def cantor_pair(a: int, b: int) -> int:
+    return (a + b) * (a + b + 1) // 2 + b
+
+
+def cantor_unpair(z: int) -> tuple[int, int]:
+    """Inverse of :func:`cantor_pair`, exact for arbitrarily large integers."""
+    w = (math.isqrt(8 * z + 1) - 1) // 2
+    b = z - w * (w + 1) // 2
+    return w - b, b
+
+
+def _layer_number(value: str | int) -> int | None:
+    if isinstance(value, int):
+        return value
+    return int(value) if value.lstrip("-").isdigit() else None
+
+
+def _node_record(index: int, node: NeuronpediaNode, schema_version: int | None,
+                 tokens: list[str]) -> dict[str, Any]:
+    kind = FEATURE_TYPES[node.feature_type]
+    layer = _layer_number(node.layer)
+    feature: int | None = None
+    if kind == NodeKind.FEATURE:
+        if layer is None or node.feature is None:
+            raise InvalidGraphError(f"nodes[{index}]: a feature node needs a numeric layer and feature")
+        feature = node.feature
+        if schema_version is not None and schema_version >= 1:
+            decoded_layer, feature = cantor_unpair(node.feature)
+            if decoded_layer != layer:
+                raise InvalidGraphError(
+                    f"nodes[{index}].feature: cantor code {node.feature} decodes to layer "
+                    f"{decoded_layer}, but the node is on layer {layer}"
+                )
+    elif kind == NodeKind.LOGIT:
+        feature = node.feature
+        if feature is None:
+            raise InvalidGraphError(f"nodes[{index}].feature: a logit node needs its token id")
+    elif kind == NodeKind.ERROR and layer is None:
+        raise InvalidGraphError(f"nodes[{index}].layer: an error node needs a numeric layer")
+    if kind == NodeKind.EMBEDDING:
+        layer = None
+    token = tokens[node.ctx_idx] if node.ctx_idx < len(tokens) else None
+    return {
+        "kind": kind.value,
+        "layer": layer,
+        "pos": node.ctx_idx,
+        "feature": feature,
+        "head": None,
+        "activation": node.activation,
+        "influence": node.influence,
+        "label": node.clerp or None,
+        "token": token,
+        "token_prob": node.token_prob,
+        "is_target_logit": bool(node.is_target_logit),
+        "source_id": node.node_id,
+    }
+
+
+def _resolve_runs(
+    candidates: list[list[int]], strict: bool, what: str, offset: int = 0
+) -> list[int]:
+    """Pick one candidate per position so the sequence is monotone (strictly if ``strict``).
+
+    Only runs of ambiguous positions are decided, bounded by their unambiguous neighbours. The
+    leftmost and rightmost feasible choices are computed; if they differ the order does not
+    decide the run and we refuse to guess.
+    """
+    chosen = [c[0] if len(c) == 1 else -1 for c in candidates]
+    n = len(candidates)
+    i = 0
+    while i < n:
+        if chosen[i] != -1:
+            i += 1
+            continue
+        j = i
+        while j < n and chosen[j] == -1:
+            j += 1
+        low = chosen[i - 1] if i > 0 else -1
+        high = chosen[j] if j < n else 1 << 62
+        left, right = [], []
+        prev = low
+        for k in range(i, j):
+            ok = [c for c in candidates[k] if (c > prev if strict else c >= prev)]
+            if not ok:
+                break
+            prev = min(ok)
+            left.append(prev)
+        nxt = high
+        for k in range(j - 1, i - 1, -1):
+            ok = [c for c in candidates[k] if (c < nxt if strict else c <= nxt)]
+            if not ok:
+                break
+            nxt = max(ok)
+            right.append(nxt)
+        right.reverse()
+        if len(left) != j - i or len(right) != j - i or left != right:
+            raise InvalidGraphError(f"links[{offset + i}].{what}: node id is ambiguous and link order "
+                                    "does not decide which node it names")
+        chosen[i:j] = left
+        i = j
+    return chosen
+
+
+def resolve_links(node_ids: list[str], kinds: list[str], links: list[NeuronpediaLink]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Map each link's ``source``/``target`` string to a node row (see module docstring)."""
+    rows_by_id: dict[str, list[int]] = {}
+    for row, node_id in enumerate(node_ids):
+        rows_by_id.setdefault(node_id, []).append(row)
+    cannot_receive = {NodeKind.ERROR.value, NodeKind.EMBEDDING.value}
+    cannot_send = {NodeKind.LOGIT.value}
+
+    def candidates(end: str, banned: set[str]) -> list[list[int]]:
+        out = []
+        for i, link in enumerate(links):
+            name = getattr(link, end)
+            rows = rows_by_id.get(name)
+            if rows is None:
+                raise InvalidGraphError(f"links[{i}].{end}: {name!r} is not the id of any node")
+            if len(rows) > 1:
+                rows = [r for r in rows if kinds[r] not in banned] or rows
+            out.append(rows)
+        return out
+
+    target_rows = np.asarray(_resolve_runs(candidates("target", cannot_receive), False, "target"),
+                             dtype=np.int64)
+    source_cands = candidates("source", cannot_send)
+    source_rows = np.empty(len(links), dtype=np.int64)
+    start = 0
+    while start < len(links):
+        stop = start
+        while stop < len(links) and target_rows[stop] == target_rows[start]:
+            stop += 1
+        group = source_cands[start:stop]
+        if any(len(c) > 1 for c in group):
+            resolved = _resolve_runs(group, True, "source", offset=start)
+        else:
+            resolved = [c[0] for c in group]
+        source_rows[start:stop] = resolved
+        start = stop
+    return source_rows, target_rows
+
+
+def parse_neuronpedia(document: Any, path: Path, graph_id: str | None = None) -> CircuitGraph:
+    data = NeuronpediaGraphFile.model_validate(document)
+    meta = data.metadata
+    tokens = list(meta.prompt_tokens)
+    records = [
+        _node_record(i, node, meta.schema_version, tokens) for i, node in enumerate(data.nodes)
+    ]
+    nodes = nodes_from_records(records)
+    sources, targets = resolve_links(
+        [n.node_id for n in data.nodes], nodes["kind"].tolist(), data.links
+    )
+    edges = pd.DataFrame(
+        {
+            "source": sources,
+            "target": targets,
+            "weight": np.array([link.weight for link in data.links], dtype=np.float64),
+        }
+    )
+    info = meta.info
+    generator = info.generator or NeuronpediaGenerator()
+    created = None
+    if info.create_time_ms is not None:
+        created = datetime.fromtimestamp(info.create_time_ms / 1000, tz=timezone.utc).isoformat()
+    pruning = meta.pruning_settings or {}
+    metadata = GraphMetadata(
+        graph_id=graph_id or meta.slug,
+        model=meta.scan,
+        prompt=meta.prompt,
+        tokens=tokens,
+        method="attribution-graph",
+        source_tool=generator.name,
+        source_version=generator.version,
+        source_format=f"{FORMAT_NAME}/{meta.schema_version or '1.0.0'}",
+        transcoder_set=info.transcoder_set or info.neuronpedia_source_set,
+        node_threshold=pruning.get("node_threshold", meta.node_threshold),
+        edge_threshold=pruning.get("edge_threshold"),
+        created_at=created,
+        extra={"source_file": path.name, "slug": meta.slug},
+    )
+    return CircuitGraph(nodes, edges, metadata)
+
+
+def _sniff(document: Any) -> bool:
+    return isinstance(document, dict) and {"metadata", "nodes", "links"} <= document.keys()
+
+
+register(Importer(FORMAT_NAME, "Neuronpedia / circuit-tracer graph JSON", _sniff,
+                  parse_neuronpedia))
