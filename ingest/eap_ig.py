@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from circuit_atlas.errors import InvalidGraphError
 from circuit_atlas.graph import CircuitGraph, GraphMetadata, NodeKey, NodeKind, nodes_from_records
 
-from .registry import Importer, register
+from .registry import Importer, file_stem, register
 
 FORMAT_NAME = "eap-ig"
 
@@ -107,7 +107,7 @@ def parse_eap_ig(document: Any, path: Path, graph_id: str | None = None) -> Circ
     )
     cfg = data.cfg
     metadata = GraphMetadata(
-        graph_id=graph_id or path.stem,
+        graph_id=graph_id or file_stem(path),
         method="eap-ig",
         source_tool="EAP-IG",
         source_format=FORMAT_NAME,

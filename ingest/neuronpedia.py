@@ -3,7 +3,9 @@
 Format facts this importer relies on (checked against the real files in shared/data):
 
 * ``metadata.schema_version == 1`` (circuit-tracer 0.2+): a feature node's ``feature`` is
-  ``cantor(layer, index)``; older "1.0.0" exports (no ``schema_version``) store the raw index.
+  ``cantor(layer, index)``. Older "1.0.0" exports (no ``schema_version``) store
+  ``layer * 100_000 + index`` (which reads as the raw index on layer 0): checked on every
+  feature of the four real 1.0.0 files against the index inside their ``node_id``.
 * ``node_id`` is **not unique**: in ``dollar.json`` ``"0_2_1"`` names both feature #2 at layer 0,
   position 1 and the error node of layer 2, position 1. Identity here is the typed
   ``NodeKey``; links, which only carry ``node_id`` strings, are resolved to nodes by
@@ -120,6 +122,26 @@ def cantor_unpair(z: int) -> tuple[int, int]:
     return w - b, b
 
 
+LEGACY_LAYER_STRIDE = 100_000
+
+
+def decode_feature_index(code: int, layer: int, schema_version: int | None) -> int:
+    """The transcoder feature index of a feature node, from either exporter generation."""
+    if schema_version is not None and schema_version >= 1:
+        decoded_layer, index = cantor_unpair(code)
+        if decoded_layer != layer:
+            raise InvalidGraphError(
+                f"cantor code {code} decodes to layer {decoded_layer}, not the node's {layer}"
+            )
+        return index
+    encoded_layer, index = divmod(code, LEGACY_LAYER_STRIDE)
+    if encoded_layer != layer:
+        raise InvalidGraphError(
+            f"code {code} encodes layer {encoded_layer}, not the node's {layer}"
+        )
+    return index
+
+
 def _layer_number(value: str | int) -> int | None:
     if isinstance(value, int):
         return value
@@ -134,14 +156,10 @@ def _node_record(index: int, node: NeuronpediaNode, schema_version: int | None,
     if kind == NodeKind.FEATURE:
         if layer is None or node.feature is None:
             raise InvalidGraphError(f"nodes[{index}]: a feature node needs a numeric layer and feature")
-        feature = node.feature
-        if schema_version is not None and schema_version >= 1:
-            decoded_layer, feature = cantor_unpair(node.feature)
-            if decoded_layer != layer:
-                raise InvalidGraphError(
-                    f"nodes[{index}].feature: cantor code {node.feature} decodes to layer "
-                    f"{decoded_layer}, but the node is on layer {layer}"
-                )
+        try:
+            feature = decode_feature_index(node.feature, layer, schema_version)
+        except InvalidGraphError as exc:
+            raise InvalidGraphError(f"nodes[{index}].feature: {exc}") from None
     elif kind == NodeKind.LOGIT:
         feature = node.feature
         if feature is None:

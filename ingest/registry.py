@@ -7,6 +7,7 @@ choices come from here.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from collections.abc import Callable
@@ -44,7 +45,8 @@ def _reject_constant(name: str) -> float:
 def read_json(path: Path) -> Any:
     """Parse a JSON file, turning every failure into a one-line error naming the file."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as handle:
             return json.load(handle, parse_constant=_reject_constant)
     except FileNotFoundError:
         raise ImportFormatError(path, "no such file") from None
@@ -52,11 +54,21 @@ def read_json(path: Path) -> Any:
         raise ImportFormatError(path, "is a directory, not a graph file") from None
     except UnicodeDecodeError as exc:
         raise ImportFormatError(path, f"not UTF-8 text ({exc.reason})") from None
+    except (gzip.BadGzipFile, EOFError) as exc:
+        raise ImportFormatError(path, f"damaged gzip file ({exc})") from None
     except json.JSONDecodeError as exc:
         problem = "truncated JSON" if exc.pos >= _file_size(path) - 1 else "invalid JSON"
         raise ImportFormatError(
             path, f"{problem}: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+
+
+def file_stem(path: Path) -> str:
+    """``a/b.json.gz`` → ``b``: the default graph id of a file without one of its own."""
+    name = path.name
+    for suffix in (".gz", ".json"):
+        name = name.removesuffix(suffix)
+    return name
 
 
 def _file_size(path: Path) -> int:
