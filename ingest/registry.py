@@ -57,7 +57,8 @@ def read_json(path: Path) -> Any:
     except (gzip.BadGzipFile, EOFError) as exc:
         raise ImportFormatError(path, f"damaged gzip file ({exc})") from None
     except json.JSONDecodeError as exc:
-        problem = "truncated JSON" if exc.pos >= _file_size(path) - 1 else "invalid JSON"
+        ends_early = exc.pos >= len(exc.doc.rstrip()) - 1 or exc.msg.startswith("Unterminated")
+        problem = "truncated JSON" if ends_early else "invalid JSON"
         raise ImportFormatError(
             path, f"{problem}: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
@@ -69,13 +70,6 @@ def file_stem(path: Path) -> str:
     for suffix in (".gz", ".json"):
         name = name.removesuffix(suffix)
     return name
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 def describe_validation_error(exc: ValidationError) -> str:
