@@ -147,7 +147,7 @@ class CircuitStore:
     @property
     def has_bulk_path(self) -> bool:
         server = self.local_server
-        return server is not None and server.running and server.database == self.database
+        return server is not None and server.running and server.endpoint.uri == self.uri
 
     # ------------------------------------------------------------------ writing
     def _graph_record(self, graph_id: str) -> dict[str, Any] | None:

@@ -1,0 +1,168 @@
+"""The store against a real Bolt server: exact round trips, idempotence, atomic failure,
+read-only Cypher, deletion. Nothing is mocked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import bundled
+
+from circuit_atlas.errors import CypherError, GraphConflict, GraphNotFound
+from circuit_atlas.graph import CircuitGraph
+from circuit_atlas.ingest import load_graph
+from circuit_atlas.store import CircuitStore
+
+
+def assert_same_graph(a: CircuitGraph, b: CircuitGraph) -> None:
+    na, ea = a.to_dataframes()
+    nb, eb = b.to_dataframes()
+    na, nb = (n.set_index("node_key").sort_index() for n in (na, nb))
+    assert list(na.index) == list(nb.index)
+    for column in ("kind", "layer", "pos", "feature", "label", "token"):
+        assert na[column].astype(str).tolist() == nb[column].astype(str).tolist(), column
+    for column in ("activation", "influence", "token_prob"):
+        assert np.allclose(na[column].astype(float), nb[column].astype(float), equal_nan=True)
+    key = ["source_key", "target_key", "channel"]
+    ea, eb = (e.sort_values(key).reset_index(drop=True) for e in (ea, eb))
+    assert ea[key].equals(eb[key])  # every endpoint correct
+    np.testing.assert_array_equal(ea["weight"].astype(np.float32), eb["weight"].astype(np.float32))
+    assert a.metadata == b.metadata
+
+
+@pytest.mark.parametrize("name", ["dollar.json.gz", "gpt2-ioi-eap-ig.json.gz"])
+@pytest.mark.parametrize("path", ["bulk", "bolt"])
+def test_write_then_read_back_is_exact(fresh_store: CircuitStore, name: str, path: str):
+    graph = load_graph(bundled(name))
+    result = fresh_store.write_graph(graph, force_bolt=path == "bolt")
+    assert result.status == "created" and result.path == path
+    assert fresh_store.count_graph(graph.graph_id) == (graph.n_nodes, graph.n_edges)
+    back = fresh_store.read_graph(graph.graph_id)
+    assert_same_graph(graph, back)
+    assert back.content_hash() == graph.content_hash()
+    exact = fresh_store.read_artifact(graph.graph_id)
+    assert exact.content_hash() == graph.content_hash()
+    np.testing.assert_array_equal(exact.edges["weight"].to_numpy(), graph.edges["weight"])
+
+
+def test_reingest_is_a_no_op_and_never_duplicates(fresh_store: CircuitStore):
+    graph = load_graph(bundled("bee-insect-clt.json.gz"))
+    fresh_store.write_graph(graph)
+    features = fresh_store.query("MATCH (f:Feature) RETURN count(f) AS c")[0]["c"]
+    again = fresh_store.write_graph(load_graph(bundled("bee-insect-clt.json.gz")))
+    assert again.status == "unchanged"
+    assert fresh_store.count_graph(graph.graph_id) == (graph.n_nodes, graph.n_edges)
+    assert fresh_store.query("MATCH (f:Feature) RETURN count(f) AS c")[0]["c"] == features
+    assert len(fresh_store.list_graphs()) == 1
+
+
+def test_same_id_other_content_needs_replace(fresh_store: CircuitStore):
+    graph = load_graph(bundled("bee-insect-clt.json.gz"))
+    fresh_store.write_graph(graph)
+    edges = graph.edges.copy()
+    edges.loc[0, "weight"] += 1.0
+    changed = CircuitGraph(graph.nodes, edges, graph.metadata)
+    with pytest.raises(GraphConflict, match="--replace"):
+        fresh_store.write_graph(changed)
+    assert fresh_store.read_graph(graph.graph_id).content_hash() == graph.content_hash()
+    assert fresh_store.write_graph(changed, replace=True).status == "replaced"
+    assert fresh_store.read_graph(graph.graph_id).content_hash() == changed.content_hash()
+    assert fresh_store.count_graph(graph.graph_id) == (graph.n_nodes, graph.n_edges)
+
+
+def test_feature_identity_links_graphs(fresh_store: CircuitStore):
+    bee = load_graph(bundled("bee-insect-clt.json.gz"))
+    nobel = load_graph(bundled("nobel-clt.json.gz"))
+    for graph in (bee, nobel):
+        fresh_store.write_graph(graph)
+
+    def features(graph: CircuitGraph) -> set[tuple[int, int]]:
+        rows = graph.nodes[graph.nodes["kind"] == "feature"]
+        return set(zip(rows["layer"].astype(int), rows["feature"].astype(int)))
+
+    shared = fresh_store.query(
+        "MATCH (:Node {graph_id: $a})-[:INSTANCE_OF]->(f:Feature)<-[:INSTANCE_OF]-"
+        "(:Node {graph_id: $b}) RETURN DISTINCT f.layer AS layer, f.feature AS feature",
+        {"a": bee.graph_id, "b": nobel.graph_id},
+    )
+    assert {(r["layer"], r["feature"]) for r in shared} == features(bee) & features(nobel)
+    total = fresh_store.query("MATCH (f:Feature) RETURN count(f) AS c")[0]["c"]
+    assert total == len(features(bee) | features(nobel))
+
+
+def test_failed_write_leaves_nothing(fresh_store: CircuitStore, monkeypatch):
+    graph = load_graph(bundled("bee-insect-clt.json.gz"))
+    import circuit_atlas.store.writer as writer
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    for path in ("bulk", "bolt"):
+        real = writer.edge_property_rows
+        monkeypatch.setattr(writer, "edge_property_rows", explode)
+        with pytest.raises(RuntimeError, match="disk full"):
+            fresh_store.write_graph(graph, force_bolt=path == "bolt")
+        monkeypatch.setattr(writer, "edge_property_rows", real)
+        assert fresh_store.list_graphs().empty
+        assert fresh_store.query("MATCH (n) WHERE n:Node OR n:Graph RETURN count(n) AS c")[0]["c"] == 0
+        assert not list(fresh_store.artifact_dir.glob("*.npz"))
+
+
+def test_delete_and_list_filters(fresh_store: CircuitStore):
+    for name in ("bee-insect-clt.json.gz", "gpt2-ioi-eap-ig.json.gz"):
+        fresh_store.write_graph(load_graph(bundled(name)))
+    listed = fresh_store.list_graphs(model="gemma-2-2b")
+    assert listed["graph_id"].tolist() == ["abeeisatypeof-1759386939498"]
+    assert fresh_store.list_graphs(method="eap-ig")["graph_id"].tolist() == ["gpt2-ioi-eap-ig"]
+    fresh_store.delete_graph("gpt2-ioi-eap-ig")
+    assert fresh_store.count_graph("gpt2-ioi-eap-ig") == (0, 0)
+    with pytest.raises(GraphNotFound):
+        fresh_store.delete_graph("gpt2-ioi-eap-ig")
+    with pytest.raises(GraphNotFound):
+        fresh_store.read_graph("no-such-graph")
+
+
+@pytest.mark.parametrize("query", [
+    "CREATE (n:Node {graph_id: 'x'})",
+    "MATCH (n) DETACH DELETE n",
+    "MATCH (g:Graph) SET g.status = 'gone'",
+    "MERGE (x:Thing) RETURN x",
+    "MATCH (g:Graph) REMOVE g.model",
+])
+def test_user_cypher_is_read_only_by_default(fresh_store: CircuitStore, query: str):
+    fresh_store.write_graph(load_graph(bundled("bee-insect-clt.json.gz")))
+    before = fresh_store.query("MATCH (n) RETURN count(n) AS c")[0]["c"]
+    with pytest.raises(CypherError, match="read-only|write"):
+        fresh_store.query(query)
+    assert fresh_store.query("MATCH (n) RETURN count(n) AS c")[0]["c"] == before
+    assert fresh_store.list_graphs()["graph_id"].tolist() == ["abeeisatypeof-1759386939498"]
+
+
+def test_words_inside_strings_and_properties_are_not_clauses(fresh_store: CircuitStore):
+    rows = fresh_store.query("RETURN 'CREATE' AS word, $set AS value", {"set": 3})
+    assert rows == [{"word": "CREATE", "value": 3}]
+
+
+def test_write_cypher_runs_when_asked(fresh_store: CircuitStore):
+    fresh_store.query("CREATE (:Note {text: $text})", {"text": "hi"}, write=True)
+    assert fresh_store.query("MATCH (n:Note) RETURN n.text AS t") == [{"t": "hi"}]
+
+
+def test_values_travel_as_parameters(fresh_store: CircuitStore):
+    hostile = "x'}) DETACH DELETE n //"
+    rows = fresh_store.query("RETURN $v AS v", {"v": hostile})
+    assert rows == [{"v": hostile}]
+
+
+def test_cypher_syntax_error_is_one_line(fresh_store: CircuitStore):
+    with pytest.raises(CypherError) as info:
+        fresh_store.query("MATCH (n RETURN n")
+    assert "\n" not in str(info.value)
+
+
+def test_query_df(fresh_store: CircuitStore):
+    fresh_store.write_graph(load_graph(bundled("bee-insect-clt.json.gz")))
+    frame = fresh_store.query_df("MATCH (n:Node) RETURN n.kind AS kind, count(*) AS n ORDER BY kind")
+    assert isinstance(frame, pd.DataFrame)
+    assert frame.set_index("kind")["n"].to_dict() == {"embedding": 7, "error": 40,
+                                                      "feature": 209, "logit": 10}
