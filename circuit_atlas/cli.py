@@ -28,6 +28,7 @@ from circuit_atlas.local_server import (
     default_data_dir,
     running_shared_server,
 )
+from circuit_atlas.progress import progress_enabled
 from circuit_atlas.store import CircuitStore, ConnectionSettings
 
 _DEBUG = False
@@ -56,8 +57,16 @@ def print_table(frame: pd.DataFrame, fmt: str = "table") -> None:
     elif frame.empty:
         click.echo("(no rows)")
     else:
-        with pd.option_context("display.max_rows", 200, "display.max_columns", 20,
-                               "display.width", 160, "display.max_colwidth", 60):
+        with pd.option_context(
+            "display.max_rows",
+            200,
+            "display.max_columns",
+            20,
+            "display.width",
+            160,
+            "display.max_colwidth",
+            60,
+        ):
             click.echo(frame.to_string(index=False))
 
 
@@ -88,12 +97,22 @@ pass_ctx = click.make_pass_decorator(StoreContext)
 @click.option("--user", help="Database user [env NEO4J_USER].")
 @click.option("--password", help="Database password [env NEO4J_PASSWORD; prefer the variable].")
 @click.option("--database", help="Database name [env NEO4J_DATABASE].")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder of the local server and artifacts [env CIRCUIT_ATLAS_DATA_DIR].")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the local server and artifacts [env CIRCUIT_ATLAS_DATA_DIR].",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.pass_context
-def cli(ctx: click.Context, uri: str | None, user: str | None, password: str | None,
-        database: str | None, data_dir: Path | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    uri: str | None,
+    user: str | None,
+    password: str | None,
+    database: str | None,
+    data_dir: Path | None,
+    debug: bool,
+) -> None:
     """Circuit Atlas: mechanistic-interpretability circuits in a graph database."""
     global _DEBUG
     _DEBUG = debug
@@ -108,7 +127,9 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.name.endswith((".json", ".json.gz"))))
+            files.extend(
+                sorted(p for p in path.iterdir() if p.name.endswith((".json", ".json.gz")))
+            )
         else:
             files.append(path)
     return files
@@ -116,13 +137,19 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(sorted(IMPORTERS)),
-              help="Skip format detection.")
+@click.option(
+    "--format", "fmt", type=click.Choice(sorted(IMPORTERS)), help="Skip format detection."
+)
 @click.option("--graph-id", help="Store under this id (one file only).")
 @click.option("--replace", is_flag=True, help="Overwrite a stored graph with the same id.")
 @pass_ctx
-def ingest(state: StoreContext, files: tuple[Path, ...], fmt: str | None, graph_id: str | None,
-           replace: bool) -> None:
+def ingest(
+    state: StoreContext,
+    files: tuple[Path, ...],
+    fmt: str | None,
+    graph_id: str | None,
+    replace: bool,
+) -> None:
     """Import graph FILES (or folders of them) into the store.
 
     Every file is parsed and validated before anything is written, so one bad file leaves the
@@ -131,19 +158,22 @@ def ingest(state: StoreContext, files: tuple[Path, ...], fmt: str | None, graph_
     paths = _expand(files)
     if graph_id and len(paths) != 1:
         raise click.UsageError("--graph-id needs exactly one file")
-    graphs = [load_graph(p, fmt, graph_id) for p in tqdm(paths, desc="parse", unit="file",
-                                                           disable=len(paths) < 2)]
+    bars = progress_enabled()
+    graphs = [
+        load_graph(p, fmt, graph_id)
+        for p in tqdm(paths, desc="parse", unit="file", disable=len(paths) < 2 or not bars)
+    ]
     ids = [g.graph_id for g in graphs]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise CircuitAtlasError(f"several files would be stored as graph id(s) {dupes}")
     store = state.store()
-    for graph in tqdm(graphs, desc="ingest", unit="graph", disable=len(graphs) < 2):
-        result = store.write_graph(graph, replace=replace, progress=True)
+    for graph in tqdm(graphs, desc="ingest", unit="graph", disable=len(graphs) < 2 or not bars):
+        result = store.write_graph(graph, replace=replace, progress=bars)
         tqdm.write(
             f"{result.graph_id}: {result.n_nodes:,} nodes, {result.n_edges:,} edges — "
-            f"{result.status}" + (f" ({result.path}, {result.seconds:.1f} s)"
-                                  if result.status != "unchanged" else "")
+            f"{result.status}"
+            + (f" ({result.path}, {result.seconds:.1f} s)" if result.status != "unchanged" else "")
         )
 
 
@@ -155,8 +185,14 @@ def ingest(state: StoreContext, files: tuple[Path, ...], fmt: str | None, graph_
 @click.option("--contains", help="Only graph ids containing this text.")
 @click.option("--format", "out", type=click.Choice(["table", "csv", "json"]), default="table")
 @pass_ctx
-def graphs(state: StoreContext, model: str | None, method: str | None,
-           source_format: str | None, contains: str | None, out: str) -> None:
+def graphs(
+    state: StoreContext,
+    model: str | None,
+    method: str | None,
+    source_format: str | None,
+    contains: str | None,
+    out: str,
+) -> None:
     """List stored graphs."""
     frame = state.store().list_graphs(model, method, source_format, contains)
     print_table(frame, out)
@@ -176,8 +212,8 @@ def show(state: StoreContext, graph_id: str) -> None:
     if info.get("tokens"):
         click.echo(f"{'tokens':16} {info['tokens']}")
     kinds = store.query(
-        "MATCH (n:Node {graph_id: $gid}) RETURN n.kind AS kind, count(*) AS nodes "
-        "ORDER BY kind", {"gid": graph_id},
+        "MATCH (n:Node {graph_id: $gid}) RETURN n.kind AS kind, count(*) AS nodes ORDER BY kind",
+        {"gid": graph_id},
     )
     print_table(pd.DataFrame(kinds))
 
@@ -200,8 +236,9 @@ def rm(state: StoreContext, graph_ids: tuple[str, ...]) -> None:
 @click.option("--format", "out", type=click.Choice(["table", "csv", "json"]), default="table")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds.")
 @pass_ctx
-def cypher(state: StoreContext, query: str, params: tuple[str, ...], write: bool, out: str,
-           timeout: float) -> None:
+def cypher(
+    state: StoreContext, query: str, params: tuple[str, ...], write: bool, out: str, timeout: float
+) -> None:
     """Run a Cypher QUERY (read-only unless --write); values go in as parameters."""
     values = dict(parse_param(p) for p in params)
     rows = state.store().query(query, values, write=write, timeout_s=timeout)
@@ -229,9 +266,19 @@ def db_start(state: StoreContext, timeout: float) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         with open(data_dir / "serve.out", "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "circuit_atlas.cli", "--data-dir", str(data_dir),
-                 "db", "serve"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "circuit_atlas.cli",
+                    "--data-dir",
+                    str(data_dir),
+                    "db",
+                    "serve",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while (endpoint := running_shared_server(data_dir)) is None:
@@ -279,8 +326,15 @@ def _store_args(server: LocalServer) -> tuple[Any, ...]:
 
     endpoint = server.endpoint
     driver = GraphDatabase.driver(endpoint.uri, auth=(endpoint.user, endpoint.password))
-    return (driver, endpoint.database, server.data_dir / "artifacts", endpoint.uri,
-            endpoint.user, server, False)
+    return (
+        driver,
+        endpoint.database,
+        server.data_dir / "artifacts",
+        endpoint.uri,
+        endpoint.user,
+        server,
+        False,
+    )
 
 
 @db.command("stop")

@@ -14,10 +14,15 @@ import click
 import pandas as pd
 
 from circuit_atlas.ingest import load_graph
+from circuit_atlas.progress import progress_enabled
 from circuit_atlas.store import CircuitStore
 
-EXAMPLES = ("bee-insect-clt.json.gz", "nobel-clt.json.gz", "dollar.json.gz",
-            "gpt2-ioi-eap-ig.json.gz")
+EXAMPLES = (
+    "bee-insect-clt.json.gz",
+    "nobel-clt.json.gz",
+    "dollar.json.gz",
+    "gpt2-ioi-eap-ig.json.gz",
+)
 
 STRONGEST_EDGES = """
 MATCH (a:Node {graph_id: $gid})-[e:EDGE]->(b:Node)
@@ -26,8 +31,9 @@ ORDER BY abs(e.weight) DESC LIMIT 5
 """
 SHARED_FEATURES = """
 MATCH (g1:Node {graph_id: $a})-[:INSTANCE_OF]->(f:Feature)<-[:INSTANCE_OF]-(g2:Node {graph_id: $b})
-RETURN f.layer AS layer, f.feature AS feature, g1.label AS label,
-       g1.activation AS activation_a, g2.activation AS activation_b
+RETURN f.layer AS layer, f.feature AS feature,
+       count(DISTINCT g1) AS nodes_in_a, count(DISTINCT g2) AS nodes_in_b,
+       max(g1.activation) AS max_activation_a, max(g2.activation) AS max_activation_b
 ORDER BY layer, feature LIMIT 10
 """
 
@@ -43,17 +49,21 @@ def run_demo(store: CircuitStore) -> None:
     for entry in files:
         with resources.as_file(entry) as path:
             graph = load_graph(path)
-        result = store.write_graph(graph, progress=True)
+        result = store.write_graph(graph, progress=progress_enabled())
         ids.append(result.graph_id)
-        click.echo(f"{result.graph_id}: {result.n_nodes:,} nodes, {result.n_edges:,} edges — "
-                   f"{result.status}")
+        click.echo(
+            f"{result.graph_id}: {result.n_nodes:,} nodes, {result.n_edges:,} edges — "
+            f"{result.status}"
+        )
     _section("graphs in the store")
     frame = store.list_graphs()
-    click.echo(frame[["graph_id", "model", "source_format", "nodes", "edges"]].to_string(
-        index=False))
+    click.echo(
+        frame[["graph_id", "model", "source_format", "nodes", "edges"]].to_string(index=False)
+    )
     _section("strongest edges of gemma-dollar (Cypher)")
-    click.echo(pd.DataFrame(store.query(STRONGEST_EDGES, {"gid": "gemma-dollar"})).to_string(
-        index=False))
+    click.echo(
+        pd.DataFrame(store.query(STRONGEST_EDGES, {"gid": "gemma-dollar"})).to_string(index=False)
+    )
     bee, nobel = ids[0], ids[1]
     _section(f"features shared by {bee} and {nobel} (cross-graph :Feature identity)")
     shared = pd.DataFrame(store.query(SHARED_FEATURES, {"a": bee, "b": nobel}))
@@ -61,5 +71,7 @@ def run_demo(store: CircuitStore) -> None:
     _section("where things are")
     click.echo(f"database: {store.uri} database {store.database!r}")
     click.echo(f"adjacency artifacts: {store.artifact_dir}")
-    click.echo("try:  circuit-atlas graphs   |   circuit-atlas show gemma-dollar   |   "
-               "circuit-atlas cypher 'MATCH (g:Graph) RETURN g.graph_id AS id'")
+    click.echo(
+        "try:  circuit-atlas graphs   |   circuit-atlas show gemma-dollar   |   "
+        "circuit-atlas cypher 'MATCH (g:Graph) RETURN g.graph_id AS id'"
+    )

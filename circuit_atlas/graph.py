@@ -370,8 +370,12 @@ class CircuitGraph:
             items = ((u, v, "", d) for u, v, d in graph.edges(data=True))
         for u, v, channel, data in items:
             edge_rows.append(
-                {"source": index[NodeKey(*u)], "target": index[NodeKey(*v)], "channel": channel,
-                 **data}
+                {
+                    "source": index[NodeKey(*u)],
+                    "target": index[NodeKey(*v)],
+                    "channel": channel,
+                    **data,
+                }
             )
         edges = pd.DataFrame(edge_rows, columns=None if edge_rows else list(EDGE_COLUMNS))
         return cls(pd.DataFrame(rows), edges, metadata)

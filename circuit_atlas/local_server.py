@@ -105,7 +105,9 @@ def running_shared_server(data_dir: Path) -> BoltEndpoint | None:
     if not _pid_alive(int(info.get("pid", -1))) or not _port_open(int(info["bolt_port"])):
         return None
     return BoltEndpoint(
-        f"bolt://127.0.0.1:{info['bolt_port']}", ROOT_USER, read_password(data_dir),
+        f"bolt://127.0.0.1:{info['bolt_port']}",
+        ROOT_USER,
+        read_password(data_dir),
         info.get("database", DEFAULT_DATABASE),
     )
 
@@ -208,7 +210,9 @@ class LocalServer:
         if self.bolt_port is None:
             raise LocalServerError("local server is not started")
         return BoltEndpoint(
-            f"bolt://127.0.0.1:{self.bolt_port}", ROOT_USER, read_password(self.data_dir),
+            f"bolt://127.0.0.1:{self.bolt_port}",
+            ROOT_USER,
+            read_password(self.data_dir),
             self.database,
         )
 
@@ -228,8 +232,13 @@ class LocalServer:
     # ------------------------------------------------------------------ sharing
     def announce(self) -> None:
         """Write ``server.json`` so other processes connect instead of starting their own."""
-        info = {"pid": os.getpid(), "bolt_port": self.bolt_port, "http_port": self.http_port,
-                "database": self.database, "started_at": time.time()}
+        info = {
+            "pid": os.getpid(),
+            "bolt_port": self.bolt_port,
+            "http_port": self.http_port,
+            "database": self.database,
+            "started_at": time.time(),
+        }
         path = self.data_dir / "server.json"
         path.write_text(json.dumps(info))
         os.chmod(path, 0o600)

@@ -59,8 +59,9 @@ def component_key(name: str) -> NodeKey:
     """``a3.h4`` → attention head (layer 3, head 4); ``m2`` → MLP 2; ``input``/``logits``."""
     match = _NODE_NAME.match(name)
     if match is None:
-        raise InvalidGraphError(f"nodes: {name!r} is not a component name "
-                                "(input, a{l}.h{h}, m{l}, logits)")
+        raise InvalidGraphError(
+            f"nodes: {name!r} is not a component name (input, a{{l}}.h{{h}}, m{{l}}, logits)"
+        )
     head_layer, head, mlp_layer = match.groups()
     if name == "input":
         return NodeKey(NodeKind.INPUT.value)
@@ -94,7 +95,8 @@ def parse_eap_ig(document: Any, path: Path, graph_id: str | None = None) -> Circ
                 array[i] = row_of[match[end]]
             except KeyError:
                 raise InvalidGraphError(
-                    f"edges[{name!r}]: {match[end]!r} is not one of the file's nodes") from None
+                    f"edges[{name!r}]: {match[end]!r} is not one of the file's nodes"
+                ) from None
         channels.append(match["channel"] or "")
     edges = pd.DataFrame(
         {
@@ -111,8 +113,13 @@ def parse_eap_ig(document: Any, path: Path, graph_id: str | None = None) -> Circ
         method="eap-ig",
         source_tool="EAP-IG",
         source_format=FORMAT_NAME,
-        extra={"source_file": path.name, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads,
-               "parallel_attn_mlp": cfg.parallel_attn_mlp, "d_model": cfg.d_model},
+        extra={
+            "source_file": path.name,
+            "n_layers": cfg.n_layers,
+            "n_heads": cfg.n_heads,
+            "parallel_attn_mlp": cfg.parallel_attn_mlp,
+            "d_model": cfg.d_model,
+        },
     )
     return CircuitGraph(nodes, edges, metadata)
 

@@ -148,14 +148,17 @@ def _layer_number(value: str | int) -> int | None:
     return int(value) if value.lstrip("-").isdigit() else None
 
 
-def _node_record(index: int, node: NeuronpediaNode, schema_version: int | None,
-                 tokens: list[str]) -> dict[str, Any]:
+def _node_record(
+    index: int, node: NeuronpediaNode, schema_version: int | None, tokens: list[str]
+) -> dict[str, Any]:
     kind = FEATURE_TYPES[node.feature_type]
     layer = _layer_number(node.layer)
     feature: int | None = None
     if kind == NodeKind.FEATURE:
         if layer is None or node.feature is None:
-            raise InvalidGraphError(f"nodes[{index}]: a feature node needs a numeric layer and feature")
+            raise InvalidGraphError(
+                f"nodes[{index}]: a feature node needs a numeric layer and feature"
+            )
         try:
             feature = decode_feature_index(node.feature, layer, schema_version)
         except InvalidGraphError as exc:
@@ -223,15 +226,18 @@ def _resolve_runs(
             right.append(nxt)
         right.reverse()
         if len(left) != j - i or len(right) != j - i or left != right:
-            raise InvalidGraphError(f"links[{offset + i}].{what}: node id is ambiguous and link order "
-                                    "does not decide which node it names")
+            raise InvalidGraphError(
+                f"links[{offset + i}].{what}: node id is ambiguous and link order "
+                "does not decide which node it names"
+            )
         chosen[i:j] = left
         i = j
     return chosen
 
 
-def resolve_links(node_ids: list[str], kinds: list[str], links: list[NeuronpediaLink]
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def resolve_links(
+    node_ids: list[str], kinds: list[str], links: list[NeuronpediaLink]
+) -> tuple[np.ndarray, np.ndarray]:
     """Map each link's ``source``/``target`` string to a node row (see module docstring)."""
     rows_by_id: dict[str, list[int]] = {}
     for row, node_id in enumerate(node_ids):
@@ -251,8 +257,9 @@ def resolve_links(node_ids: list[str], kinds: list[str], links: list[Neuronpedia
             out.append(rows)
         return out
 
-    target_rows = np.asarray(_resolve_runs(candidates("target", cannot_receive), False, "target"),
-                             dtype=np.int64)
+    target_rows = np.asarray(
+        _resolve_runs(candidates("target", cannot_receive), False, "target"), dtype=np.int64
+    )
     source_cands = candidates("source", cannot_send)
     source_rows = np.empty(len(links), dtype=np.int64)
     start = 0
@@ -316,5 +323,6 @@ def _sniff(document: Any) -> bool:
     return isinstance(document, dict) and {"metadata", "nodes", "links"} <= document.keys()
 
 
-register(Importer(FORMAT_NAME, "Neuronpedia / circuit-tracer graph JSON", _sniff,
-                  parse_neuronpedia))
+register(
+    Importer(FORMAT_NAME, "Neuronpedia / circuit-tracer graph JSON", _sniff, parse_neuronpedia)
+)

@@ -78,7 +78,9 @@ def describe_validation_error(exc: ValidationError) -> str:
     loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
     extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     value = first.get("input")
-    shown = f", got {value!r}" if isinstance(value, (str, int, float, bool)) or value is None else ""
+    shown = (
+        f", got {value!r}" if isinstance(value, (str, int, float, bool)) or value is None else ""
+    )
     return f"field {loc or '<top>'}: {first['msg']}{shown}{extra}"
 
 
@@ -90,7 +92,9 @@ def detect_format(document: Any, path: Path) -> Importer:
     raise ImportFormatError(path, f"not a recognised graph format (known: {known})")
 
 
-def load_graph(path: str | Path, fmt: str | None = None, graph_id: str | None = None) -> CircuitGraph:
+def load_graph(
+    path: str | Path, fmt: str | None = None, graph_id: str | None = None
+) -> CircuitGraph:
     """Read one file into a validated ``CircuitGraph``; every failure names the file."""
     path = Path(path)
     document = read_json(path)

@@ -46,9 +46,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> LocalServer:
 
 def _open(server: LocalServer, database: str, artifacts: Path) -> CircuitStore:
     endpoint = server.endpoint
-    settings = ConnectionSettings(uri=endpoint.uri, user=endpoint.user,
-                                  password=endpoint.password, database=database,
-                                  data_dir=server.data_dir, artifact_dir=artifacts)
+    settings = ConnectionSettings(
+        uri=endpoint.uri,
+        user=endpoint.user,
+        password=endpoint.password,
+        database=database,
+        data_dir=server.data_dir,
+        artifact_dir=artifacts,
+    )
     store = CircuitStore.open(settings)
     store.local_server = server  # same process hosts it: enables the bulk path
     return store
@@ -71,17 +76,25 @@ def bolt_env(server: LocalServer, tmp_path: Path) -> dict[str, str]:
     server.create_database(name)
     endpoint = server.endpoint
     env = dict(os.environ)
-    env.update(NEO4J_URI=endpoint.uri, NEO4J_USER=endpoint.user,
-               NEO4J_PASSWORD=endpoint.password, NEO4J_DATABASE=name,
-               CIRCUIT_ATLAS_DATA_DIR=str(tmp_path / "cli-data"))
+    env.update(
+        NEO4J_URI=endpoint.uri,
+        NEO4J_USER=endpoint.user,
+        NEO4J_PASSWORD=endpoint.password,
+        NEO4J_DATABASE=name,
+        CIRCUIT_ATLAS_DATA_DIR=str(tmp_path / "cli-data"),
+    )
     return env
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
-            check: bool = False) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "circuit_atlas.cli", *args], capture_output=True, text=True,
-        env=env, timeout=timeout,
+        [sys.executable, "-m", "circuit_atlas.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"circuit-atlas {' '.join(args)} failed:\n{result.stderr}")
@@ -90,5 +103,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
 
 def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
     """stderr lines that are ours (the JVM may print its own warnings in local mode)."""
-    return [line for line in result.stderr.splitlines()
-            if line.strip() and not line.startswith("WARNING: Using incubator")]
+    return [
+        line
+        for line in result.stderr.splitlines()
+        if line.strip() and not line.startswith("WARNING: Using incubator")
+    ]

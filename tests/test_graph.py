@@ -12,12 +12,14 @@ from circuit_atlas.graph import CircuitGraph, GraphMetadata, NodeKey, NodeKind
 
 
 def tiny_graph(weights=(0.5, -2.0, 1.5)) -> CircuitGraph:
-    nodes = pd.DataFrame([
-        {"kind": "embedding", "pos": 0, "token": "a"},
-        {"kind": "feature", "layer": 0, "pos": 0, "feature": 7, "activation": 1.25},
-        {"kind": "error", "layer": 0, "pos": 0},
-        {"kind": "logit", "pos": 0, "feature": 42, "token_prob": 0.9},
-    ])
+    nodes = pd.DataFrame(
+        [
+            {"kind": "embedding", "pos": 0, "token": "a"},
+            {"kind": "feature", "layer": 0, "pos": 0, "feature": 7, "activation": 1.25},
+            {"kind": "error", "layer": 0, "pos": 0},
+            {"kind": "logit", "pos": 0, "feature": 42, "token_prob": 0.9},
+        ]
+    )
     edges = pd.DataFrame({"source": [0, 1, 2], "target": [1, 3, 3], "weight": list(weights)})
     return CircuitGraph(nodes, edges, GraphMetadata(graph_id="tiny", model="toy"))
 
@@ -45,11 +47,15 @@ def test_round_trips_through_scipy_dataframes_and_networkx():
     again = CircuitGraph.from_scipy(graph.adjacency(), graph.nodes, graph.metadata)
     assert again.content_hash() == graph.content_hash()
     nodes, edges = graph.to_dataframes()
-    assert CircuitGraph.from_dataframes(nodes, edges, graph.metadata).content_hash() == \
-        graph.content_hash()
+    assert (
+        CircuitGraph.from_dataframes(nodes, edges, graph.metadata).content_hash()
+        == graph.content_hash()
+    )
     by_key = edges.drop(columns=["source", "target"])
-    assert CircuitGraph.from_dataframes(nodes, by_key, graph.metadata).content_hash() == \
-        graph.content_hash()
+    assert (
+        CircuitGraph.from_dataframes(nodes, by_key, graph.metadata).content_hash()
+        == graph.content_hash()
+    )
     nxg = graph.to_networkx()
     assert nxg.number_of_edges() == 3
     assert nxg[NodeKey("feature", 0, 0, 7)][NodeKey("logit", None, 0, 42)][""]["weight"] == -2.0
@@ -58,17 +64,21 @@ def test_round_trips_through_scipy_dataframes_and_networkx():
 
 def test_parallel_channels_are_distinct_edges():
     nodes = pd.DataFrame([{"kind": "input"}, {"kind": "attention_head", "layer": 0, "head": 1}])
-    edges = pd.DataFrame({"source": [0, 0], "target": [1, 1], "weight": [1.0, 2.0],
-                          "channel": ["q", "k"]})
+    edges = pd.DataFrame(
+        {"source": [0, 0], "target": [1, 1], "weight": [1.0, 2.0], "channel": ["q", "k"]}
+    )
     graph = CircuitGraph(nodes, edges, GraphMetadata(graph_id="qk"))
     assert graph.adjacency()[1, 0] == 3.0
     assert graph.adjacency("k")[1, 0] == 2.0
 
 
-@pytest.mark.parametrize("bad, message", [
-    (float("nan"), "non-finite weight"),
-    (float("inf"), "non-finite weight"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (float("nan"), "non-finite weight"),
+        (float("inf"), "non-finite weight"),
+    ],
+)
 def test_non_finite_weights_are_rejected(bad, message):
     with pytest.raises(InvalidGraphError, match=message):
         tiny_graph(weights=(0.5, bad, 1.0))
@@ -77,26 +87,35 @@ def test_non_finite_weights_are_rejected(bad, message):
 def test_duplicate_identity_unknown_endpoint_and_duplicate_edge_are_rejected():
     nodes = pd.DataFrame([{"kind": "error", "layer": 0, "pos": 0}] * 2)
     with pytest.raises(InvalidGraphError, match="duplicate node identity"):
-        CircuitGraph(nodes, pd.DataFrame(columns=["source", "target", "weight"]),
-                     GraphMetadata(graph_id="x"))
+        CircuitGraph(
+            nodes, pd.DataFrame(columns=["source", "target", "weight"]), GraphMetadata(graph_id="x")
+        )
     good = tiny_graph()
     with pytest.raises(InvalidGraphError, match="outside the 4 nodes"):
-        CircuitGraph(good.nodes, pd.DataFrame({"source": [0], "target": [9], "weight": [1.0]}),
-                     good.metadata)
+        CircuitGraph(
+            good.nodes, pd.DataFrame({"source": [0], "target": [9], "weight": [1.0]}), good.metadata
+        )
     with pytest.raises(InvalidGraphError, match="more than one edge"):
-        CircuitGraph(good.nodes, pd.DataFrame({"source": [0, 0], "target": [1, 1],
-                                               "weight": [1.0, 2.0]}), good.metadata)
+        CircuitGraph(
+            good.nodes,
+            pd.DataFrame({"source": [0, 0], "target": [1, 1], "weight": [1.0, 2.0]}),
+            good.metadata,
+        )
 
 
 def test_kind_specific_fields_are_checked():
     with pytest.raises(InvalidGraphError, match="needs 'feature'"):
-        CircuitGraph(pd.DataFrame([{"kind": "feature", "layer": 0, "pos": 0}]),
-                     pd.DataFrame(columns=["source", "target", "weight"]),
-                     GraphMetadata(graph_id="x"))
+        CircuitGraph(
+            pd.DataFrame([{"kind": "feature", "layer": 0, "pos": 0}]),
+            pd.DataFrame(columns=["source", "target", "weight"]),
+            GraphMetadata(graph_id="x"),
+        )
     with pytest.raises(InvalidGraphError, match="unknown node kind"):
-        CircuitGraph(pd.DataFrame([{"kind": "neuron"}]),
-                     pd.DataFrame(columns=["source", "target", "weight"]),
-                     GraphMetadata(graph_id="x"))
+        CircuitGraph(
+            pd.DataFrame([{"kind": "neuron"}]),
+            pd.DataFrame(columns=["source", "target", "weight"]),
+            GraphMetadata(graph_id="x"),
+        )
 
 
 def test_shape_mismatch_is_rejected():

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from circuit_atlas.ingest import load_graph
+from circuit_atlas.ingest.neuronpedia import cantor_pair, cantor_unpair
 from conftest import SHARED_GRAPHS, bundled, needs_shared
 
 from circuit_atlas.errors import ImportFormatError
 from circuit_atlas.graph import NodeKey
-from circuit_atlas.ingest import load_graph
-from circuit_atlas.ingest.neuronpedia import cantor_pair, cantor_unpair
 
 
 def test_dollar_keeps_both_nodes_named_0_2_1_and_every_link():
@@ -51,8 +51,9 @@ def test_cantor_pairing_round_trips():
 
 
 @needs_shared()
-@pytest.mark.parametrize("path", sorted((SHARED_GRAPHS / "neuronpedia").glob("*/*.json")),
-                         ids=lambda p: p.name[:40])
+@pytest.mark.parametrize(
+    "path", sorted((SHARED_GRAPHS / "neuronpedia").glob("*/*.json")), ids=lambda p: p.name[:40]
+)
 def test_every_neuronpedia_file_imports_with_exact_counts_and_indices(path: Path):
     raw = json.loads(path.read_text())
     graph = load_graph(path)
@@ -86,15 +87,37 @@ def _write(tmp_path: Path, text: str, name: str = "bad.json") -> Path:
 
 def _small_document() -> dict:
     return {
-        "metadata": {"slug": "small", "scan": "toy", "prompt_tokens": ["<bos>", "a"],
-                     "schema_version": 1, "info": {"transcoder_set": "toy-tc"}},
+        "metadata": {
+            "slug": "small",
+            "scan": "toy",
+            "prompt_tokens": ["<bos>", "a"],
+            "schema_version": 1,
+            "info": {"transcoder_set": "toy-tc"},
+        },
         "nodes": [
-            {"node_id": "E_1_0", "feature": 0, "layer": "E", "ctx_idx": 0,
-             "feature_type": "embedding"},
-            {"node_id": "0_3_1", "feature": cantor_pair(0, 3), "layer": "0", "ctx_idx": 1,
-             "feature_type": "cross layer transcoder", "activation": 1.5},
-            {"node_id": "1_9_1", "feature": 9, "layer": "1", "ctx_idx": 1,
-             "feature_type": "logit", "token_prob": 0.5},
+            {
+                "node_id": "E_1_0",
+                "feature": 0,
+                "layer": "E",
+                "ctx_idx": 0,
+                "feature_type": "embedding",
+            },
+            {
+                "node_id": "0_3_1",
+                "feature": cantor_pair(0, 3),
+                "layer": "0",
+                "ctx_idx": 1,
+                "feature_type": "cross layer transcoder",
+                "activation": 1.5,
+            },
+            {
+                "node_id": "1_9_1",
+                "feature": 9,
+                "layer": "1",
+                "ctx_idx": 1,
+                "feature_type": "logit",
+                "token_prob": 0.5,
+            },
         ],
         "links": [
             {"source": "E_1_0", "target": "0_3_1", "weight": 1.0},

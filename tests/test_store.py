@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from circuit_atlas.ingest import load_graph
 from conftest import bundled
 
 from circuit_atlas.errors import CypherError, GraphConflict, GraphNotFound
 from circuit_atlas.graph import CircuitGraph
-from circuit_atlas.ingest import load_graph
 from circuit_atlas.store import CircuitStore
 
 
@@ -104,7 +104,9 @@ def test_failed_write_leaves_nothing(fresh_store: CircuitStore, monkeypatch):
             fresh_store.write_graph(graph, force_bolt=path == "bolt")
         monkeypatch.setattr(writer, "edge_property_rows", real)
         assert fresh_store.list_graphs().empty
-        assert fresh_store.query("MATCH (n) WHERE n:Node OR n:Graph RETURN count(n) AS c")[0]["c"] == 0
+        assert (
+            fresh_store.query("MATCH (n) WHERE n:Node OR n:Graph RETURN count(n) AS c")[0]["c"] == 0
+        )
         assert not list(fresh_store.artifact_dir.glob("*.npz"))
 
 
@@ -122,13 +124,16 @@ def test_delete_and_list_filters(fresh_store: CircuitStore):
         fresh_store.read_graph("no-such-graph")
 
 
-@pytest.mark.parametrize("query", [
-    "CREATE (n:Node {graph_id: 'x'})",
-    "MATCH (n) DETACH DELETE n",
-    "MATCH (g:Graph) SET g.status = 'gone'",
-    "MERGE (x:Thing) RETURN x",
-    "MATCH (g:Graph) REMOVE g.model",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "CREATE (n:Node {graph_id: 'x'})",
+        "MATCH (n) DETACH DELETE n",
+        "MATCH (g:Graph) SET g.status = 'gone'",
+        "MERGE (x:Thing) RETURN x",
+        "MATCH (g:Graph) REMOVE g.model",
+    ],
+)
 def test_user_cypher_is_read_only_by_default(fresh_store: CircuitStore, query: str):
     fresh_store.write_graph(load_graph(bundled("bee-insect-clt.json.gz")))
     before = fresh_store.query("MATCH (n) RETURN count(n) AS c")[0]["c"]
@@ -162,7 +167,13 @@ def test_cypher_syntax_error_is_one_line(fresh_store: CircuitStore):
 
 def test_query_df(fresh_store: CircuitStore):
     fresh_store.write_graph(load_graph(bundled("bee-insect-clt.json.gz")))
-    frame = fresh_store.query_df("MATCH (n:Node) RETURN n.kind AS kind, count(*) AS n ORDER BY kind")
+    frame = fresh_store.query_df(
+        "MATCH (n:Node) RETURN n.kind AS kind, count(*) AS n ORDER BY kind"
+    )
     assert isinstance(frame, pd.DataFrame)
-    assert frame.set_index("kind")["n"].to_dict() == {"embedding": 7, "error": 40,
-                                                      "feature": 209, "logit": 10}
+    assert frame.set_index("kind")["n"].to_dict() == {
+        "embedding": 7,
+        "error": 40,
+        "feature": 209,
+        "logit": 10,
+    }

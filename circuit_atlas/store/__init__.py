@@ -122,9 +122,12 @@ class CircuitStore:
     # ------------------------------------------------------------------ plumbing
     @contextlib.contextmanager
     def _session(self, write: bool) -> Iterator[Any]:
-        with translated(self.uri, self.user), self.driver.session(
-            database=self.database, default_access_mode=WRITE_ACCESS if write else READ_ACCESS
-        ) as session:
+        with (
+            translated(self.uri, self.user),
+            self.driver.session(
+                database=self.database, default_access_mode=WRITE_ACCESS if write else READ_ACCESS
+            ) as session,
+        ):
             yield session
 
     def _write(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -136,9 +139,7 @@ class CircuitStore:
 
     def _read(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         with self._session(write=False) as session:
-            return session.execute_read(
-                lambda tx: [r.data() for r in tx.run(cypher, params or {})]
-            )
+            return session.execute_read(lambda tx: [r.data() for r in tx.run(cypher, params or {})])
 
     def ensure_schema(self) -> None:
         for statement in schema.SCHEMA_STATEMENTS:
@@ -151,12 +152,18 @@ class CircuitStore:
 
     # ------------------------------------------------------------------ writing
     def _graph_record(self, graph_id: str) -> dict[str, Any] | None:
-        rows = self._read("MATCH (g:Graph {graph_id: $gid}) RETURN properties(g) AS g",
-                          {"gid": graph_id})
+        rows = self._read(
+            "MATCH (g:Graph {graph_id: $gid}) RETURN properties(g) AS g", {"gid": graph_id}
+        )
         return rows[0]["g"] if rows else None
 
-    def write_graph(self, graph: CircuitGraph, replace: bool = False, progress: bool = False,
-                    force_bolt: bool = False) -> WriteResult:
+    def write_graph(
+        self,
+        graph: CircuitGraph,
+        replace: bool = False,
+        progress: bool = False,
+        force_bolt: bool = False,
+    ) -> WriteResult:
         started = time.perf_counter()
         gid = graph.graph_id
         content_hash = graph.content_hash()
@@ -167,8 +174,14 @@ class CircuitStore:
                 if existing.get("content_hash") == content_hash:
                     if not Path(existing.get("artifact_path", "")).exists():
                         write_artifact(graph, self.artifact_dir, content_hash)
-                    return WriteResult(gid, "unchanged", graph.n_nodes, graph.n_edges,
-                                       time.perf_counter() - started, "none")
+                    return WriteResult(
+                        gid,
+                        "unchanged",
+                        graph.n_nodes,
+                        graph.n_edges,
+                        time.perf_counter() - started,
+                        "none",
+                    )
                 if not replace:
                     raise GraphConflict(
                         f"graph {gid!r} already exists with different content; pass --replace "
@@ -178,8 +191,12 @@ class CircuitStore:
             self._delete_graph_data(gid)
         artifact, artifact_sha = write_artifact(graph, self.artifact_dir, content_hash)
         props = graph_properties(
-            graph, status=schema.READY, content_hash=content_hash, artifact_path=str(artifact),
-            artifact_sha256=artifact_sha, ingested_at=time.time(),
+            graph,
+            status=schema.READY,
+            content_hash=content_hash,
+            artifact_path=str(artifact),
+            artifact_sha256=artifact_sha,
+            ingested_at=time.time(),
             writer=f"{socket.gethostname()}:{os.getpid()}",
         )
         use_bulk = self.has_bulk_path and not force_bolt
@@ -189,19 +206,23 @@ class CircuitStore:
                 database = self.local_server.embedded_database(self.database)
                 write_bulk_embedded(self._write_retrying, database, graph, props, progress)
             else:
-                with self._session(write=True) as session:
-                    with session.begin_transaction() as tx:
-                        write_over_bolt(lambda q, p: tx.run(q, p).consume(), graph, props,
-                                        progress)
-                        tx.commit()
+                with self._session(write=True) as session, session.begin_transaction() as tx:
+                    write_over_bolt(lambda q, p: tx.run(q, p).consume(), graph, props, progress)
+                    tx.commit()
         except BaseException:
             with contextlib.suppress(Exception):
                 self._delete_graph_data(gid)
             with contextlib.suppress(OSError):
                 artifact.unlink()
             raise
-        return WriteResult(gid, status, graph.n_nodes, graph.n_edges,
-                           time.perf_counter() - started, "bulk" if use_bulk else "bolt")
+        return WriteResult(
+            gid,
+            status,
+            graph.n_nodes,
+            graph.n_edges,
+            time.perf_counter() - started,
+            "bulk" if use_bulk else "bolt",
+        )
 
     def _write_retrying(self, cypher: str, params: dict[str, Any]) -> None:
         self._write(cypher, params)
@@ -231,8 +252,10 @@ class CircuitStore:
 
     def remove_interrupted_loads(self) -> list[str]:
         """Delete graphs left ``'loading'`` by a process that died mid-write (bulk path only)."""
-        rows = self._read("MATCH (g:Graph) WHERE g.status <> $ready RETURN g.graph_id AS gid",
-                          {"ready": schema.READY})
+        rows = self._read(
+            "MATCH (g:Graph) WHERE g.status <> $ready RETURN g.graph_id AS gid",
+            {"ready": schema.READY},
+        )
         for row in rows:
             self._delete_graph_data(row["gid"])
         return [row["gid"] for row in rows]
@@ -262,9 +285,13 @@ class CircuitStore:
         info = self.graph_info(graph_id)
         return read_artifact(Path(info["artifact_path"]), info.get("artifact_sha256"))
 
-    def list_graphs(self, model: str | None = None, method: str | None = None,
-                    source_format: str | None = None, contains: str | None = None
-                    ) -> pd.DataFrame:
+    def list_graphs(
+        self,
+        model: str | None = None,
+        method: str | None = None,
+        source_format: str | None = None,
+        contains: str | None = None,
+    ) -> pd.DataFrame:
         rows = self._read(
             "MATCH (g:Graph) WHERE g.status = $ready "
             "AND ($model IS NULL OR g.model = $model) "
@@ -274,24 +301,36 @@ class CircuitStore:
             "RETURN g.graph_id AS graph_id, g.model AS model, g.method AS method, "
             "g.source_format AS source_format, g.n_nodes AS nodes, g.n_edges AS edges, "
             "g.prompt AS prompt ORDER BY graph_id",
-            {"ready": schema.READY, "model": model, "method": method, "fmt": source_format,
-             "contains": contains},
+            {
+                "ready": schema.READY,
+                "model": model,
+                "method": method,
+                "fmt": source_format,
+                "contains": contains,
+            },
         )
         columns = ["graph_id", "model", "method", "source_format", "nodes", "edges", "prompt"]
         return pd.DataFrame(rows, columns=columns)
 
     def count_graph(self, graph_id: str) -> tuple[int, int]:
         """(nodes, edges) of one graph as counted in the database, not as recorded."""
-        nodes = self._read("MATCH (n:Node {graph_id: $gid}) RETURN count(n) AS c",
-                           {"gid": graph_id})[0]["c"]
+        nodes = self._read(
+            "MATCH (n:Node {graph_id: $gid}) RETURN count(n) AS c", {"gid": graph_id}
+        )[0]["c"]
         edges = self._read(
             "MATCH (a:Node {graph_id: $gid})-[e:EDGE]->() RETURN count(e) AS c", {"gid": graph_id}
         )[0]["c"]
         return nodes, edges
 
     # ------------------------------------------------------------------ user Cypher
-    def query(self, cypher: str, params: dict[str, Any] | None = None, *, write: bool = False,
-              timeout_s: float | None = 60.0) -> list[dict[str, Any]]:
+    def query(
+        self,
+        cypher: str,
+        params: dict[str, Any] | None = None,
+        *,
+        write: bool = False,
+        timeout_s: float | None = 60.0,
+    ) -> list[dict[str, Any]]:
         """Run user Cypher with parameters. Read-only unless ``write=True``.
 
         Read-only is enforced three ways: a clause check before sending, a READ-mode session,
@@ -312,8 +351,9 @@ class CircuitStore:
                     tx.rollback()
         return rows
 
-    def query_df(self, cypher: str, params: dict[str, Any] | None = None, **kwargs: Any
-                 ) -> pd.DataFrame:
+    def query_df(
+        self, cypher: str, params: dict[str, Any] | None = None, **kwargs: Any
+    ) -> pd.DataFrame:
         return pd.DataFrame(self.query(cypher, params, **kwargs))
 
 

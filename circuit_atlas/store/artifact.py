@@ -57,8 +57,9 @@ def file_sha256(path: Path) -> str:
 def write_artifact(graph: CircuitGraph, directory: Path, content_hash: str) -> tuple[Path, str]:
     directory.mkdir(parents=True, exist_ok=True)
     path = artifact_path(directory, graph.graph_id)
-    header = ArtifactHeader(schema_version=ARTIFACT_SCHEMA_VERSION, graph_id=graph.graph_id,
-                            content_hash=content_hash)
+    header = ArtifactHeader(
+        schema_version=ARTIFACT_SCHEMA_VERSION, graph_id=graph.graph_id, content_hash=content_hash
+    )
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
     with open(tmp, "wb") as handle:
         np.savez(

@@ -13,22 +13,42 @@ import re
 from circuit_atlas.errors import CypherError
 
 _WRITE_CLAUSES = (
-    "CREATE", "MERGE", "DELETE", "DETACH", "SET", "REMOVE", "DROP", "FOREACH", "LOAD",
-    "ALTER", "GRANT", "REVOKE", "DENY", "RENAME", "TRANSACTIONS", "FINISH",
+    "CREATE",
+    "MERGE",
+    "DELETE",
+    "DETACH",
+    "SET",
+    "REMOVE",
+    "DROP",
+    "FOREACH",
+    "LOAD",
+    "ALTER",
+    "GRANT",
+    "REVOKE",
+    "DENY",
+    "RENAME",
+    "TRANSACTIONS",
+    "FINISH",
 )
 _READ_PROCEDURES = {
-    "db.labels", "db.relationshiptypes", "db.propertykeys", "db.indexes", "db.constraints",
-    "db.schema.visualization", "db.schema.nodetypeproperties", "db.schema.reltypeproperties",
+    "db.labels",
+    "db.relationshiptypes",
+    "db.propertykeys",
+    "db.indexes",
+    "db.constraints",
+    "db.schema.visualization",
+    "db.schema.nodetypeproperties",
+    "db.schema.reltypeproperties",
     "dbms.components",
 }
 _NOISE = re.compile(
-    r"//[^\n]*"            # line comment
-    r"|/\*.*?\*/"          # block comment
+    r"//[^\n]*"  # line comment
+    r"|/\*.*?\*/"  # block comment
     r"|'(?:\\.|[^'\\])*'"  # single-quoted string
     r'|"(?:\\.|[^"\\])*"'  # double-quoted string
-    r"|`[^`]*`"            # quoted identifier
-    r"|\$\w+"              # parameter
-    r"|\.\s*\w+",          # property access
+    r"|`[^`]*`"  # quoted identifier
+    r"|\$\w+"  # parameter
+    r"|\.\s*\w+",  # property access
     re.DOTALL,
 )
 _WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
@@ -48,10 +68,9 @@ def assert_read_only(cypher: str) -> None:
                 f"{word.upper()} is a write clause; queries are read-only unless you pass --write"
             )
     # Procedure names contain dots, so look for them in text with only comments/strings removed.
-    for match in _PROCEDURE.finditer(re.sub(r"//[^\n]*|/\*.*?\*/|'[^']*'|\"[^\"]*\"", " ",
-                                            cypher, flags=re.DOTALL)):
+    for match in _PROCEDURE.finditer(
+        re.sub(r"//[^\n]*|/\*.*?\*/|'[^']*'|\"[^\"]*\"", " ", cypher, flags=re.DOTALL)
+    ):
         name = match.group(1).lower()
         if name not in _READ_PROCEDURES:
-            raise CypherError(
-                f"procedure {match.group(1)} may write; it runs only with --write"
-            )
+            raise CypherError(f"procedure {match.group(1)} may write; it runs only with --write")

@@ -41,7 +41,9 @@ def translated(uri: str, user: str | None) -> Iterator[None]:
     except neo.ClientError as exc:
         code = exc.code or ""
         if "AccessMode" in code or "Forbidden" in code:
-            raise CypherError(f"write refused in read-only mode: {first_line(exc.message)}") from None
+            raise CypherError(
+                f"write refused in read-only mode: {first_line(exc.message)}"
+            ) from None
         if "ParameterMissing" in code:
             raise CypherError(f"missing query parameter: {first_line(exc.message)}") from None
         raise CypherError(f"query failed: {first_line(exc.message)}") from None

@@ -18,8 +18,17 @@ from circuit_atlas.graph import KEY_FIELDS, CircuitGraph, GraphMetadata, NodeKin
 UNKNOWN = "unknown"
 # Metadata fields stored as top-level :Graph properties (scalars or lists of strings).
 GRAPH_SCALARS = (
-    "model", "prompt", "tokens", "method", "source_tool", "source_version", "source_format",
-    "transcoder_set", "node_threshold", "edge_threshold", "created_at",
+    "model",
+    "prompt",
+    "tokens",
+    "method",
+    "source_tool",
+    "source_version",
+    "source_format",
+    "transcoder_set",
+    "node_threshold",
+    "edge_threshold",
+    "created_at",
 )
 
 
@@ -81,10 +90,14 @@ def feature_rows(graph: CircuitGraph) -> list[dict[str, Any]]:
     nodes, _ = graph.to_dataframes()
     features = nodes[nodes["kind"] == NodeKind.FEATURE.value]
     return [
-        {"node_key": key, "model": model, "transcoder_set": transcoder_set,
-         "layer": int(layer), "feature": int(feature)}
-        for key, layer, feature in zip(features["node_key"], features["layer"],
-                                       features["feature"])
+        {
+            "node_key": key,
+            "model": model,
+            "transcoder_set": transcoder_set,
+            "layer": int(layer),
+            "feature": int(feature),
+        }
+        for key, layer, feature in zip(features["node_key"], features["layer"], features["feature"])
     ]
 
 
@@ -118,8 +131,11 @@ def graph_from_rows(
     order = {key: i for i, key in enumerate(r["node_key"] for r in node_rows)}
     edges = pd.DataFrame(
         [
-            {"source": order[r["source_key"]], "target": order[r["target_key"]],
-             **{k: v for k, v in r["props"].items()}}
+            {
+                "source": order[r["source_key"]],
+                "target": order[r["target_key"]],
+                **{k: v for k, v in r["props"].items()},
+            }
             for r in edge_rows
         ],
         columns=None if edge_rows else ["source", "target", "weight", "channel"],

@@ -25,8 +25,7 @@ LOADING = "loading"
 
 # Valid in Neo4j 5 and ArcadeDB's OpenCypher alike (checked by tests/test_store_schema.py).
 SCHEMA_STATEMENTS = (
-    "CREATE CONSTRAINT graph_id_unique IF NOT EXISTS "
-    "FOR (g:Graph) REQUIRE g.graph_id IS UNIQUE",
+    "CREATE CONSTRAINT graph_id_unique IF NOT EXISTS FOR (g:Graph) REQUIRE g.graph_id IS UNIQUE",
     "CREATE CONSTRAINT node_key_unique IF NOT EXISTS "
     "FOR (n:Node) REQUIRE (n.graph_id, n.node_key) IS UNIQUE",
     "CREATE CONSTRAINT feature_identity_unique IF NOT EXISTS "

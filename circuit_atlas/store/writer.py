@@ -43,8 +43,9 @@ MERGE_FEATURES = (
 )
 
 
-def write_over_bolt(run: Run, graph: CircuitGraph, graph_props: dict[str, Any],
-                    progress: bool = False) -> None:
+def write_over_bolt(
+    run: Run, graph: CircuitGraph, graph_props: dict[str, Any], progress: bool = False
+) -> None:
     """Write everything with ``run`` (a statement runner bound to one open transaction)."""
     gid = graph.graph_id
     run("CREATE (g:Graph) SET g = $props", {"props": graph_props})
@@ -57,8 +58,9 @@ def write_over_bolt(run: Run, graph: CircuitGraph, graph_props: dict[str, Any],
     src = graph.edges["source"].to_numpy()
     dst = graph.edges["target"].to_numpy()
     total = len(nodes) + len(edges) + len(features)
-    with tqdm(total=total, desc=f"write {gid}", unit="row", disable=not progress,
-              leave=False) as bar:
+    with tqdm(
+        total=total, desc=f"write {gid}", unit="row", disable=not progress, leave=False
+    ) as bar:
         for batch in _batches(nodes, BOLT_BATCH):
             run(
                 "MATCH (g:Graph {graph_id: $gid}) UNWIND $rows AS r "
@@ -92,9 +94,14 @@ def _rids(database: Any, sql: str, *args: Any) -> list[dict[str, Any]]:
     return [dict(row.to_dict()) for row in database.query("sql", sql, *args)]
 
 
-def write_bulk_embedded(run: Run, database: Any, graph: CircuitGraph,
-                        graph_props: dict[str, Any], progress: bool = False,
-                        on_loading: Callable[[], None] | None = None) -> None:
+def write_bulk_embedded(
+    run: Run,
+    database: Any,
+    graph: CircuitGraph,
+    graph_props: dict[str, Any],
+    progress: bool = False,
+    on_loading: Callable[[], None] | None = None,
+) -> None:
     """Bulk-load through the in-process engine; ``run`` executes small Bolt transactions."""
     gid = graph.graph_id
     for vertex_type in (schema.GRAPH, schema.NODE, schema.FEATURE):
@@ -115,15 +122,24 @@ def write_bulk_embedded(run: Run, database: Any, graph: CircuitGraph,
             database,
             "SELECT @rid AS rid, layer, feature FROM Feature "
             "WHERE model = ? AND transcoder_set = ?",
-            model, transcoder_set,
+            model,
+            transcoder_set,
         ):
             feature_rid[(model, transcoder_set, int(row["layer"]), int(row["feature"]))] = str(
                 row["rid"]
             )
     nodes = node_property_rows(graph)
     edges = edge_property_rows(graph)
-    with tqdm(total=len(nodes) + len(edges), desc=f"bulk {gid}", unit="row",
-              disable=not progress, leave=False) as bar, database.graph_batch() as batch:
+    with (
+        tqdm(
+            total=len(nodes) + len(edges),
+            desc=f"bulk {gid}",
+            unit="row",
+            disable=not progress,
+            leave=False,
+        ) as bar,
+        database.graph_batch() as batch,
+    ):
         node_rids = np.array(batch.create_vertices(schema.NODE, nodes), dtype=object)
         bar.update(len(nodes))
         batch.new_edges(node_rids.tolist(), schema.IN_GRAPH, [str(graph_rid)] * len(nodes))
@@ -132,19 +148,24 @@ def write_bulk_embedded(run: Run, database: Any, graph: CircuitGraph,
             batch.new_edges(
                 [node_rids[index_of[f["node_key"]]] for f in features],
                 schema.INSTANCE_OF,
-                [feature_rid[(f["model"], f["transcoder_set"], f["layer"], f["feature"])]
-                 for f in features],
+                [
+                    feature_rid[(f["model"], f["transcoder_set"], f["layer"], f["feature"])]
+                    for f in features
+                ],
             )
         src = node_rids[graph.edges["source"].to_numpy()]
         dst = node_rids[graph.edges["target"].to_numpy()]
         chunk = 100_000
         for start in range(0, len(edges), chunk):
             stop = min(start + chunk, len(edges))
-            batch.new_edges(src[start:stop].tolist(), schema.EDGE, dst[start:stop].tolist(),
-                            edges[start:stop])
+            batch.new_edges(
+                src[start:stop].tolist(), schema.EDGE, dst[start:stop].tolist(), edges[start:stop]
+            )
             bar.update(stop - start)
-    run("MATCH (g:Graph {graph_id: $gid}) SET g.status = $ready",
-        {"gid": gid, "ready": schema.READY})
+    run(
+        "MATCH (g:Graph {graph_id: $gid}) SET g.status = $ready",
+        {"gid": gid, "ready": schema.READY},
+    )
 
 
 def props_for_write(graph: CircuitGraph, **extra: Any) -> dict[str, Any]:
