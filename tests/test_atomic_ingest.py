@@ -1,0 +1,81 @@
+"""Killing an ingest mid-write leaves no visible partial graph; re-ingest then works.
+
+Both write paths are killed with SIGKILL (no cleanup code runs): the Bolt path relies on the
+server rolling back the open transaction, the bulk path on the 'loading' flag and the recovery
+that runs when the local server next starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from circuit_atlas.synthetic import synthetic_neuronpedia
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "big.json"
+    path.write_text(json.dumps(synthetic_neuronpedia(3000, 300_000, slug="big-graph")))
+    return path
+
+
+def ingest_and_kill(path: Path, env: dict[str, str], marker: str) -> None:
+    """Start an ingest, wait until its write has begun (progress bar), then SIGKILL it."""
+    env = dict(env, CIRCUIT_ATLAS_PROGRESS="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "circuit_atlas.cli", "ingest", str(path)],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env,
+    )
+    assert process.stderr is not None
+    os.set_blocking(process.stderr.fileno(), False)
+    seen = b""
+    deadline = time.monotonic() + 240
+    while marker.encode() not in seen:
+        chunk = process.stderr.read()
+        seen += chunk or b""
+        assert process.poll() is None, f"ingest ended before it was killed: {seen[-500:]!r}"
+        assert time.monotonic() < deadline, "ingest never started writing"
+        time.sleep(0.02)
+    time.sleep(0.3)  # let it get some rows in
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def counts(env: dict[str, str]) -> tuple[list, int]:
+    graphs = json.loads(run_cli("graphs", "--format", "json", env=env, check=True).stdout)
+    nodes = json.loads(run_cli("cypher", "MATCH (n:Node) RETURN count(n) AS c", "--format",
+                               "json", env=env, check=True).stdout)[0]["c"]
+    return graphs, nodes
+
+
+def test_killed_bolt_ingest_leaves_nothing(bolt_env, big_file: Path):
+    ingest_and_kill(big_file, bolt_env, "write big-graph")
+    assert counts(bolt_env) == ([], 0)
+    result = run_cli("ingest", str(big_file), env=bolt_env, check=True)
+    assert "created" in result.stdout
+    graphs, nodes = counts(bolt_env)
+    assert [g["graph_id"] for g in graphs] == ["big-graph"] and nodes == 3000
+
+
+def test_killed_bulk_ingest_leaves_nothing(big_file: Path, tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
+    env["CIRCUIT_ATLAS_DATA_DIR"] = str(tmp_path / "local")
+    ingest_and_kill(big_file, env, "bulk big-graph")
+    assert counts(env) == ([], 0)
+    run_cli("ingest", str(big_file), env=env, check=True)
+    twice = run_cli("ingest", str(big_file), env=env, check=True)
+    assert "unchanged" in twice.stdout
+    graphs, nodes = counts(env)
+    assert [(g["graph_id"], g["edges"]) for g in graphs] == [("big-graph", 300_000)]
+    assert nodes == 3000
