@@ -1,0 +1,71 @@
+"""The zero-setup local server: private password, one host per folder, shared mode, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from conftest import error_lines, run_cli
+
+from circuit_atlas.local_server import LocalServer
+
+pytestmark = pytest.mark.slow
+
+
+def local_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
+    env["CIRCUIT_ATLAS_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def test_password_file_is_private(server: LocalServer):
+    mode = stat.S_IMODE((server.data_dir / "password").stat().st_mode)
+    assert mode == 0o600
+    assert server.endpoint.password not in repr(server.endpoint)
+
+
+def test_second_process_on_same_folder_gets_clear_message(server: LocalServer):
+    result = run_cli("graphs", env=local_env(server.data_dir))
+    assert result.returncode == 1
+    lines = error_lines(result)
+    assert len(lines) == 1
+    assert f"the local database in {server.data_dir} is in use by process {os.getpid()}" in lines[0]
+
+
+def test_db_start_status_stop_and_shared_use(tmp_path: Path):
+    env = local_env(tmp_path / "shared")
+    assert "not running" in run_cli("db", "status", env=env, check=True).stdout
+    started = run_cli("db", "start", env=env, check=True)
+    try:
+        assert "running: bolt://127.0.0.1:" in started.stdout
+        assert "password" not in started.stdout.split("(password in")[0].lower()
+        assert "running" in run_cli("db", "status", env=env, check=True).stdout
+        # Two commands can now use the folder, one after another or at once.
+        demo = run_cli("ingest", str(Path(__file__).parent.parent / "circuit_atlas" / "data"
+                                     / "bee-insect-clt.json.gz"), env=env, check=True)
+        assert "created" in demo.stdout
+        listed = json.loads(run_cli("graphs", "--format", "json", env=env, check=True).stdout)
+        assert len(listed) == 1
+    finally:
+        assert "stopped" in run_cli("db", "stop", env=env, check=True).stdout
+    assert "not running" in run_cli("db", "status", env=env, check=True).stdout
+    # Data survives the restart, now served by a command-hosted server.
+    listed = json.loads(run_cli("graphs", "--format", "json", env=env, check=True).stdout)
+    assert [g["graph_id"] for g in listed] == ["abeeisatypeof-1759386939498"]
+
+
+def test_demo_runs_and_its_graphs_are_queryable(tmp_path: Path):
+    env = local_env(tmp_path / "demo")
+    result = run_cli("demo", env=env, check=True)
+    assert "gemma-dollar: 829 nodes, 40,249 edges — created" in result.stdout
+    assert "where things are" in result.stdout
+    rows = run_cli("cypher", "MATCH (g:Graph) RETURN g.graph_id AS id ORDER BY id",
+                   "--format", "json", env=env, check=True)
+    assert [r["id"] for r in json.loads(rows.stdout)] == [
+        "abeeisatypeof-1759386939498", "gemma-dollar", "gpt2-ioi-eap-ig",
+        "nobelcomesfromth-1761108237891"]
+    again = run_cli("demo", env=env, check=True)
+    assert "unchanged" in again.stdout
