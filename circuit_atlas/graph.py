@@ -24,7 +24,6 @@ Orientation convention
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -385,18 +384,32 @@ class CircuitGraph:
         """SHA-256 of nodes, edges and metadata, independent of row order.
 
         The store uses it to make re-ingest idempotent: the same content under the same id is a
-        no-op, whatever order the importer produced rows in.
+        no-op, whatever order the importer produced rows in. Rows are put in a canonical order
+        by node key (edges by their endpoints' key ranks), then hashed column by column.
         """
-        nodes, edges = self.to_dataframes()
-        nodes = nodes.sort_values("node_key").reset_index(drop=True)
-        edges = edges.drop(columns=["source", "target"])
-        edges = edges.sort_values(["source_key", "target_key", "channel"]).reset_index(drop=True)
+        keys = np.array([k.encode() for k in self.keys()], dtype=object)
+        order = np.argsort(keys, kind="stable")
+        rank = np.empty(len(keys), dtype=np.int64)
+        rank[order] = np.arange(len(keys))
+        nodes = self.nodes.iloc[order].reset_index(drop=True)
+        nodes["node_key"] = keys[order]
+        edges = self.edges
+        src_rank = rank[edges["source"].to_numpy()]
+        dst_rank = rank[edges["target"].to_numpy()]
+        channel_rank = pd.factorize(edges["channel"], sort=True)[0]
+        edge_order = np.lexsort((channel_rank, dst_rank, src_rank))
+        edges = edges.drop(columns=["source", "target"]).iloc[edge_order].reset_index(drop=True)
+        edges["source_rank"] = src_rank[edge_order]
+        edges["target_rank"] = dst_rank[edge_order]
         digest = hashlib.sha256()
         digest.update(self.metadata.model_dump_json().encode())
         for table in (nodes, edges):
-            table = table[sorted(table.columns)]
-            digest.update(json.dumps(list(table.columns)).encode())
-            digest.update(pd.util.hash_pandas_object(table.astype(str), index=False).values)
+            for column in sorted(table.columns):
+                values = table[column]
+                if values.dtype == object or not pd.api.types.is_numeric_dtype(values):
+                    values = values.astype(str)
+                digest.update(column.encode())
+                digest.update(pd.util.hash_pandas_object(values, index=False).values.tobytes())
         return digest.hexdigest()
 
     def summary(self) -> dict[str, Any]:

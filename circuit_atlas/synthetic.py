@@ -14,7 +14,11 @@ from circuit_atlas.ingest.neuronpedia import cantor_pair
 
 
 def synthetic_neuronpedia(
-    n_nodes: int, n_edges: int, n_layers: int = 12, n_pos: int = 8, seed: int = 0,
+    n_nodes: int,
+    n_edges: int,
+    n_layers: int = 12,
+    n_pos: int = 8,
+    seed: int = 0,
     slug: str = "synthetic",
 ) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
@@ -23,17 +27,37 @@ def synthetic_neuronpedia(
     nodes: list[dict[str, Any]] = []
     for i, layer in enumerate(layers):
         pos = int(rng.integers(0, n_pos))
-        nodes.append({"node_id": f"{layer}_{i}_{pos}", "feature": cantor_pair(int(layer), i),
-                      "layer": str(layer), "ctx_idx": pos,
-                      "feature_type": "cross layer transcoder",
-                      "activation": float(rng.random())})
+        nodes.append(
+            {
+                "node_id": f"{layer}_{i}_{pos}",
+                "feature": cantor_pair(int(layer), i),
+                "layer": str(layer),
+                "ctx_idx": pos,
+                "feature_type": "cross layer transcoder",
+                "activation": float(rng.random()),
+            }
+        )
     for pos in range(n_pos):
-        nodes.append({"node_id": f"E_{pos}_{pos}", "feature": pos, "layer": "E",
-                      "ctx_idx": pos, "feature_type": "embedding"})
+        nodes.append(
+            {
+                "node_id": f"E_{pos}_{pos}",
+                "feature": pos,
+                "layer": "E",
+                "ctx_idx": pos,
+                "feature_type": "embedding",
+            }
+        )
     for token in range(4):
-        nodes.append({"node_id": f"{n_layers}_{token}_{n_pos - 1}", "feature": token,
-                      "layer": str(n_layers), "ctx_idx": n_pos - 1, "feature_type": "logit",
-                      "token_prob": 0.25})
+        nodes.append(
+            {
+                "node_id": f"{n_layers}_{token}_{n_pos - 1}",
+                "feature": token,
+                "layer": str(n_layers),
+                "ctx_idx": n_pos - 1,
+                "feature_type": "logit",
+                "token_prob": 0.25,
+            }
+        )
     # Sources are features/embeddings, targets features/logits, source row < target row for
     # features (layers are sorted), so the graph is acyclic.
     n = len(nodes)
@@ -53,12 +77,18 @@ def synthetic_neuronpedia(
             pairs.add((int(s), int(t)))
     ordered = sorted(pairs, key=lambda p: (p[1], p[0]))
     weights = rng.normal(size=len(ordered))
-    links = [{"source": nodes[s]["node_id"], "target": nodes[t]["node_id"], "weight": float(w)}
-             for (s, t), w in zip(ordered, weights)]
+    links = [
+        {"source": nodes[s]["node_id"], "target": nodes[t]["node_id"], "weight": float(w)}
+        for (s, t), w in zip(ordered, weights)
+    ]
     return {
-        "metadata": {"slug": slug, "scan": "synthetic-model", "prompt_tokens":
-                     [f"t{p}" for p in range(n_pos)], "schema_version": 1,
-                     "info": {"transcoder_set": "synthetic-transcoders"}},
+        "metadata": {
+            "slug": slug,
+            "scan": "synthetic-model",
+            "prompt_tokens": [f"t{p}" for p in range(n_pos)],
+            "schema_version": 1,
+            "info": {"transcoder_set": "synthetic-transcoders"},
+        },
         "nodes": nodes,
         "links": links,
     }

@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from circuit_atlas.synthetic import synthetic_neuronpedia
+
+from conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,9 @@ def ingest_and_kill(path: Path, env: dict[str, str], marker: str) -> None:
     env = dict(env, CIRCUIT_ATLAS_PROGRESS="1")
     process = subprocess.Popen(
         [sys.executable, "-m", "circuit_atlas.cli", "ingest", str(path)],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
     )
     assert process.stderr is not None
     os.set_blocking(process.stderr.fileno(), False)
@@ -54,8 +57,11 @@ def ingest_and_kill(path: Path, env: dict[str, str], marker: str) -> None:
 
 def counts(env: dict[str, str]) -> tuple[list, int]:
     graphs = json.loads(run_cli("graphs", "--format", "json", env=env, check=True).stdout)
-    nodes = json.loads(run_cli("cypher", "MATCH (n:Node) RETURN count(n) AS c", "--format",
-                               "json", env=env, check=True).stdout)[0]["c"]
+    nodes = json.loads(
+        run_cli(
+            "cypher", "MATCH (n:Node) RETURN count(n) AS c", "--format", "json", env=env, check=True
+        ).stdout
+    )[0]["c"]
     return graphs, nodes
 
 

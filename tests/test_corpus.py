@@ -10,12 +10,13 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import SHARED_GRAPHS, needs_shared
-from test_store import assert_same_graph
 
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.ingest.neuronpedia import cantor_unpair
 from circuit_atlas.store import CircuitStore
+
+from conftest import SHARED_GRAPHS, needs_shared
+from test_store import assert_same_graph
 
 pytestmark = [pytest.mark.slow, needs_shared()]
 
@@ -46,11 +47,16 @@ def test_whole_corpus_ingests_exactly(fresh_store: CircuitStore):
     per_feature: Counter[tuple[int, int]] = Counter()
     for path in sorted((SHARED_GRAPHS / "neuronpedia" / "analogies").glob("*.json")):
         raw = json.loads(path.read_text())
-        features = {cantor_unpair(n["feature"]) for n in raw["nodes"]
-                    if n["feature_type"] == "cross layer transcoder"}
+        features = {
+            cantor_unpair(n["feature"])
+            for n in raw["nodes"]
+            if n["feature_type"] == "cross layer transcoder"
+        }
         per_feature.update(features)
-    expected = sorted(((layer, index, count) for (layer, index), count in per_feature.items()
-                       if count >= 10), key=lambda r: (-r[2], r[0], r[1]))
+    expected = sorted(
+        ((layer, index, count) for (layer, index), count in per_feature.items() if count >= 10),
+        key=lambda r: (-r[2], r[0], r[1]),
+    )
     rows = fresh_store.query(FEATURES_IN_AT_LEAST, {"graph_ids": analogy_ids, "min_graphs": 10})
     assert [(r["layer"], r["feature"], r["graphs"]) for r in rows] == expected
     assert len(expected) > 0

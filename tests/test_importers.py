@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from circuit_atlas.ingest import load_graph
-from circuit_atlas.ingest.neuronpedia import cantor_pair, cantor_unpair
-from conftest import SHARED_GRAPHS, bundled, needs_shared
 
 from circuit_atlas.errors import ImportFormatError
 from circuit_atlas.graph import NodeKey
+from circuit_atlas.ingest import load_graph
+from circuit_atlas.ingest.neuronpedia import cantor_pair, cantor_unpair
+
+from conftest import SHARED_GRAPHS, bundled, needs_shared
 
 
 def test_dollar_keeps_both_nodes_named_0_2_1_and_every_link():

@@ -8,9 +8,10 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import error_lines, run_cli
 
 from circuit_atlas.local_server import LocalServer
+
+from conftest import error_lines, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +45,12 @@ def test_db_start_status_stop_and_shared_use(tmp_path: Path):
         assert "password" not in started.stdout.split("(password in")[0].lower()
         assert "running" in run_cli("db", "status", env=env, check=True).stdout
         # Two commands can now use the folder, one after another or at once.
-        demo = run_cli("ingest", str(Path(__file__).parent.parent / "circuit_atlas" / "data"
-                                     / "bee-insect-clt.json.gz"), env=env, check=True)
+        demo = run_cli(
+            "ingest",
+            str(Path(__file__).parent.parent / "circuit_atlas" / "data" / "bee-insect-clt.json.gz"),
+            env=env,
+            check=True,
+        )
         assert "created" in demo.stdout
         listed = json.loads(run_cli("graphs", "--format", "json", env=env, check=True).stdout)
         assert len(listed) == 1
@@ -62,10 +67,19 @@ def test_demo_runs_and_its_graphs_are_queryable(tmp_path: Path):
     result = run_cli("demo", env=env, check=True)
     assert "gemma-dollar: 829 nodes, 40,249 edges — created" in result.stdout
     assert "where things are" in result.stdout
-    rows = run_cli("cypher", "MATCH (g:Graph) RETURN g.graph_id AS id ORDER BY id",
-                   "--format", "json", env=env, check=True)
+    rows = run_cli(
+        "cypher",
+        "MATCH (g:Graph) RETURN g.graph_id AS id ORDER BY id",
+        "--format",
+        "json",
+        env=env,
+        check=True,
+    )
     assert [r["id"] for r in json.loads(rows.stdout)] == [
-        "abeeisatypeof-1759386939498", "gemma-dollar", "gpt2-ioi-eap-ig",
-        "nobelcomesfromth-1761108237891"]
+        "abeeisatypeof-1759386939498",
+        "gemma-dollar",
+        "gpt2-ioi-eap-ig",
+        "nobelcomesfromth-1761108237891",
+    ]
     again = run_cli("demo", env=env, check=True)
     assert "unchanged" in again.stdout

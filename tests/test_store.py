@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from circuit_atlas.ingest import load_graph
-from conftest import bundled
 
 from circuit_atlas.errors import CypherError, GraphConflict, GraphNotFound
 from circuit_atlas.graph import CircuitGraph
+from circuit_atlas.ingest import load_graph
 from circuit_atlas.store import CircuitStore
+
+from conftest import bundled
 
 
 def assert_same_graph(a: CircuitGraph, b: CircuitGraph) -> None:
