@@ -6,7 +6,10 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
+
 from conftest import bundled, error_lines, run_cli
+from test_importers import malformed_documents
 
 
 def test_ingest_graphs_show_cypher_rm(bolt_env):
@@ -41,6 +44,20 @@ def test_ingest_graphs_show_cypher_rm(bolt_env):
     run_cli("rm", "gpt2-ioi-eap-ig", env=bolt_env, check=True)
     listed = run_cli("graphs", "--format", "json", env=bolt_env, check=True)
     assert [g["graph_id"] for g in json.loads(listed.stdout)] == ["abeeisatypeof-1759386939498"]
+
+
+@pytest.mark.parametrize("case", sorted(malformed_documents()))
+def test_each_malformed_file_leaves_the_store_unchanged(bolt_env, tmp_path: Path, case: str):
+    run_cli("ingest", str(bundled("nobel-clt.json.gz")), env=bolt_env, check=True)
+    text, fragment = malformed_documents()[case]
+    bad = tmp_path / f"{case}.json"
+    bad.write_text(text)
+    result = run_cli("ingest", str(bundled("bee-insect-clt.json.gz")), str(bad), env=bolt_env)
+    assert result.returncode == 1
+    lines = error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: ") and fragment in lines[0]
+    listed = run_cli("graphs", "--format", "json", env=bolt_env, check=True)
+    assert [g["graph_id"] for g in json.loads(listed.stdout)] == ["nobelcomesfromth-1761108237891"]
 
 
 def test_bad_file_among_good_ones_writes_nothing(bolt_env, tmp_path: Path):
