@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase
 
-from circuit_atlas.errors import CypherError, GraphConflict, GraphNotFound, StoreError
+from circuit_atlas.errors import CypherError, GraphConflict, GraphNotFound
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.local_server import LocalServer, running_shared_server
 
@@ -359,7 +359,4 @@ class CircuitStore:
 
 def open_store(**overrides: Any) -> CircuitStore:
     """Shorthand for ``CircuitStore.open(ConnectionSettings.resolve(**overrides))``."""
-    try:
-        return CircuitStore.open(ConnectionSettings.resolve(**overrides))
-    except StoreError:
-        raise
+    return CircuitStore.open(ConnectionSettings.resolve(**overrides))
