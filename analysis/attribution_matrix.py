@@ -74,7 +74,7 @@ class AttributionMatrix:
             layer=nodes["layer"].fillna(MISSING).to_numpy(dtype=np.int64),
             pos=nodes["pos"].fillna(MISSING).to_numpy(dtype=np.int64),
             logit_weights=weights,
-            keys=tuple(k.display_id() for k in graph.keys()),  # noqa: SIM118 (not a dict)
+            keys=tuple(k.display_id() for k in graph.keys()),
         )
 
     def subset(self, keep: np.ndarray, adjacency: sp.csr_matrix) -> AttributionMatrix:

@@ -20,6 +20,8 @@ import click
 import pandas as pd
 from tqdm.auto import tqdm
 
+from circuit_atlas.cli_scores import prune, score
+from circuit_atlas.cli_support import StoreContext, parse_param, pass_ctx, print_table
 from circuit_atlas.errors import CircuitAtlasError, LocalServerError
 from circuit_atlas.ingest import IMPORTERS, load_graph
 from circuit_atlas.local_server import (
@@ -32,63 +34,6 @@ from circuit_atlas.progress import progress_enabled
 from circuit_atlas.store import CircuitStore, ConnectionSettings
 
 _DEBUG = False
-
-
-# ---------------------------------------------------------------------- helpers
-def parse_param(text: str) -> tuple[str, Any]:
-    """``k=v`` → (k, v); v is read as JSON when it parses (numbers, lists, true), else a string."""
-    if "=" not in text:
-        raise click.BadParameter(f"{text!r} is not of the form name=value", param_hint="--param")
-    name, raw = text.split("=", 1)
-    if not name.isidentifier():
-        raise click.BadParameter(f"{name!r} is not a parameter name", param_hint="--param")
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw
-    return name, value
-
-
-def print_table(frame: pd.DataFrame, fmt: str = "table") -> None:
-    if fmt == "json":
-        click.echo(frame.to_json(orient="records", default_handler=str))
-    elif fmt == "csv":
-        click.echo(frame.to_csv(index=False), nl=False)
-    elif frame.empty:
-        click.echo("(no rows)")
-    else:
-        with pd.option_context(
-            "display.max_rows",
-            200,
-            "display.max_columns",
-            20,
-            "display.width",
-            160,
-            "display.max_colwidth",
-            60,
-        ):
-            click.echo(frame.to_string(index=False))
-
-
-class StoreContext:
-    """Lazily opened store shared by one command invocation."""
-
-    def __init__(self, settings: ConnectionSettings) -> None:
-        self.settings = settings
-        self._store: CircuitStore | None = None
-
-    def store(self) -> CircuitStore:
-        if self._store is None:
-            self._store = CircuitStore.open(self.settings)
-        return self._store
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-
-
-pass_ctx = click.make_pass_decorator(StoreContext)
 
 
 # ---------------------------------------------------------------------- group
@@ -377,6 +322,11 @@ def demo(state: StoreContext) -> None:
     from circuit_atlas.demo import run_demo
 
     run_demo(state.store())
+
+
+# ---------------------------------------------------------------------- analysis commands
+cli.add_command(score)
+cli.add_command(prune)
 
 
 # ---------------------------------------------------------------------- entry point

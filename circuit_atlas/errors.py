@@ -41,6 +41,10 @@ class GraphConflict(StoreError):
     """A different graph with the same id already exists."""
 
 
+class ArtifactUnavailable(StoreError):
+    """A graph's exact adjacency artifact is missing, altered or unreadable."""
+
+
 class CypherError(StoreError):
     """A user's Cypher query was rejected (syntax, write in read-only mode, bad parameter)."""
 

@@ -18,7 +18,7 @@ def build(
 ) -> CircuitGraph:
     """``nodes``: name → key fields (+ token_prob); ``edges``: (source, target, weight)."""
     names = list(nodes)
-    rows = [{**fields, "label": name} for name, fields in nodes.items()]
+    rows = [{**fields, "label": name, "source_id": name} for name, fields in nodes.items()]
     index = {name: i for i, name in enumerate(names)}
     edge_rows = [{"source": index[s], "target": index[t], "weight": float(w)} for s, t, w in edges]
     return CircuitGraph(

@@ -12,10 +12,12 @@ stored is a no-op (``"unchanged"``); the same id with other content is refused u
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ from circuit_atlas.errors import CypherError, GraphConflict, GraphNotFound
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.local_server import LocalServer, running_shared_server
 
-from . import schema
+from . import schema, write_back
 from .artifact import read_artifact, write_artifact
 from .cypher_guard import assert_read_only
 from .errors_map import translated
@@ -39,6 +41,17 @@ from .writer import write_bulk_embedded, write_over_bolt
 __all__ = ["CircuitStore", "ConnectionSettings", "WriteResult"]
 
 DELETE_BATCH = 5_000
+
+# Stores still open when the interpreter exits. A neo4j driver still open when JPype shuts the
+# embedded JVM down crashes it (SIGSEGV in a Python callback, then a hang), so every store is
+# closed at exit even when the caller forgot to — e.g. after an exception. The hook is moved to
+# the end of the atexit queue each time a store opens, so it runs before JPype's own hook.
+_OPEN_STORES: weakref.WeakSet[CircuitStore] = weakref.WeakSet()
+
+
+def _close_open_stores() -> None:
+    for store in list(_OPEN_STORES):
+        store.close()
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,9 @@ class CircuitStore:
         self.user = user
         self.local_server = local_server
         self._owns_server = owns_server
+        _OPEN_STORES.add(self)
+        atexit.unregister(_close_open_stores)
+        atexit.register(_close_open_stores)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -107,6 +123,7 @@ class CircuitStore:
         return store
 
     def close(self) -> None:
+        _OPEN_STORES.discard(self)
         with contextlib.suppress(Exception):
             self.driver.close()
         if self._owns_server and self.local_server is not None:
@@ -238,6 +255,7 @@ class CircuitStore:
             )
             if not rows or rows[0]["deleted"] == 0:
                 break
+        self._write(write_back.DELETE_SUBGRAPHS, {"gid": graph_id})
         self._write("MATCH (g:Graph {graph_id: $gid}) DETACH DELETE g", {"gid": graph_id})
 
     def delete_graph(self, graph_id: str) -> None:
@@ -259,6 +277,48 @@ class CircuitStore:
         for row in rows:
             self._delete_graph_data(row["gid"])
         return [row["gid"] for row in rows]
+
+    # ------------------------------------------------------------------ analysis results
+    def write_scores(
+        self,
+        graph_id: str,
+        graph_props: dict[str, Any],
+        node_rows: list[dict[str, Any]],
+        subgraphs: list[dict[str, Any]],
+    ) -> None:
+        """Write a graph's scores, node annotations and pinned subgraphs in one transaction."""
+        self.graph_info(graph_id)
+
+        def work(tx: Any) -> None:
+            write_back.write_scores(
+                lambda q, p: [r.data() for r in tx.run(q, p)],
+                graph_id,
+                graph_props,
+                node_rows,
+                subgraphs,
+            )
+
+        with self._session(write=True) as session:
+            session.execute_write(work)
+
+    def subgraphs(self, graph_id: str) -> list[dict[str, Any]]:
+        """Stored pinned subgraphs of a graph, with their member node keys."""
+        return self._read(
+            "MATCH (s:Subgraph {graph_id: $gid}) "
+            "OPTIONAL MATCH (n:Node)-[:PINNED_IN]->(s) "
+            "WITH s, n ORDER BY n.node_key "
+            "RETURN s.subgraph_id AS subgraph_id, properties(s) AS props, "
+            "collect(n.node_key) AS members ORDER BY subgraph_id",
+            {"gid": graph_id},
+        )
+
+    def link_derived(self, child: str, parent: str, props: dict[str, Any]) -> None:
+        """``(child:Graph)-[:DERIVED_FROM props]->(parent:Graph)``, idempotently."""
+        rows = self._write(
+            write_back.LINK_DERIVED, {"child": child, "parent": parent, "props": props}
+        )
+        if not rows or rows[0]["n"] == 0:
+            raise GraphNotFound(f"cannot link {child!r} to {parent!r}: one of them is not stored")
 
     # ------------------------------------------------------------------ reading
     def graph_info(self, graph_id: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from circuit_atlas.errors import CircuitAtlasError
+from circuit_atlas.errors import ArtifactUnavailable
 from circuit_atlas.graph import CircuitGraph, GraphMetadata
 
 ARTIFACT_SCHEMA_VERSION = 1
@@ -79,9 +79,9 @@ def read_artifact(path: Path, expected_sha256: str | None = None) -> CircuitGrap
     """Load an artifact exactly; a missing, altered or malformed file is a clear error."""
     path = Path(path)
     if not path.exists():
-        raise CircuitAtlasError(f"adjacency artifact {path} is missing")
+        raise ArtifactUnavailable(f"adjacency artifact {path} is missing")
     if expected_sha256 and file_sha256(path) != expected_sha256:
-        raise CircuitAtlasError(f"adjacency artifact {path} does not match its recorded SHA-256")
+        raise ArtifactUnavailable(f"adjacency artifact {path} does not match its recorded SHA-256")
     try:
         with np.load(path, allow_pickle=False) as data:
             header = ArtifactHeader.model_validate_json(str(data["header"]))
@@ -89,9 +89,9 @@ def read_artifact(path: Path, expected_sha256: str | None = None) -> CircuitGrap
             nodes = pd.read_parquet(io.BytesIO(data["nodes"].tobytes()))
             edges = pd.read_parquet(io.BytesIO(data["edges"].tobytes()))
     except (ValueError, KeyError, OSError, ValidationError) as exc:
-        raise CircuitAtlasError(f"adjacency artifact {path} is unreadable: {exc}") from None
+        raise ArtifactUnavailable(f"adjacency artifact {path} is unreadable: {exc}") from None
     if header.schema_version != ARTIFACT_SCHEMA_VERSION:
-        raise CircuitAtlasError(
+        raise ArtifactUnavailable(
             f"adjacency artifact {path}: schema_version {header.schema_version} is not supported"
         )
     return CircuitGraph(nodes, edges, metadata)

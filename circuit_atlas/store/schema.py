@@ -5,6 +5,8 @@
     (:Node)-[:EDGE {weight, channel?, …}]->(:Node)          # within one graph
     (:Node {kind:'feature'})-[:INSTANCE_OF]->(:Feature {model, transcoder_set, layer, feature})
 
+Analysis results (scores, ``:Subgraph``, ``DERIVED_FROM``) are described in :mod:`.write_back`.
+
 ``:Feature`` is the cross-graph identity: every prompt's node for transcoder feature
 (layer, index) of one model and transcoder set points to the same ``:Feature``, so Cypher can ask
 which prompts share a feature. ``Graph.status`` is ``'loading'`` while a bulk write is under way
@@ -30,5 +32,7 @@ SCHEMA_STATEMENTS = (
     "FOR (n:Node) REQUIRE (n.graph_id, n.node_key) IS UNIQUE",
     "CREATE CONSTRAINT feature_identity_unique IF NOT EXISTS "
     "FOR (f:Feature) REQUIRE (f.model, f.transcoder_set, f.layer, f.feature) IS UNIQUE",
+    "CREATE CONSTRAINT subgraph_id_unique IF NOT EXISTS "
+    "FOR (s:Subgraph) REQUIRE s.subgraph_id IS UNIQUE",
     "CREATE INDEX node_graph_kind IF NOT EXISTS FOR (n:Node) ON (n.graph_id, n.kind)",
 )

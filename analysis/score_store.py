@@ -1,0 +1,155 @@
+"""Scores and pruning of stored graphs: read, compute (pure), then write back in one go.
+
+Everything that can fail — an unknown graph, a pinned node that is not in it, a graph the scores
+are not defined on — fails before the first write, so a bad request leaves the store as it was.
+Scores are computed from the exact adjacency artifact when it is on disk (bit-identical to what
+was ingested) and from the database otherwise; the report says which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from circuit_atlas.errors import ArtifactUnavailable
+from circuit_atlas.graph import CircuitGraph
+
+from .attribution_matrix import AttributionMatrix
+from .pruned_graph import pruned_graph
+from .pruning import DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD, PruneResult, prune
+from .score_report import ScoreReport, resolve_pinned, score_graph, subgraph_id, top_features
+
+if TYPE_CHECKING:
+    from circuit_atlas.store import CircuitStore, WriteResult
+
+
+@dataclass(frozen=True)
+class StoredScores:
+    report: ScoreReport
+    source: str  # "artifact" | "database"
+    written: bool
+    fallback_reason: str | None = None  # why the artifact was not used
+
+
+@dataclass(frozen=True)
+class LoadedGraph:
+    graph: CircuitGraph
+    source: str  # "artifact" | "database"
+    fallback_reason: str | None = None
+
+
+def load_for_analysis(store: CircuitStore, graph_id: str) -> LoadedGraph:
+    """The exact artifact if it is readable, else the graph as stored in the database."""
+    store.graph_info(graph_id)  # a clear GraphNotFound first
+    try:
+        return LoadedGraph(store.read_artifact(graph_id), "artifact")
+    except ArtifactUnavailable as exc:
+        return LoadedGraph(store.read_graph(graph_id), "database", str(exc))
+
+
+def _graph_properties(report: ScoreReport, pruning: PruneResult, source: str) -> dict[str, Any]:
+    full, pruned = report.row("full"), report.row("pruned")
+    return {
+        "replacement_score": full.replacement,
+        "completeness_score": full.completeness,
+        "pruned_replacement_score": pruned.replacement,
+        "pruned_completeness_score": pruned.completeness,
+        "pruned_n_nodes": int(pruning.node_mask.sum()),
+        "pruned_n_dropped": len(pruned.dropped),
+        "score_node_threshold": report.node_threshold,
+        "score_edge_threshold": report.edge_threshold,
+        "scores_source": source,
+    }
+
+
+def _node_rows(graph: CircuitGraph, pruning: PruneResult) -> list[dict[str, Any]]:
+    keys = [k.encode() for k in graph.keys()]
+    return [
+        {
+            "node_key": key,
+            "props": {
+                "score_influence": float(pruning.node_influence[i]),
+                "score_cumulative_share": float(pruning.cumulative_share[i]),
+                "kept_by_pruning": bool(pruning.node_mask[i]),
+            },
+        }
+        for i, key in enumerate(keys)
+    ]
+
+
+def score_stored_graph(
+    store: CircuitStore,
+    graph_id: str,
+    pinned: list[str] | None = None,
+    pin_top: list[int] | None = None,
+    node_threshold: float = DEFAULT_NODE_THRESHOLD,
+    edge_threshold: float = DEFAULT_EDGE_THRESHOLD,
+    write: bool = True,
+    name: str | None = None,
+) -> StoredScores:
+    """Score a stored graph; ``pinned`` node specs form one subgraph, each ``pin_top`` count
+    another (the top-k features by influence). Written back unless ``write=False``."""
+    loaded = load_for_analysis(store, graph_id)
+    graph, source = loaded.graph, loaded.source
+    matrix = AttributionMatrix.from_graph(graph)
+    pinned_sets: dict[str, list[int]] = {}
+    if pinned:
+        pinned_sets[name or "pinned"] = resolve_pinned(graph, pinned)
+    if pin_top:
+        influence = prune(matrix, node_threshold, edge_threshold).node_influence
+        for count in pin_top:
+            if count < 1:
+                raise ValueError(f"--pin-top needs a positive count, got {count}")
+            pinned_sets[f"top {count}"] = top_features(matrix, influence, count)
+    report, pruning = score_graph(graph, pinned_sets, node_threshold, edge_threshold)
+    if write:
+        subgraphs = [
+            {
+                "subgraph_id": subgraph_id(graph_id, list(row.pinned)),
+                "members": list(row.pinned),
+                "props": {
+                    "name": row.name,
+                    "replacement_score": row.replacement,
+                    "completeness_score": row.completeness,
+                    "n_pinned": row.n_pinned,
+                    "n_folded": row.n_folded,
+                    "n_dropped": len(row.dropped),
+                    "dropped": list(row.dropped),
+                    "orphaned": list(row.orphaned),
+                },
+            }
+            for row in report.rows
+            if row.scope == "subgraph"
+        ]
+        store.write_scores(
+            graph_id,
+            _graph_properties(report, pruning, source),
+            _node_rows(graph, pruning),
+            subgraphs,
+        )
+    return StoredScores(report, source, write, loaded.fallback_reason)
+
+
+def prune_stored_graph(
+    store: CircuitStore,
+    graph_id: str,
+    node_threshold: float = DEFAULT_NODE_THRESHOLD,
+    edge_threshold: float = DEFAULT_EDGE_THRESHOLD,
+    new_graph_id: str | None = None,
+    replace: bool = False,
+) -> tuple[WriteResult, CircuitGraph]:
+    """Store the pruned graph as a new graph linked ``DERIVED_FROM`` its parent."""
+    graph = load_for_analysis(store, graph_id).graph
+    pruning = prune(AttributionMatrix.from_graph(graph), node_threshold, edge_threshold)
+    child = pruned_graph(graph, pruning, new_graph_id)
+    result = store.write_graph(child, replace=replace)
+    store.link_derived(
+        child.graph_id,
+        graph_id,
+        {
+            "operation": "prune",
+            "node_threshold": pruning.node_threshold,
+            "edge_threshold": pruning.edge_threshold,
+        },
+    )
+    return result, child

@@ -1,0 +1,124 @@
+"""``circuit-atlas score`` and ``circuit-atlas prune``: graph scores and pruned graphs."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from circuit_atlas.analysis.pruning import DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD
+from circuit_atlas.analysis.score_store import prune_stored_graph, score_stored_graph
+from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table
+
+FRACTION = click.FloatRange(0.0, 1.0)
+
+
+def threshold_options(command: click.Command) -> click.Command:
+    command = click.option(
+        "--edge-threshold",
+        type=FRACTION,
+        default=DEFAULT_EDGE_THRESHOLD,
+        show_default=True,
+        help="Keep edges up to this cumulative share of edge influence.",
+    )(command)
+    return click.option(
+        "--node-threshold",
+        type=FRACTION,
+        default=DEFAULT_NODE_THRESHOLD,
+        show_default=True,
+        help="Keep nodes up to this cumulative share of influence.",
+    )(command)
+
+
+@click.command()
+@click.argument("graph_id")
+@click.option(
+    "--pinned",
+    multiple=True,
+    metavar="NODE",
+    help="A node of the subgraph: node key, the source tool's node id, or display id. Repeat.",
+)
+@click.option("--name", help="Name of the --pinned subgraph (default 'pinned').")
+@click.option(
+    "--pin-top",
+    type=click.IntRange(min=1),
+    multiple=True,
+    metavar="N",
+    help="Also score the subgraph of the N most influential features. Repeatable.",
+)
+@threshold_options
+@click.option("--no-write", is_flag=True, help="Print only; store nothing.")
+@click.option("--format", "out", type=click.Choice(["table", "csv", "json"]), default="table")
+@pass_ctx
+def score(
+    state: StoreContext,
+    graph_id: str,
+    pinned: tuple[str, ...],
+    name: str | None,
+    pin_top: tuple[int, ...],
+    node_threshold: float,
+    edge_threshold: float,
+    no_write: bool,
+    out: str,
+) -> None:
+    """Replacement and completeness of GRAPH_ID: full, pruned and pinned subgraphs.
+
+    Unpinned features are folded into the error node at their (layer, position); the scores are
+    written back to the store (:Graph properties, one :Subgraph per pinned set).
+    """
+    result = score_stored_graph(
+        state.store(),
+        graph_id,
+        pinned=list(pinned),
+        pin_top=list(pin_top),
+        node_threshold=node_threshold,
+        edge_threshold=edge_threshold,
+        write=not no_write,
+        name=name,
+    )
+    report = result.report
+    if out == "json":
+        extra = {"source": result.source, "fallback_reason": result.fallback_reason}
+        click.echo(json.dumps({**report.to_dict(), **extra}, indent=1))
+        return
+    table = report.table()
+    if out == "table":
+        table["replacement"] = table["replacement"].map("{:.4f}".format)
+        table["completeness"] = table["completeness"].map("{:.4f}".format)
+        table["pinned"] = table["pinned"].map(lambda v: "" if v != v else str(int(v)))
+        click.echo(f"graph {report.graph_id}  (from the {result.source})")
+        if result.fallback_reason:
+            click.echo(f"note: {result.fallback_reason}; scored the database copy")
+    print_table(table, out)
+    if out == "table":
+        for note in report.notes:
+            click.echo(f"note: {note}")
+        if result.written:
+            n_sub = sum(1 for r in report.rows if r.scope == "subgraph")
+            click.echo(f"written: :Graph score properties and {n_sub} :Subgraph node(s)")
+
+
+@click.command()
+@click.argument("graph_id")
+@threshold_options
+@click.option("--graph-id", "new_graph_id", help="Id of the pruned graph (default: derived).")
+@click.option("--replace", is_flag=True, help="Overwrite a stored graph of that id.")
+@pass_ctx
+def prune(
+    state: StoreContext,
+    graph_id: str,
+    node_threshold: float,
+    edge_threshold: float,
+    new_graph_id: str | None,
+    replace: bool,
+) -> None:
+    """Store GRAPH_ID pruned by influence as a new graph, linked [:DERIVED_FROM] to it."""
+    store = state.store()
+    parent = store.graph_info(graph_id)
+    result, child = prune_stored_graph(
+        store, graph_id, node_threshold, edge_threshold, new_graph_id, replace
+    )
+    click.echo(
+        f"{graph_id} -> {child.graph_id}: kept {child.n_nodes}/{parent['n_nodes']} nodes, "
+        f"{child.n_edges}/{parent['n_edges']} edges ({result.status})"
+    )
