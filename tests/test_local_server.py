@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,19 @@ def test_demo_runs_and_its_graphs_are_queryable(tmp_path: Path):
     ]
     again = run_cli("demo", env=env, check=True)
     assert "unchanged" in again.stdout
+
+
+def test_a_script_that_never_closes_its_store_still_exits(tmp_path: Path):
+    """Regression: a driver left open when JPype shut the JVM down crashed it and hung the exit
+    (seen after an exception skipped ``close()``). Open stores are now closed at exit."""
+    script = (
+        "from circuit_atlas.store import open_store\n"
+        f"store = open_store(data_dir={str(tmp_path / 'data')!r})\n"
+        "store.query('RETURN 1 AS one')\n"
+        "raise SystemExit(0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "fatal error" not in result.stdout + result.stderr
