@@ -218,11 +218,31 @@ def test_score_bad_input_is_one_line(bolt_env, args, message):
     assert json.loads(props.stdout) == [{"r": None}]
 
 
-def test_numpy_free_json(bolt_env):
-    """--format json must not leak numpy types (json.dumps would fail on them)."""
+def test_readme_score_examples(bolt_env):
+    """The README's score/prune lines, verbatim, on the bundled dollar graph."""
     run_cli("ingest", str(bundled("dollar.json.gz")), env=bolt_env, check=True)
-    gid = load_graph(bundled("dollar.json.gz")).graph_id
-    out = run_cli("score", gid, "--pin-top", "3", "--format", "json", env=bolt_env, check=True)
-    data = json.loads(out.stdout)
+    top = run_cli(
+        "score", "gemma-dollar", "--pin-top", "1", "--pin-top", "22", env=bolt_env, check=True
+    )
+    assert "top 22" in top.stdout
+    mine = run_cli(
+        "score", "gemma-dollar", "--pinned", "feature:18:6:10102:", "--pinned", "20_5796_6",
+        "--name", "my-circuit", env=bolt_env, check=True,
+    )  # fmt: skip
+    row = next(line for line in mine.stdout.splitlines() if "my-circuit" in line).split()
+    assert row[:2] == ["subgraph", "my-circuit"] and row[6] == "2"  # two pinned features
+    listed = run_cli(
+        "cypher",
+        "MATCH (s:Subgraph)-[:SUBGRAPH_OF]->(g:Graph) RETURN g.graph_id AS graph, s.name AS name, "
+        "s.replacement_score AS r ORDER BY r DESC",
+        "--format", "json", env=bolt_env, check=True,
+    )  # fmt: skip
+    assert sorted(r["name"] for r in json.loads(listed.stdout)) == ["my-circuit", "top 1", "top 22"]
+    run_cli("prune", "gemma-dollar", "--node-threshold", "0.8", "--edge-threshold", "0.98",
+            env=bolt_env, check=True)  # fmt: skip
+    out = run_cli(
+        "score", "gemma-dollar", "--pin-top", "3", "--format", "json", env=bolt_env, check=True
+    )
+    data = json.loads(out.stdout)  # no numpy types leak into JSON
     assert isinstance(data["rows"][2]["pinned"], list) and len(data["rows"][2]["pinned"]) == 3
     assert np.isfinite([r["completeness"] for r in data["rows"]]).all()
