@@ -20,6 +20,7 @@ import click
 import pandas as pd
 from tqdm.auto import tqdm
 
+from circuit_atlas.cli_queries import query
 from circuit_atlas.cli_scores import prune, score
 from circuit_atlas.cli_support import StoreContext, parse_param, pass_ctx, print_table
 from circuit_atlas.errors import CircuitAtlasError, LocalServerError
@@ -327,6 +328,7 @@ def demo(state: StoreContext) -> None:
 # ---------------------------------------------------------------------- analysis commands
 cli.add_command(score)
 cli.add_command(prune)
+cli.add_command(query)
 
 
 # ---------------------------------------------------------------------- entry point

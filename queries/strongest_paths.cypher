@@ -1,0 +1,26 @@
+// Strongest paths into a node: the top-k paths by product of |edge weights|.
+//
+// Paths end at $target_key and start at an input token (an embedding node), or at $source_key
+// when it is given; every hop has |weight| >= $min_abs_weight. Ranked by the product of
+// |weights| (log_sum, the sum of log|weight|, ranks the same); ties by the paths' node keys.
+// Path length is bounded by max_length; paths are enumerated, so raise min_abs_weight on
+// dense graphs.
+//
+// @param graph_id: string — the graph
+// @param target_key: string — node key of the last node, e.g. a logit ('logit:27:6:64091:')
+// @param source_key: string = null — node key of the first node; null: any input token
+// @param min_abs_weight: float = 0.0 — ignore edges weaker than this
+// @param k: int = 10 (1..10000) — number of paths
+// @bound max_length: int = 3 (1..6) — longest path, in edges
+// @columns nodes, weights, length, product, log_sum
+MATCH (target:Node {graph_id: $graph_id, node_key: $target_key})
+MATCH path = (source:Node {graph_id: $graph_id})-[:EDGE*1..{{max_length}}]->(target)
+WHERE CASE WHEN $source_key IS NULL THEN source.kind = 'embedding'
+           ELSE source.node_key = $source_key END
+  AND all(r IN relationships(path) WHERE abs(r.weight) >= $min_abs_weight)
+WITH [n IN nodes(path) | n.node_key] AS nodes, [r IN relationships(path) | r.weight] AS weights
+WITH nodes, weights, reduce(p = 1.0, w IN weights | p * abs(w)) AS product
+RETURN nodes, weights, size(weights) AS length, product,
+       reduce(s = 0.0, w IN weights | s + log(abs(w))) AS log_sum
+ORDER BY product DESC, nodes
+LIMIT $k

@@ -1,0 +1,14 @@
+// Stored pinned-subgraph scores next to their graphs' scores, to compare circuits across prompts.
+//
+// Rows come from `circuit-atlas score GRAPH --pinned … / --pin-top N`.
+//
+// @param name: string = null — only subgraphs of this name (e.g. 'top 22')
+// @param limit: int = 10000 (1..1000000) — row limit
+// @columns graph_id, name, pinned, replacement, completeness, graph_replacement, graph_completeness
+MATCH (s:Subgraph)-[:SUBGRAPH_OF]->(g:Graph)
+WHERE $name IS NULL OR s.name = $name
+RETURN g.graph_id AS graph_id, s.name AS name, s.n_pinned AS pinned,
+       s.replacement_score AS replacement, s.completeness_score AS completeness,
+       g.replacement_score AS graph_replacement, g.completeness_score AS graph_completeness
+ORDER BY graph_id, name
+LIMIT $limit
