@@ -20,6 +20,7 @@ import click
 import pandas as pd
 from tqdm.auto import tqdm
 
+from circuit_atlas.cli_compare import compare, consensus
 from circuit_atlas.cli_queries import query
 from circuit_atlas.cli_scores import prune, score
 from circuit_atlas.cli_support import StoreContext, parse_param, pass_ctx, print_table
@@ -329,6 +330,8 @@ def demo(state: StoreContext) -> None:
 cli.add_command(score)
 cli.add_command(prune)
 cli.add_command(query)
+cli.add_command(compare)
+cli.add_command(consensus)
 
 
 # ---------------------------------------------------------------------- entry point

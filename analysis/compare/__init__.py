@@ -1,0 +1,1 @@
+"""Cross-prompt comparison of circuit graphs: overlap metrics, consensus graphs, statistics."""

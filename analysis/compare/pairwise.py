@@ -1,0 +1,69 @@
+"""Compare many graphs pairwise at one granularity: the table of pairs and the matrices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from circuit_atlas.errors import CircuitAtlasError
+from circuit_atlas.graph import CircuitGraph
+
+from .identities import influence_shares, items
+from .metrics import METRICS, compare_pair
+
+
+@dataclass(frozen=True)
+class Comparison:
+    by: str
+    graph_ids: tuple[str, ...]
+    pairs: pd.DataFrame  # graph_a, graph_b, shared, size_a, size_b, and one column per metric
+    notes: tuple[str, ...] = field(default=())
+
+    def matrix(self, metric: str = "jaccard") -> pd.DataFrame:
+        """Symmetric graph × graph matrix of ``metric`` (1 on the diagonal)."""
+        if metric not in METRICS:
+            raise CircuitAtlasError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+        ids = list(self.graph_ids)
+        out = pd.DataFrame(np.eye(len(ids)), index=ids, columns=ids)
+        for row in self.pairs.itertuples(index=False):
+            value = getattr(row, metric)
+            out.loc[row.graph_a, row.graph_b] = value
+            out.loc[row.graph_b, row.graph_a] = value
+        return out
+
+
+def check_same_model(graphs: list[CircuitGraph], allow_mixed: bool) -> list[str]:
+    models = sorted({g.metadata.model or "unknown" for g in graphs})
+    if len(models) > 1 and not allow_mixed:
+        raise CircuitAtlasError(
+            f"the graphs come from different models ({', '.join(models)}); their features and "
+            "nodes are not comparable — pass --allow-mixed to compare them anyway"
+        )
+    return models
+
+
+def compare_graphs(
+    graphs: list[CircuitGraph], by: str = "feature", allow_mixed: bool = False
+) -> Comparison:
+    """Every pair of ``graphs`` compared by identity at granularity ``by``."""
+    if len(graphs) < 2:
+        raise CircuitAtlasError("comparison needs at least two graphs")
+    ids = [g.graph_id for g in graphs]
+    if len(set(ids)) != len(ids):
+        raise CircuitAtlasError("a graph is listed twice")
+    models = check_same_model(graphs, allow_mixed)
+    per_graph = [items(g, by) for g in graphs]
+    shares = [influence_shares(g, by) for g in graphs]
+    rows = []
+    for i, j in combinations(range(len(graphs)), 2):
+        result = compare_pair(per_graph[i], per_graph[j], shares[i], shares[j])
+        rows.append({"graph_a": ids[i], "graph_b": ids[j], **result.as_dict()})
+    notes = []
+    if len(models) > 1:
+        notes.append(f"mixed models compared: {', '.join(models)}")
+    if any(s is None for s in shares) and by != "edge":
+        notes.append("influence overlap is NaN for graphs without logit probabilities")
+    return Comparison(by, tuple(ids), pd.DataFrame(rows), tuple(notes))

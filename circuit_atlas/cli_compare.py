@@ -1,0 +1,148 @@
+"""``circuit-atlas compare`` and ``circuit-atlas consensus``: circuits across prompts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from circuit_atlas.analysis.compare.identities import GRANULARITIES
+from circuit_atlas.analysis.compare.metrics import METRICS
+from circuit_atlas.analysis.compare.stored import (
+    compare_stored,
+    load_graphs,
+    select_graph_ids,
+    store_consensus,
+)
+from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table
+
+MATRIX_PRINT_LIMIT = 8
+
+
+def selection_options(command: click.Command) -> click.Command:
+    command = click.option("--allow-mixed", is_flag=True, help="Allow graphs of different models.")(
+        command
+    )
+    command = click.option("--model", help="Select every stored graph of this model.")(command)
+    command = click.option("--contains", help="Select every stored graph whose id contains this.")(
+        command
+    )
+    return click.argument("graph_ids", nargs=-1)(command)
+
+
+@click.command()
+@selection_options
+@click.option("--by", type=click.Choice(GRANULARITIES), default="feature", show_default=True)
+@click.option("--metric", type=click.Choice(METRICS), default="jaccard", show_default=True,
+              help="The metric printed as a matrix.")  # fmt: skip
+@click.option("--stats", is_flag=True, help="Add omnibus distances and latent distribution tests.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write HTML here.")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+@pass_ctx
+def compare(
+    state: StoreContext,
+    graph_ids: tuple[str, ...],
+    contains: str | None,
+    model: str | None,
+    allow_mixed: bool,
+    by: str,
+    metric: str,
+    stats: bool,
+    report: Path | None,
+    as_json: bool,
+) -> None:
+    """Compare graphs pairwise: Jaccard, weighted overlap, Spearman, influence overlap."""
+    store = state.store()
+    ids = select_graph_ids(store, list(graph_ids), contains, model)
+    comparison = compare_stored(store, ids, by, allow_mixed)
+    sections: list[tuple[str, str]] = []
+    statistics: dict[str, object] = {}
+    if stats:
+        from circuit_atlas.analysis.compare.omnibus import latent_distribution_pvalues, omnibus
+
+        graphs = load_graphs(store, ids)
+        result = omnibus(graphs, "node" if by == "edge" else by)
+        statistics["omnibus_distance"] = result.distances.round(6).to_dict()
+        statistics["shared_nodes"] = len(result.node_ids)
+        tests = latent_distribution_pvalues(graphs, "node" if by == "edge" else by)
+        statistics["latent_distribution_test"] = tests.to_dict("records")
+        sections = [
+            ("Omnibus embedding distances", result.distances.to_html(float_format="{:.4f}".format)),
+            ("Latent distribution tests (dcorr)", tests.to_html(index=False)),
+        ]
+    if report is not None:
+        from circuit_atlas.analysis.compare.report import comparison_html
+
+        report.write_text(comparison_html(comparison, sections))
+    if as_json:
+        payload = {
+            "by": by,
+            "graph_ids": list(comparison.graph_ids),
+            "pairs": json.loads(comparison.pairs.to_json(orient="records")),
+            "matrix": {m: comparison.matrix(m).to_dict() for m in METRICS},
+            "notes": list(comparison.notes),
+            **statistics,
+        }
+        click.echo(json.dumps(payload, indent=1, default=str))
+        return
+    click.echo(f"{len(ids)} graphs, {len(comparison.pairs)} pairs, by {by}")
+    summary = comparison.pairs[list(METRICS)].describe().T[["mean", "min", "max"]]
+    print_table(summary.reset_index(names="metric"))
+    if len(ids) <= MATRIX_PRINT_LIMIT:
+        click.echo(f"\n{metric}:")
+        click.echo(comparison.matrix(metric).round(4).to_string())
+    else:
+        ranked = comparison.pairs.sort_values(metric, ascending=False)
+        click.echo(f"\nmost similar pairs by {metric}:")
+        print_table(ranked.head(5)[["graph_a", "graph_b", metric]])
+    for note in comparison.notes:
+        click.echo(f"note: {note}")
+    for row in statistics.get("latent_distribution_test", []):
+        click.echo(f"latent distribution test {row['graph_a']} vs {row['graph_b']}: "
+                   f"p = {row['pvalue']:.3f}")  # fmt: skip
+    if report is not None:
+        click.echo(f"report: {report}")
+
+
+@click.command()
+@selection_options
+@click.option(
+    "--min-fraction",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=0.5,
+    show_default=True,
+    help="Keep edges present in at least this share of graphs.",
+)
+@click.option("--intersection", is_flag=True, help="Same as --min-fraction 1.")
+@click.option("--union", "union_", is_flag=True, help="Keep edges present in any graph.")
+@click.option("--graph-id", "new_graph_id", help="Id of the consensus graph (default: derived).")
+@click.option("--replace", is_flag=True, help="Overwrite a stored graph of that id.")
+@pass_ctx
+def consensus(
+    state: StoreContext,
+    graph_ids: tuple[str, ...],
+    contains: str | None,
+    model: str | None,
+    allow_mixed: bool,
+    min_fraction: float,
+    intersection: bool,
+    union_: bool,
+    new_graph_id: str | None,
+    replace: bool,
+) -> None:
+    """Store the consensus circuit of graphs, linked [:DERIVED_FROM] to each of them."""
+    store = state.store()
+    ids = select_graph_ids(store, list(graph_ids), contains, model)
+    if intersection:
+        min_fraction = 1.0
+    elif union_:
+        min_fraction = 1.0 / len(ids)
+    result, graph = store_consensus(store, ids, min_fraction, new_graph_id, replace, allow_mixed)
+    click.echo(
+        f"{graph.graph_id}: consensus of {len(ids)} graphs at >= {min_fraction:.0%}: "
+        f"{graph.n_nodes} nodes, {graph.n_edges} edges ({result.status})"
+    )
+    frame = pd.DataFrame(graph.summary(), index=[0])
+    print_table(frame)
