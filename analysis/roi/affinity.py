@@ -1,0 +1,192 @@
+"""The symmetric, non-negative affinity matrix every ROI method clusters.
+
+How direction and sign are handled (the same for every method, so methods are comparable):
+
+* **Sign is dropped**: affinities are |w|. Community detection (modularity, SBMs, spectral
+  embeddings of adjacency) needs non-negative weights; an inhibitory edge still ties two nodes
+  into one mechanism.
+* **Direction is dropped**: ``W = |A| + |A|ᵀ``. Louvain and Leiden optimise undirected
+  modularity, and the spectral and SBM fits here are undirected; an edge u→v counts once for
+  the pair.
+* **Anchors are not clustered**: in one graph, input tokens and logits stay out of the ROIs
+  (they are the ends of every path); the quotient graph keeps them as their own nodes.
+
+Across prompts (the feature × feature matrix of comparable graphs), three choices:
+
+* ``cooccurrence`` — W_ij = number of graphs where features i and j both occur (structural);
+* ``correlation`` — positive part of the Pearson correlation of the features' activations
+  across prompts, 0 where absent (functional connectivity);
+* ``effective`` — Σ over graphs of |edge weight| between instances of i and j (effective
+  connectivity from attribution).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from circuit_atlas.errors import CircuitAtlasError
+from circuit_atlas.graph import CircuitGraph, NodeKind
+
+from ..compare.pairwise import check_same_model
+
+ANCHORS = {
+    NodeKind.EMBEDDING.value,
+    NodeKind.LOGIT.value,
+    NodeKind.INPUT.value,
+    NodeKind.LOGITS.value,
+}
+CROSS_PROMPT_KINDS = ("cooccurrence", "correlation", "effective")
+
+
+@dataclass(frozen=True)
+class Affinity:
+    """What to cluster: ``matrix`` over ``ids`` (node keys, or feature identities)."""
+
+    ids: tuple[str, ...]
+    matrix: sp.csr_matrix  # symmetric, non-negative, zero diagonal
+    layer: np.ndarray  # per id, -1 where none
+    labels: tuple[str, ...]  # a human label per id (feature description, display id)
+    scope: str  # "graph" | "cross-prompt"
+    graph_ids: tuple[str, ...]
+    kind: str  # "attribution" | one of CROSS_PROMPT_KINDS
+    positions: dict[str, list[str]] = field(default_factory=dict)  # id → "graph@pos" seen
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+
+def _symmetric(matrix: sp.spmatrix) -> sp.csr_matrix:
+    magnitude = abs(sp.csr_matrix(matrix, dtype=np.float64))
+    symmetric = sp.csr_matrix(magnitude + magnitude.T)
+    symmetric.setdiag(0.0)
+    symmetric.eliminate_zeros()
+    return symmetric
+
+
+def graph_affinity(graph: CircuitGraph) -> Affinity:
+    kinds = graph.nodes["kind"].to_numpy(dtype=object)
+    interior = np.array([k not in ANCHORS for k in kinds])
+    if not interior.any():
+        raise CircuitAtlasError(f"graph {graph.graph_id!r} has no nodes to group into ROIs")
+    index = np.flatnonzero(interior)
+    matrix = _symmetric(graph.adjacency()[index][:, index])
+    keys = graph.keys()
+    labels = graph.nodes["label"].to_numpy(dtype=object)
+    return Affinity(
+        ids=tuple(keys[i].encode() for i in index),
+        matrix=matrix,
+        layer=graph.nodes["layer"].fillna(-1).to_numpy(dtype=np.int64)[index],
+        labels=tuple(str(labels[i]) if labels[i] else keys[i].display_id() for i in index),
+        scope="graph",
+        graph_ids=(graph.graph_id,),
+        kind="attribution",
+        positions={keys[i].encode(): [f"{graph.graph_id}@{keys[i].pos}"] for i in index},
+    )
+
+
+def _feature_table(graph: CircuitGraph) -> pd.DataFrame:
+    nodes = graph.nodes
+    features = nodes[nodes["kind"] == NodeKind.FEATURE.value]
+    return pd.DataFrame(
+        {
+            "row": features.index.to_numpy(),
+            "id": [f"{int(a)}|{int(b)}" for a, b in zip(features["layer"], features["feature"])],
+            "layer": features["layer"].astype(int).to_numpy(),
+            "pos": features["pos"].astype(int).to_numpy(),
+            "activation": features["activation"].abs().fillna(0.0).to_numpy(),
+            "label": features["label"].to_numpy(dtype=object),
+        }
+    )
+
+
+def cross_prompt_affinity(
+    graphs: list[CircuitGraph],
+    kind: str = "cooccurrence",
+    min_graphs: int = 2,
+    allow_mixed: bool = False,
+) -> Affinity:
+    """Feature × feature affinity over features present in at least ``min_graphs`` graphs."""
+    if kind not in CROSS_PROMPT_KINDS:
+        raise CircuitAtlasError(f"unknown affinity {kind!r}; choose from {CROSS_PROMPT_KINDS}")
+    if len(graphs) < 2:
+        raise CircuitAtlasError("cross-prompt ROIs need at least two graphs")
+    check_same_model(graphs, allow_mixed)
+    tables = [_feature_table(g) for g in graphs]
+    presence = pd.concat([t.drop_duplicates("id")["id"] for t in tables]).value_counts()
+    ids = sorted(
+        presence[presence >= min_graphs].index, key=lambda s: tuple(map(int, s.split("|")))
+    )
+    if len(ids) < 2:
+        raise CircuitAtlasError(
+            f"fewer than two features occur in at least {min_graphs} of the graphs; lower "
+            "--min-graphs"
+        )
+    column = {f: i for i, f in enumerate(ids)}
+    n_graphs, n = len(graphs), len(ids)
+    activity = np.zeros((n_graphs, n))
+    labels: dict[str, str] = {}
+    positions: dict[str, list[str]] = {f: [] for f in ids}
+    rows, cols, weights = [], [], []
+    for g, (graph, table) in enumerate(zip(graphs, tables)):
+        table = table[table["id"].isin(column)]
+        where = table["id"].map(column).to_numpy()
+        np.add.at(activity[g], where, table["activation"].to_numpy())
+        for fid, pos, label in zip(table["id"], table["pos"], table["label"]):
+            positions[fid].append(f"{graph.graph_id}@{pos}")
+            if label and fid not in labels:
+                labels[fid] = str(label)
+        if kind == "effective":
+            row_to_col = dict(zip(table["row"], where))
+            edges = graph.edges
+            src = edges["source"].map(row_to_col)
+            dst = edges["target"].map(row_to_col)
+            keep = src.notna() & dst.notna()
+            rows.append(dst[keep].to_numpy(dtype=np.int64))
+            cols.append(src[keep].to_numpy(dtype=np.int64))
+            weights.append(edges["weight"][keep].abs().to_numpy())
+    if kind == "cooccurrence":
+        present = sp.csr_matrix((activity > 0).astype(np.float64))
+        matrix = sp.csr_matrix(present.T @ present)
+    elif kind == "correlation":
+        centred = activity - activity.mean(axis=0)
+        scale = np.sqrt((centred**2).sum(axis=0))
+        scale[scale == 0] = np.inf
+        correlation = (centred.T @ centred) / np.outer(scale, scale)
+        matrix = sp.csr_matrix(np.clip(correlation, 0.0, None))
+    else:
+        matrix = sp.csr_matrix(
+            (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+        )
+    matrix = _symmetric(matrix) if kind == "effective" else sp.csr_matrix(matrix)
+    matrix.setdiag(0.0)
+    matrix.eliminate_zeros()
+    return Affinity(
+        ids=tuple(ids),
+        matrix=matrix,
+        layer=np.array([int(f.split("|")[0]) for f in ids]),
+        labels=tuple(labels.get(f, f"feature {f}") for f in ids),
+        scope="cross-prompt",
+        graph_ids=tuple(g.graph_id for g in graphs),
+        kind=kind,
+        positions=positions,
+    )
+
+
+def planted_affinity(matrix: sp.spmatrix, name: str = "planted") -> Affinity:
+    """An affinity from any weighted (possibly directed) matrix — for tests and benchmarks."""
+    symmetric = _symmetric(matrix)
+    n = symmetric.shape[0]
+    return Affinity(
+        ids=tuple(str(i) for i in range(n)),
+        matrix=symmetric,
+        layer=np.full(n, -1),
+        labels=tuple(str(i) for i in range(n)),
+        scope="graph",
+        graph_ids=(name,),
+        kind="attribution",
+    )
