@@ -49,6 +49,7 @@ class NodeKind(str, Enum):
     ATTENTION_HEAD = "attention_head"
     MLP = "mlp"
     LOGITS = "logits"
+    ROI = "roi"  # a region of interest, as a node of an ROI quotient graph
 
 
 KEY_FIELDS = ("kind", "layer", "pos", "feature", "head")
@@ -63,6 +64,7 @@ _REQUIRED_FIELDS: dict[NodeKind, dict[str, bool]] = {
     NodeKind.MLP: {"layer": True, "feature": False, "head": False},
     NodeKind.INPUT: {"layer": False, "feature": False, "head": False},
     NodeKind.LOGITS: {"layer": False, "feature": False, "head": False},
+    NodeKind.ROI: {"feature": True, "head": False},  # feature = the ROI's index in its run
 }
 
 # Columns every nodes table has, with the dtype they are normalised to.
@@ -128,6 +130,8 @@ class NodeKey(NamedTuple):
             return f"a{self.layer}.h{self.head}" + ("" if self.pos is None else f" @{self.pos}")
         if kind == NodeKind.MLP:
             return f"m{self.layer}" + ("" if self.pos is None else f" @{self.pos}")
+        if kind == NodeKind.ROI:
+            return f"ROI {self.feature}"
         return kind if self.pos is None else f"{kind} @{self.pos}"
 
 

@@ -17,6 +17,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # 2 cores; and see circuit_atlas/native_threads
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from circuit_atlas.local_server import LocalServer  # noqa: E402
 from circuit_atlas.store import CircuitStore, ConnectionSettings  # noqa: E402

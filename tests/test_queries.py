@@ -196,6 +196,7 @@ def test_every_named_query_runs_and_returns_its_declared_columns(dollar):
         "graphs_with_feature": {"layer": 18, "feature": 10102},
         "graphs_with_motif": {"a_layer": 18, "a_feature": 10102, "b_layer": 20, "b_feature": 5796},
         "subgraph_scores": {"name": "top 5"},
+        "feature_jaccard": {"graph_ids": []},
     }
     assert set(arguments) == set(library())
     for name, values in arguments.items():

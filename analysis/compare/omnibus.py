@@ -31,6 +31,7 @@ import pandas as pd
 
 from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph
+from circuit_atlas.native_threads import jvm_safe_threads
 
 from .identities import _feature_identity
 
@@ -87,7 +88,7 @@ def omnibus(
     shared, matrices = shared_adjacencies(graphs, by)
     ranked = [pass_to_ranks(m) for m in matrices]
     embedder = OmnibusEmbed(n_components=n_components, algorithm="full", check_lcc=False)
-    with warnings.catch_warnings():
+    with jvm_safe_threads(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "not fully connected": expected for circuits
         embeddings = np.asarray(embedder.fit_transform(ranked))
     ids = [g.graph_id for g in graphs]
@@ -117,7 +118,7 @@ def latent_distribution_pvalues(
     rows = []
     for i, j in pairs:
         np.random.seed(seed)
-        with warnings.catch_warnings():
+        with jvm_safe_threads(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = latent_distribution_test(
                 pass_to_ranks(matrices[i]),

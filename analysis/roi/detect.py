@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from circuit_atlas.errors import CircuitAtlasError
+from circuit_atlas.native_threads import jvm_safe_threads
 
 from .affinity import Affinity
 from .methods import METHODS, RoiParams
@@ -65,7 +66,8 @@ def run_method(affinity: Affinity, method: str, params: RoiParams) -> tuple[np.n
         raise CircuitAtlasError(f"k = {params.k} is larger than the {affinity.n} nodes to group")
     if affinity.n < 2:
         return np.zeros(affinity.n, dtype=np.int64), {}
-    result = METHODS[method](affinity.matrix, params)
+    with jvm_safe_threads():
+        result = METHODS[method](affinity.matrix, params)
     return result.labels, result.details
 
 

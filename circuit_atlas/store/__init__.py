@@ -256,6 +256,7 @@ class CircuitStore:
             if not rows or rows[0]["deleted"] == 0:
                 break
         self._write(write_back.DELETE_SUBGRAPHS, {"gid": graph_id})
+        self._write(write_back.DELETE_ROIS_OF_GRAPH, {"gid": graph_id})
         self._write("MATCH (g:Graph {graph_id: $gid}) DETACH DELETE g", {"gid": graph_id})
 
     def delete_graph(self, graph_id: str) -> None:
@@ -296,6 +297,29 @@ class CircuitStore:
                 graph_props,
                 node_rows,
                 subgraphs,
+            )
+
+        with self._session(write=True) as session:
+            session.execute_write(work)
+
+    def write_rois(
+        self,
+        run_id: str,
+        roi_rows: list[dict[str, Any]],
+        members: list[dict[str, Any]],
+        member_kind: str,
+        scope: dict[str, Any],
+    ) -> None:
+        """Replace one ROI run — ROIs, memberships, quotient links — in one transaction."""
+
+        def work(tx: Any) -> None:
+            write_back.write_rois(
+                lambda q, p: [r.data() for r in tx.run(q, p)],
+                run_id,
+                roi_rows,
+                members,
+                member_kind,
+                scope,
             )
 
         with self._session(write=True) as session:

@@ -34,5 +34,7 @@ SCHEMA_STATEMENTS = (
     "FOR (f:Feature) REQUIRE (f.model, f.transcoder_set, f.layer, f.feature) IS UNIQUE",
     "CREATE CONSTRAINT subgraph_id_unique IF NOT EXISTS "
     "FOR (s:Subgraph) REQUIRE s.subgraph_id IS UNIQUE",
+    "CREATE CONSTRAINT roi_id_unique IF NOT EXISTS FOR (r:ROI) REQUIRE r.roi_id IS UNIQUE",
+    "CREATE INDEX roi_run IF NOT EXISTS FOR (r:ROI) ON (r.run_id)",
     "CREATE INDEX node_graph_kind IF NOT EXISTS FOR (n:Node) ON (n.graph_id, n.kind)",
 )

@@ -6,6 +6,9 @@
         -[:SUBGRAPH_OF]->(:Graph)
     (:Node)-[:PINNED_IN]->(:Subgraph)
     (:Graph)-[:DERIVED_FROM {operation, …}]->(:Graph)     # e.g. a pruned graph → its parent
+    (:ROI {roi_id, run_id, method, params_json, index, size, graph_ids, …})-[:ROI_OF]->(:Graph)
+    (:Node)-[:IN_ROI]->(:ROI)  or  (:Feature)-[:IN_ROI]->(:ROI)   # one graph / across prompts
+    (:ROI)-[:AS_NODE]->(:Node)                             # its node in the quotient graph
 
 Every statement is keyed (``MERGE`` on ids, ``SET`` of whole property maps), so writing the same
 result twice changes nothing. Values reach Cypher only as parameters.
@@ -70,3 +73,53 @@ def write_scores(
         run(CLEAR_MEMBERS, {"sid": sid})
         if sub["members"]:
             run(ADD_MEMBERS, {"gid": graph_id, "sid": sid, "keys": list(sub["members"])})
+
+
+DELETE_ROI_RUN = "MATCH (r:ROI {run_id: $run}) DETACH DELETE r"
+DELETE_ROIS_OF_GRAPH = "MATCH (r:ROI) WHERE $gid IN r.graph_ids DETACH DELETE r"
+CREATE_ROIS = "UNWIND $rows AS row CREATE (r:ROI) SET r = row"
+LINK_ROI_GRAPHS = (
+    "MATCH (r:ROI {run_id: $run}) UNWIND r.graph_ids AS gid "
+    "MATCH (g:Graph {graph_id: gid}) CREATE (r)-[:ROI_OF]->(g)"
+)
+LINK_NODE_MEMBERS = (
+    "UNWIND $rows AS row MATCH (r:ROI {roi_id: row.roi_id}) "
+    "MATCH (n:Node {graph_id: $gid, node_key: row.key}) CREATE (n)-[:IN_ROI]->(r)"
+)
+LINK_FEATURE_MEMBERS = (
+    "UNWIND $rows AS row MATCH (r:ROI {roi_id: row.roi_id}) "
+    "MATCH (f:Feature {model: $model, transcoder_set: $transcoder_set, layer: row.layer, "
+    "feature: row.feature}) CREATE (f)-[:IN_ROI]->(r)"
+)
+LINK_QUOTIENT_NODES = (
+    "MATCH (r:ROI {run_id: $run}) "
+    "MATCH (n:Node {graph_id: $qgid, node_key: r.quotient_key}) CREATE (r)-[:AS_NODE]->(n)"
+)
+
+
+def write_rois(
+    run: Run,
+    run_id: str,
+    roi_rows: list[dict[str, Any]],
+    members: list[dict[str, Any]],
+    member_kind: str,
+    scope: dict[str, Any],
+) -> None:
+    """Replace one ROI run (same run id → same ROIs, never duplicates) inside a transaction.
+
+    ``member_kind`` is ``"node"`` (rows ``{roi_id, key}``, ``scope["graph_id"]``) or
+    ``"feature"`` (rows ``{roi_id, layer, feature}``, ``scope["model"]`` and
+    ``scope["transcoder_set"]``); ``scope["quotient_graph_id"]`` links ROIs to quotient nodes.
+    """
+    run(DELETE_ROI_RUN, {"run": run_id})
+    run(CREATE_ROIS, {"rows": roi_rows})
+    run(LINK_ROI_GRAPHS, {"run": run_id})
+    if member_kind == "node":
+        run(LINK_NODE_MEMBERS, {"rows": members, "gid": scope["graph_id"]})
+    else:
+        run(
+            LINK_FEATURE_MEMBERS,
+            {"rows": members, "model": scope["model"], "transcoder_set": scope["transcoder_set"]},
+        )
+    if scope.get("quotient_graph_id"):
+        run(LINK_QUOTIENT_NODES, {"run": run_id, "qgid": scope["quotient_graph_id"]})

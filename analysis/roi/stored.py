@@ -1,0 +1,145 @@
+"""ROIs of stored graphs: compute, then write ROIs, memberships and the quotient graph back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from circuit_atlas.errors import CircuitAtlasError
+from circuit_atlas.graph import CircuitGraph, NodeKey, NodeKind
+
+from ..compare.stored import load_graphs
+from .affinity import Affinity, cross_prompt_affinity, graph_affinity
+from .detect import RoiResult, detect, run_method
+from .methods import RoiParams
+from .quotient import quotient_graph
+
+if TYPE_CHECKING:
+    from circuit_atlas.store import CircuitStore
+
+
+@dataclass(frozen=True)
+class StoredRois:
+    result: RoiResult
+    quotient: CircuitGraph
+    written: bool
+
+
+def affinity_for(
+    graphs: list[CircuitGraph], affinity_kind: str, min_graphs: int, allow_mixed: bool
+) -> Affinity:
+    if not graphs:
+        raise CircuitAtlasError("no graphs given")
+    if len(graphs) == 1:
+        return graph_affinity(graphs[0])
+    return cross_prompt_affinity(graphs, affinity_kind, min_graphs, allow_mixed)
+
+
+def bootstrap_stability(
+    graphs: list[CircuitGraph],
+    result: RoiResult,
+    affinity_kind: str,
+    min_graphs: int,
+    resamples: int,
+) -> float:
+    """Mean ARI between the full run and runs on prompts resampled with replacement, over the
+    features both contain."""
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(result.params.seed)
+    full = dict(zip(result.affinity.ids, result.labels))
+    scores = []
+    for _ in range(resamples):
+        picks = rng.integers(0, len(graphs), len(graphs))
+        sample = [graphs[p] for p in picks]  # a graph drawn twice counts twice
+        try:
+            affinity = cross_prompt_affinity(sample, affinity_kind, min_graphs, allow_mixed=True)
+            labels, _ = run_method(affinity, result.method, result.params)
+        except CircuitAtlasError:
+            continue
+        shared = [i for i, f in enumerate(affinity.ids) if f in full]
+        if len(shared) > 1:
+            scores.append(
+                adjusted_rand_score([full[affinity.ids[i]] for i in shared], labels[shared])
+            )
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def roi_rows(result: RoiResult, quotient_id: str) -> list[dict[str, Any]]:
+    members = result.members()
+    rows = []
+    for index in range(result.n_rois):
+        part = members[members["roi"] == index]
+        layers = part["layer"][part["layer"] >= 0]
+        rows.append(
+            {
+                "roi_id": f"{result.run_id}/{index}",
+                "run_id": result.run_id,
+                "index": index,
+                "method": result.method,
+                "params_json": json.dumps(result.params.as_dict(), sort_keys=True),
+                "affinity": result.affinity.kind,
+                "scope": result.affinity.scope,
+                "graph_ids": sorted(result.affinity.graph_ids),
+                "size": int(len(part)),
+                "min_layer": int(layers.min()) if len(layers) else None,
+                "max_layer": int(layers.max()) if len(layers) else None,
+                "modularity": result.quality["modularity"],
+                "quotient_graph_id": quotient_id,
+                "quotient_key": NodeKey(NodeKind.ROI.value, feature=index).encode(),
+            }
+        )
+    return rows
+
+
+def roi_stored(
+    store: CircuitStore,
+    graph_ids: list[str],
+    method: str,
+    params: RoiParams | None = None,
+    affinity_kind: str = "cooccurrence",
+    min_graphs: int = 2,
+    allow_mixed: bool = False,
+    stability_seeds: int = 0,
+    bootstrap: int = 0,
+    write: bool = True,
+) -> StoredRois:
+    params = params or RoiParams()
+    graphs = load_graphs(store, graph_ids)
+    affinity = affinity_for(graphs, affinity_kind, min_graphs, allow_mixed)
+    result = detect(affinity, method, params, stability_seeds)
+    if bootstrap and affinity.scope == "cross-prompt":
+        stability = bootstrap_stability(graphs, result, affinity_kind, min_graphs, bootstrap)
+        result = replace(result, quality={**result.quality, "stability_ari_bootstrap": stability})
+    quotient_id = f"{result.run_id}-quotient"
+    quotient = quotient_graph(result, graphs, quotient_id)
+    if write:
+        store.write_graph(quotient, replace=True)
+        for source in graph_ids:
+            store.link_derived(quotient_id, source, {"operation": "roi-quotient", "method": method})
+        rows = roi_rows(result, quotient_id)
+        if affinity.scope == "graph":
+            members = [
+                {"roi_id": f"{result.run_id}/{roi}", "key": key}
+                for key, roi in zip(affinity.ids, result.labels.tolist())
+            ]
+            scope = {"graph_id": graph_ids[0], "quotient_graph_id": quotient_id}
+            kind = "node"
+        else:
+            members = [
+                {"roi_id": f"{result.run_id}/{roi}", "layer": int(f.split("|")[0]),
+                 "feature": int(f.split("|")[1])}
+                for f, roi in zip(affinity.ids, result.labels.tolist())
+            ]  # fmt: skip
+            first = graphs[0].metadata
+            scope = {
+                "model": first.model or "unknown",
+                "transcoder_set": first.transcoder_set or "unknown",
+                "quotient_graph_id": quotient_id,
+            }
+            kind = "feature"
+        store.write_rois(result.run_id, rows, members, kind, scope)
+    return StoredRois(result, quotient, write)
