@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from circuit_atlas.cli_compare import compare, consensus
 from circuit_atlas.cli_queries import query
+from circuit_atlas.cli_roi import roi
 from circuit_atlas.cli_scores import prune, score
 from circuit_atlas.cli_support import StoreContext, parse_param, pass_ctx, print_table
 from circuit_atlas.errors import CircuitAtlasError, LocalServerError
@@ -332,6 +333,7 @@ cli.add_command(prune)
 cli.add_command(query)
 cli.add_command(compare)
 cli.add_command(consensus)
+cli.add_command(roi)
 
 
 # ---------------------------------------------------------------------- entry point

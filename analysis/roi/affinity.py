@@ -116,6 +116,12 @@ def cross_prompt_affinity(
     if len(graphs) < 2:
         raise CircuitAtlasError("cross-prompt ROIs need at least two graphs")
     check_same_model(graphs, allow_mixed)
+    transcoders = sorted({g.metadata.transcoder_set or "unknown" for g in graphs})
+    if len(transcoders) > 1 and not allow_mixed:
+        raise CircuitAtlasError(
+            f"the graphs use different transcoder sets ({', '.join(transcoders)}); their "
+            "features are not the same features — pass --allow-mixed to group them anyway"
+        )
     tables = [_feature_table(g) for g in graphs]
     presence = pd.concat([t.drop_duplicates("id")["id"] for t in tables]).value_counts()
     ids = sorted(

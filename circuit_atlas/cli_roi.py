@@ -1,0 +1,112 @@
+"""``circuit-atlas roi``: regions of interest in one graph or across prompts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from circuit_atlas.analysis.compare.stored import select_graph_ids
+from circuit_atlas.analysis.roi.affinity import CROSS_PROMPT_KINDS
+from circuit_atlas.analysis.roi.methods import METHODS, RoiParams
+from circuit_atlas.analysis.roi.stored import roi_stored
+from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table
+
+
+@click.command()
+@click.argument("graph_ids", nargs=-1)
+@click.option("--contains", help="Select every stored graph whose id contains this.")
+@click.option("--model", help="Select every stored graph of this model.")
+@click.option("--method", type=click.Choice(sorted(METHODS)), default="leiden", show_default=True)
+@click.option("--k", type=click.IntRange(min=1), help="Number of ROIs (spectral, sbm, dcsbm).")
+@click.option("--max-k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Largest number of ROIs BIC may choose.")  # fmt: skip
+@click.option("--resolution", type=float, default=1.0, show_default=True,
+              help="Modularity resolution (louvain, leiden).")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--embedding", type=click.Choice(["adjacency", "laplacian"]), default="adjacency",
+              show_default=True, help="Spectral embedding (spectral, sbm).")  # fmt: skip
+@click.option("--binarize-quantile", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="SBM/DCSBM: edges at or above this quantile of |w| count.")  # fmt: skip
+@click.option("--affinity", type=click.Choice(CROSS_PROMPT_KINDS), default="cooccurrence",
+              show_default=True, help="Across prompts: how features are tied.")  # fmt: skip
+@click.option("--min-graphs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Across prompts: features in at least this many graphs.")  # fmt: skip
+@click.option("--allow-mixed", is_flag=True, help="Allow graphs of different models.")
+@click.option("--stability", type=click.IntRange(min=0), default=0,
+              help="Rerun with this many seeds; report the mean ARI.")  # fmt: skip
+@click.option("--bootstrap", type=click.IntRange(min=0), default=0,
+              help="Across prompts: resample prompts N times; report the mean ARI.")  # fmt: skip
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write HTML here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--no-write", is_flag=True, help="Compute only; store nothing.")
+@pass_ctx
+def roi(
+    state: StoreContext,
+    graph_ids: tuple[str, ...],
+    contains: str | None,
+    model: str | None,
+    method: str,
+    k: int | None,
+    max_k: int,
+    resolution: float,
+    seed: int,
+    embedding: str,
+    binarize_quantile: float,
+    affinity: str,
+    min_graphs: int,
+    allow_mixed: bool,
+    stability: int,
+    bootstrap: int,
+    report: Path | None,
+    as_json: bool,
+    no_write: bool,
+) -> None:
+    """Group the nodes of one graph, or the features of several, into regions of interest.
+
+    ROIs, their members and the ROI-level quotient graph are written back to the store.
+    """
+    store = state.store()
+    ids = select_graph_ids(store, list(graph_ids), contains, model)
+    params = RoiParams(seed=seed, resolution=resolution, k=k, max_k=max_k, embedding=embedding,
+                       binarize_quantile=binarize_quantile)  # fmt: skip
+    stored = roi_stored(store, ids, method, params, affinity, min_graphs, allow_mixed, stability,
+                        bootstrap, write=not no_write)  # fmt: skip
+    result = stored.result
+    if report is not None:
+        from circuit_atlas.analysis.roi.report import roi_html
+
+        report.write_text(roi_html(result, stored.quotient))
+    if as_json:
+        members = result.members()
+        payload = {
+            "run_id": result.run_id,
+            "method": method,
+            "params": params.as_dict(),
+            "scope": result.affinity.scope,
+            "graph_ids": list(result.affinity.graph_ids),
+            "quality": result.quality,
+            "details": result.details,
+            "quotient_graph_id": stored.quotient.graph_id,
+            "rois": [
+                {"roi": int(r), "members": part["id"].tolist()}
+                for r, part in members.groupby("roi")
+            ],
+        }
+        click.echo(json.dumps(payload, indent=1, default=str))
+        return
+    sizes = result.members().groupby("roi").size()
+    click.echo(f"run {result.run_id}: {result.n_rois} ROIs over {result.affinity.n} "
+               f"{'features' if result.affinity.scope == 'cross-prompt' else 'nodes'}")  # fmt: skip
+    quality = {k: v for k, v in result.quality.items() if v is not None}
+    print_table(pd.DataFrame([{"measure": k, "value": v} for k, v in quality.items()]))
+    click.echo(f"sizes: {', '.join(str(s) for s in sizes.tolist())}")
+    if not no_write:
+        click.echo(
+            f"written: {result.n_rois} :ROI nodes; quotient graph {stored.quotient.graph_id}"
+        )
+        click.echo(f"members: circuit-atlas query roi_members --param run_id={result.run_id}")
+    if report is not None:
+        click.echo(f"report: {report}")
