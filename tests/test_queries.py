@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from score_graphs import random_attribution_graph
 
+from circuit_atlas.analysis.roi.stored import roi_stored
 from circuit_atlas.analysis.score_store import score_stored_graph
 from circuit_atlas.errors import CypherError
 from circuit_atlas.graph import CircuitGraph
@@ -185,6 +186,7 @@ def test_every_named_query_runs_and_returns_its_declared_columns(dollar):
     nobel = load_graph(bundled("nobel-clt.json.gz"))
     store.write_graph(nobel)
     score_stored_graph(store, graph.graph_id, pin_top=[5])
+    run_id = roi_stored(store, [graph.graph_id], "louvain").result.run_id
     arguments = {
         "strongest_paths": {"graph_id": graph.graph_id, "target_key": "logit:27:6:64091:"},
         "upstream": {"graph_id": graph.graph_id, "node_key": "feature:20:6:5796:"},
@@ -197,6 +199,8 @@ def test_every_named_query_runs_and_returns_its_declared_columns(dollar):
         "graphs_with_motif": {"a_layer": 18, "a_feature": 10102, "b_layer": 20, "b_feature": 5796},
         "subgraph_scores": {"name": "top 5"},
         "feature_jaccard": {"graph_ids": []},
+        "roi_members": {"run_id": run_id},
+        "roi_paths": {"run_id": run_id, "target_key": "logit:27:6:64091:"},
     }
     assert set(arguments) == set(library())
     for name, values in arguments.items():
