@@ -1,9 +1,10 @@
 """``circuit-atlas demo``: the main job on the zero-setup default.
 
 Ingests the real example graphs bundled with the package (two circuit-tracer CLT graphs, the
-1.0.0 ``dollar`` graph with its colliding node ids, and an EAP-IG GPT-2 IOI graph), then asks the
-store a few questions in Cypher and says where everything lives. Later issues extend it with an
-attribution job on a real model.
+1.0.0 ``dollar`` graph with its colliding node ids, and an EAP-IG GPT-2 IOI graph), then shows
+each capability once on them: Cypher, graph scores written back, a named path query, ROIs with
+an HTML report, and a cross-prompt comparison — and says where everything lives. Later issues
+extend it with an attribution job on a real model.
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ from importlib import resources
 import click
 import pandas as pd
 
+from circuit_atlas.analysis.compare.stored import compare_stored
+from circuit_atlas.analysis.roi.report import roi_html
+from circuit_atlas.analysis.roi.stored import roi_stored
+from circuit_atlas.analysis.score_store import score_stored_graph
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.progress import progress_enabled
+from circuit_atlas.queries.library import run_query
 from circuit_atlas.store import CircuitStore
 
 EXAMPLES = (
@@ -68,10 +74,45 @@ def run_demo(store: CircuitStore) -> None:
     _section(f"features shared by {bee} and {nobel} (cross-graph :Feature identity)")
     shared = pd.DataFrame(store.query(SHARED_FEATURES, {"a": bee, "b": nobel}))
     click.echo(shared.to_string(index=False) if not shared.empty else "(none)")
+    _section("graph scores (replacement / completeness), written back to the store")
+    for graph_id in (bee, nobel, "gemma-dollar"):
+        report = score_stored_graph(store, graph_id, pin_top=[22]).report
+        full, pruned, top = report.rows
+        click.echo(
+            f"{graph_id:32} full {full.replacement:.3f}/{full.completeness:.3f}   "
+            f"pruned {pruned.replacement:.3f}/{pruned.completeness:.3f}   "
+            f"top-22 subgraph {top.replacement:.3f}/{top.completeness:.3f}"
+        )
+    _section("strongest paths into gemma-dollar's top logit (named query strongest_paths)")
+    paths = run_query(
+        store,
+        "strongest_paths",
+        {"graph_id": "gemma-dollar", "target_key": "logit:27:6:64091:", "k": 3},
+    )
+    for nodes, product in zip(paths["nodes"], paths["product"]):
+        click.echo(f"{product:10.1f}  " + " -> ".join(nodes))
+    _section("regions of interest in gemma-dollar (louvain), with an HTML report")
+    rois = roi_stored(store, ["gemma-dollar"], "louvain")
+    reports = store.artifact_dir.parent / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    page = reports / "gemma-dollar-rois.html"
+    page.write_text(roi_html(rois.result, rois.quotient))
+    quality = rois.result.quality
+    click.echo(
+        f"run {rois.result.run_id}: {rois.result.n_rois} ROIs, modularity "
+        f"{quality['modularity']:.3f}; quotient graph {rois.quotient.graph_id}; report {page}"
+    )
+    _section(f"comparing {bee} and {nobel} (shared transcoder features)")
+    pair = compare_stored(store, [bee, nobel]).pairs.iloc[0]
+    click.echo(
+        f"Jaccard {pair.jaccard:.3f}, weighted overlap {pair.weighted_overlap:.3f}, "
+        f"influence overlap {pair.influence_overlap:.3f} ({pair.shared} shared features)"
+    )
     _section("where things are")
     click.echo(f"database: {store.uri} database {store.database!r}")
     click.echo(f"adjacency artifacts: {store.artifact_dir}")
     click.echo(
-        "try:  circuit-atlas graphs   |   circuit-atlas show gemma-dollar   |   "
+        "try:  circuit-atlas graphs   |   circuit-atlas score gemma-dollar   |   "
+        "circuit-atlas query --list   |   circuit-atlas roi --help   |   "
         "circuit-atlas cypher 'MATCH (g:Graph) RETURN g.graph_id AS id'"
     )

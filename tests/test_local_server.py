@@ -69,6 +69,10 @@ def test_demo_runs_and_its_graphs_are_queryable(tmp_path: Path):
     result = run_cli("demo", env=env, check=True)
     assert "gemma-dollar: 829 nodes, 40,249 edges — created" in result.stdout
     assert "where things are" in result.stdout
+    assert "top-22 subgraph" in result.stdout and "regions of interest" in result.stdout
+    assert "embedding::3:: -> feature:18:6:10102: -> feature:20:6:5796:" in result.stdout
+    report = next(line for line in result.stdout.splitlines() if "report " in line)
+    assert Path(report.rsplit("report ", 1)[1]).read_text().startswith("<!doctype html>")
     rows = run_cli(
         "cypher",
         "MATCH (g:Graph) RETURN g.graph_id AS id ORDER BY id",
@@ -77,12 +81,14 @@ def test_demo_runs_and_its_graphs_are_queryable(tmp_path: Path):
         env=env,
         check=True,
     )
-    assert [r["id"] for r in json.loads(rows.stdout)] == [
+    ids = [r["id"] for r in json.loads(rows.stdout)]
+    assert ids[:4] == [
         "abeeisatypeof-1759386939498",
         "gemma-dollar",
         "gpt2-ioi-eap-ig",
         "nobelcomesfromth-1761108237891",
     ]
+    assert len(ids) == 5 and ids[4].startswith("roi-louvain-") and ids[4].endswith("-quotient")
     again = run_cli("demo", env=env, check=True)
     assert "unchanged" in again.stdout
 
