@@ -202,3 +202,32 @@ def test_cross_prompt_rois_on_the_analogy_corpus(bolt_env, tmp_path: Path):
     assert "Adjacency sorted by ROI" in report.read_text()
     mixed = run_cli("roi", "account-clt-hp", "--contains", "clt-hp", env=bolt_env)
     assert mixed.returncode == 1 and "not both" in error_lines(mixed)[0]
+
+
+def test_sparse_sbm_likelihood_equals_graspologic():
+    from graspologic.models import SBMEstimator
+
+    from circuit_atlas.analysis.roi.methods import sparse_sbm_log_likelihood
+
+    rng = np.random.default_rng(0)
+    upper = np.triu((rng.random((120, 120)) < 0.1).astype(float), 1)
+    binary = upper + upper.T
+    labels = rng.integers(0, 3, 120)
+    dense = SBMEstimator(directed=False, loops=False).fit(binary, y=labels)
+    assert sparse_sbm_log_likelihood(sp.csr_matrix(binary), labels, 3) == pytest.approx(
+        dense.score(binary), abs=1e-9
+    )
+
+
+@pytest.mark.parametrize("method", ["sbm", "dcsbm"])
+def test_sparse_block_models_recover_blocks_and_pick_one_without_structure(method, monkeypatch):
+    from circuit_atlas.analysis.roi import methods
+
+    monkeypatch.setattr(methods, "DENSE_LIMIT", 100)  # force the sparse path on small graphs
+    matrix, truth = planted(900, 8, 1)
+    result = detect(planted_affinity(matrix), method)
+    assert result.details["likelihood"].startswith("sparse")
+    assert adjusted_rand_score(truth, result.labels) >= 0.9
+    rng = np.random.default_rng(5)
+    noise = sp.csr_matrix((rng.random((300, 300)) < 0.2).astype(float))
+    assert detect(planted_affinity(noise), method).n_rois == 1
