@@ -225,27 +225,62 @@ def sparse_dcsbm_log_likelihood(binary: sp.csr_matrix, labels: np.ndarray, k: in
     return float(terms.sum()) / 2
 
 
-def _block_model(matrix: sp.csr_matrix, params: RoiParams, degree_corrected: bool) -> MethodResult:
-    if matrix.shape[0] > DENSE_LIMIT:
-        return _sparse_block_model(matrix, params, degree_corrected)
-    return _dense_block_model(matrix, params, degree_corrected)
-
-
 def _label_cost(labels: np.ndarray, k: int, n: int) -> float:
     sizes = np.bincount(labels, minlength=k)
     sizes = sizes[sizes > 0]
     return -2.0 * float((sizes * np.log(sizes / n)).sum())
 
 
-def _sparse_block_model(
-    matrix: sp.csr_matrix, params: RoiParams, degree_corrected: bool
-) -> MethodResult:
+def _dense_fit(binary: np.ndarray, degree_corrected: bool) -> Callable[[np.ndarray, int], tuple]:
+    """(labels, k) → (log-likelihood, #parameters) with graspologic's estimators."""
+    from graspologic.models import DCSBMEstimator, SBMEstimator
+
+    def fit(labels: np.ndarray, k: int) -> tuple[float, float]:
+        if degree_corrected:
+            model = DCSBMEstimator(directed=False, degree_directed=False, loops=False)
+        else:
+            model = SBMEstimator(directed=False, loops=False)
+        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+            warnings.simplefilter("ignore")
+            model.fit(binary, y=labels)
+            # graspologic's own .bic() needs an attribute its fit does not set
+            return float(model.score(binary)), float(model._n_parameters())
+
+    return fit
+
+
+def _sparse_fit(
+    binary: sp.csr_matrix, degree_corrected: bool
+) -> Callable[[np.ndarray, int], tuple]:
+    """(labels, k) → (log-likelihood, #parameters) from sparse block counts."""
+    n = binary.shape[0]
+
+    def fit(labels: np.ndarray, k: int) -> tuple[float, float]:
+        if degree_corrected:
+            return sparse_dcsbm_log_likelihood(binary, labels, k), k * (k + 1) / 2 + n
+        return sparse_sbm_log_likelihood(binary, labels, k), k * (k + 1) / 2
+
+    return fit
+
+
+def _block_model(matrix: sp.csr_matrix, params: RoiParams, degree_corrected: bool) -> MethodResult:
+    """Candidate partitions for K = 1..max_k from k-means on the binary graph's spectral
+    embedding; keep the K of lowest ICL-style BIC (see the module docstring)."""
     from sklearn.cluster import KMeans
 
     n = matrix.shape[0]
     _check_k(params.k, n)
-    binary = sparse_binarize(matrix, params.binarize_quantile)
-    embedded = _embed(binary, params)
+    sparse = n > DENSE_LIMIT
+    if sparse:
+        binary = sparse_binarize(matrix, params.binarize_quantile)
+        fit, n_edges = _sparse_fit(binary, degree_corrected), int(binary.nnz // 2)
+        embedded = _embed(binary, params)
+        likelihood = "sparse-poisson-dcsbm" if degree_corrected else "sparse-bernoulli-sbm"
+    else:
+        dense = binarize(matrix, params.binarize_quantile)
+        fit, n_edges = _dense_fit(dense, degree_corrected), int(dense.sum() // 2)
+        embedded = _embed(sp.csr_matrix(dense), params) if n > 2 else np.zeros((n, 1))
+        likelihood = "graspologic"
     dyads = n * (n - 1) / 2
     candidates = [params.k] if params.k else range(1, min(params.max_k, n) + 1)
     best, bics = None, {}
@@ -255,12 +290,7 @@ def _sparse_block_model(
             if k == 1
             else KMeans(k, n_init=10, random_state=params.seed).fit_predict(embedded)
         )
-        if degree_corrected:
-            log_likelihood = sparse_dcsbm_log_likelihood(binary, labels, k)
-            n_parameters = k * (k + 1) / 2 + n
-        else:
-            log_likelihood = sparse_sbm_log_likelihood(binary, labels, k)
-            n_parameters = k * (k + 1) / 2
+        log_likelihood, n_parameters = fit(labels, k)
         bics[k] = float(
             np.log(dyads) * n_parameters - 2 * log_likelihood + _label_cost(labels, k, n)
         )
@@ -271,47 +301,9 @@ def _sparse_block_model(
         "bic": bics,
         "chosen_k": best[0],
         "binarize_quantile": params.binarize_quantile,
-        "binary_edges": int(binary.nnz // 2),
-        "likelihood": "sparse-poisson-dcsbm" if degree_corrected else "sparse-bernoulli-sbm",
+        "binary_edges": n_edges,
+        "likelihood": likelihood,
     }
-    return MethodResult(canonical(best[1]), details)
-
-
-def _dense_block_model(
-    matrix: sp.csr_matrix, params: RoiParams, degree_corrected: bool
-) -> MethodResult:
-    from graspologic.models import DCSBMEstimator, SBMEstimator
-    from sklearn.cluster import KMeans
-
-    n = matrix.shape[0]
-    _check_k(params.k, n)
-    binary = binarize(matrix, params.binarize_quantile)
-    dyads = n * (n - 1) / 2
-    embedded = _embed(sp.csr_matrix(binary), params) if n > 2 else np.zeros((n, 1))
-    candidates = [params.k] if params.k else range(1, min(params.max_k, n) + 1)
-    best, bics = None, {}
-    for k in candidates:
-        if k == 1:
-            labels = np.zeros(n, dtype=np.int64)
-        else:
-            labels = KMeans(k, n_init=10, random_state=params.seed).fit_predict(embedded)
-        if degree_corrected:
-            model = DCSBMEstimator(directed=False, degree_directed=False, loops=False)
-        else:
-            model = SBMEstimator(directed=False, loops=False)
-        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-            warnings.simplefilter("ignore")
-            model.fit(binary, y=labels)
-            # ICL-style BIC (see the module docstring); graspologic's own .bic() needs an
-            # attribute its fit does not set.
-            log_likelihood = float(model.score(binary))
-            penalty = np.log(dyads) * model._n_parameters()
-            bics[k] = float(penalty - 2 * log_likelihood + _label_cost(labels, k, n))
-        if best is None or bics[k] < bics[best[0]]:
-            best = (k, labels)
-    assert best is not None
-    details = {"bic": bics, "chosen_k": best[0], "binarize_quantile": params.binarize_quantile,
-               "binary_edges": int(binary.sum() // 2), "likelihood": "graspologic"}  # fmt: skip
     return MethodResult(canonical(best[1]), details)
 
 

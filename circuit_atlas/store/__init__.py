@@ -18,7 +18,7 @@ import os
 import socket
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -289,18 +289,9 @@ class CircuitStore:
     ) -> None:
         """Write a graph's scores, node annotations and pinned subgraphs in one transaction."""
         self.graph_info(graph_id)
-
-        def work(tx: Any) -> None:
-            write_back.write_scores(
-                lambda q, p: [r.data() for r in tx.run(q, p)],
-                graph_id,
-                graph_props,
-                node_rows,
-                subgraphs,
-            )
-
-        with self._session(write=True) as session:
-            session.execute_write(work)
+        self._in_write_transaction(
+            write_back.write_scores, graph_id, graph_props, node_rows, subgraphs
+        )
 
     def write_rois(
         self,
@@ -311,16 +302,15 @@ class CircuitStore:
         scope: dict[str, Any],
     ) -> None:
         """Replace one ROI run — ROIs, memberships, quotient links — in one transaction."""
+        self._in_write_transaction(
+            write_back.write_rois, run_id, roi_rows, members, member_kind, scope
+        )
+
+    def _in_write_transaction(self, writer: Callable[..., None], *args: Any) -> None:
+        """Run ``writer(run, *args)`` in one retried write transaction (``run(q, p)`` → rows)."""
 
         def work(tx: Any) -> None:
-            write_back.write_rois(
-                lambda q, p: [r.data() for r in tx.run(q, p)],
-                run_id,
-                roi_rows,
-                members,
-                member_kind,
-                scope,
-            )
+            writer(lambda q, p: [r.data() for r in tx.run(q, p)], *args)
 
         with self._session(write=True) as session:
             session.execute_write(work)
