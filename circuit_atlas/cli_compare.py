@@ -16,20 +16,9 @@ from circuit_atlas.analysis.compare.stored import (
     select_graph_ids,
     store_consensus,
 )
-from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table
+from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table, selection_options
 
 MATRIX_PRINT_LIMIT = 8
-
-
-def selection_options(command: click.Command) -> click.Command:
-    command = click.option("--allow-mixed", is_flag=True, help="Allow graphs of different models.")(
-        command
-    )
-    command = click.option("--model", help="Select every stored graph of this model.")(command)
-    command = click.option("--contains", help="Select every stored graph whose id contains this.")(
-        command
-    )
-    return click.argument("graph_ids", nargs=-1)(command)
 
 
 @click.command()

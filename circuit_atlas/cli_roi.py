@@ -12,13 +12,11 @@ from circuit_atlas.analysis.compare.stored import select_graph_ids
 from circuit_atlas.analysis.roi.affinity import CROSS_PROMPT_KINDS
 from circuit_atlas.analysis.roi.methods import METHODS, RoiParams
 from circuit_atlas.analysis.roi.stored import roi_stored
-from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table
+from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table, selection_options
 
 
 @click.command()
-@click.argument("graph_ids", nargs=-1)
-@click.option("--contains", help="Select every stored graph whose id contains this.")
-@click.option("--model", help="Select every stored graph of this model.")
+@selection_options
 @click.option("--method", type=click.Choice(sorted(METHODS)), default="leiden", show_default=True)
 @click.option("--k", type=click.IntRange(min=1), help="Number of ROIs (spectral, sbm, dcsbm).")
 @click.option("--max-k", type=click.IntRange(min=1), default=10, show_default=True,
@@ -34,7 +32,6 @@ from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table
               show_default=True, help="Across prompts: how features are tied.")  # fmt: skip
 @click.option("--min-graphs", type=click.IntRange(min=1), default=2, show_default=True,
               help="Across prompts: features in at least this many graphs.")  # fmt: skip
-@click.option("--allow-mixed", is_flag=True, help="Allow graphs of different models.")
 @click.option("--stability", type=click.IntRange(min=0), default=0,
               help="Rerun with this many seeds; report the mean ARI.")  # fmt: skip
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0,

@@ -65,3 +65,15 @@ class StoreContext:
 
 
 pass_ctx = click.make_pass_decorator(StoreContext)
+
+
+def selection_options(command: click.Command) -> click.Command:
+    """GRAPH_IDS… or --contains/--model, and --allow-mixed: how multi-graph commands pick graphs."""
+    command = click.option("--allow-mixed", is_flag=True, help="Allow graphs of different models.")(
+        command
+    )
+    command = click.option("--model", help="Select every stored graph of this model.")(command)
+    command = click.option("--contains", help="Select every stored graph whose id contains this.")(
+        command
+    )
+    return click.argument("graph_ids", nargs=-1)(command)
