@@ -147,12 +147,19 @@ def score_graph(
     pinned_sets: dict[str, list[int]] | None = None,
     node_threshold: float = DEFAULT_NODE_THRESHOLD,
     edge_threshold: float = DEFAULT_EDGE_THRESHOLD,
+    pin_top: list[int] | None = None,
 ) -> tuple[ScoreReport, PruneResult]:
-    """Full, pruned and subgraph scores; ``pinned_sets`` maps a name to pinned node rows."""
+    """Full, pruned and subgraph scores; ``pinned_sets`` maps a name to pinned node rows, and
+    each ``pin_top`` count adds the subgraph ``"top N"`` of the N most influential features."""
     matrix = AttributionMatrix.from_graph(graph)
     keys = graph.keys()
     full = graph_scores(matrix)
     pruning = prune(matrix, node_threshold, edge_threshold)
+    pinned_sets = dict(pinned_sets or {})
+    for count in pin_top or []:
+        if count < 1:
+            raise ValueError(f"--pin-top needs a positive count, got {count}")
+        pinned_sets[f"top {count}"] = top_features(matrix, pruning.node_influence, count)
     rows = [
         ScoreRow(
             "full",
@@ -171,7 +178,7 @@ def score_graph(
         ),
     ]
     notes = []
-    for name, pinned_rows in (pinned_sets or {}).items():
+    for name, pinned_rows in pinned_sets.items():
         mask = np.zeros(matrix.n, dtype=bool)
         mask[pinned_rows] = True
         non_features = [keys[i].display_id() for i in pinned_rows if matrix.kind[i] != FEATURE]

@@ -17,7 +17,7 @@ from circuit_atlas.graph import CircuitGraph
 from .attribution_matrix import AttributionMatrix
 from .pruned_graph import pruned_graph
 from .pruning import DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD, PruneResult, prune
-from .score_report import ScoreReport, resolve_pinned, score_graph, subgraph_id, top_features
+from .score_report import ScoreReport, resolve_pinned, score_graph, subgraph_id
 
 if TYPE_CHECKING:
     from circuit_atlas.store import CircuitStore, WriteResult
@@ -91,17 +91,8 @@ def score_stored_graph(
     another (the top-k features by influence). Written back unless ``write=False``."""
     loaded = load_for_analysis(store, graph_id)
     graph, source = loaded.graph, loaded.source
-    matrix = AttributionMatrix.from_graph(graph)
-    pinned_sets: dict[str, list[int]] = {}
-    if pinned:
-        pinned_sets[name or "pinned"] = resolve_pinned(graph, pinned)
-    if pin_top:
-        influence = prune(matrix, node_threshold, edge_threshold).node_influence
-        for count in pin_top:
-            if count < 1:
-                raise ValueError(f"--pin-top needs a positive count, got {count}")
-            pinned_sets[f"top {count}"] = top_features(matrix, influence, count)
-    report, pruning = score_graph(graph, pinned_sets, node_threshold, edge_threshold)
+    pinned_sets = {name or "pinned": resolve_pinned(graph, pinned)} if pinned else {}
+    report, pruning = score_graph(graph, pinned_sets, node_threshold, edge_threshold, pin_top)
     if write:
         subgraphs = [
             {

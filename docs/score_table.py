@@ -11,9 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from circuit_atlas.analysis.attribution_matrix import AttributionMatrix
-from circuit_atlas.analysis.pruning import prune
-from circuit_atlas.analysis.score_report import ScoreReport, score_graph, top_features
+from circuit_atlas.analysis.score_report import ScoreReport, score_graph
 from circuit_atlas.ingest import load_graph
 
 HERE = Path(__file__).resolve().parent
@@ -26,11 +24,7 @@ HEADER = (
 
 
 def report_for(path: Path) -> ScoreReport:
-    graph = load_graph(path)
-    matrix = AttributionMatrix.from_graph(graph)
-    influence = prune(matrix).node_influence
-    pinned = {f"top {k}": top_features(matrix, influence, k) for k in PIN_TOP}
-    return score_graph(graph, pinned)[0]
+    return score_graph(load_graph(path), pin_top=list(PIN_TOP))[0]
 
 
 def table_row(path: Path, report: ScoreReport) -> str:
