@@ -28,7 +28,7 @@ from ..influence import influence, normalise
 GRANULARITIES = ("feature", "node", "edge")
 
 
-def _feature_identity(graph: CircuitGraph) -> pd.Series:
+def feature_identity(graph: CircuitGraph) -> pd.Series:
     """Identity string per node row (None for non-features)."""
     meta = graph.metadata
     model, transcoders = meta.model or "unknown", meta.transcoder_set or "unknown"
@@ -56,7 +56,7 @@ def items(graph: CircuitGraph, by: str) -> pd.Series:
     if by == "node":
         index = [k.encode() for k in graph.keys()]
         return pd.Series(activation, index=index)
-    identity = _feature_identity(graph)
+    identity = feature_identity(graph)
     keep = identity.notna().to_numpy()
     return pd.Series(activation[keep], index=identity[keep].to_numpy()).groupby(level=0).sum()
 
@@ -74,7 +74,7 @@ def influence_shares(graph: CircuitGraph, by: str) -> pd.Series | None:
         index = np.array([k.encode() for k in graph.keys()], dtype=object)
         series = pd.Series(node_influence, index=index)
     else:
-        identity = _feature_identity(graph)
+        identity = feature_identity(graph)
         keep = identity.notna().to_numpy()
         series = pd.Series(node_influence[keep], index=identity[keep].to_numpy())
         series = series.groupby(level=0).sum()

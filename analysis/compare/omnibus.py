@@ -33,7 +33,7 @@ from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.native_threads import jvm_safe_threads
 
-from .identities import _feature_identity
+from .identities import feature_identity
 
 MIN_SHARED_NODES = 10
 
@@ -47,7 +47,7 @@ class OmnibusResult:
 
 def _identities(graph: CircuitGraph, by: str) -> np.ndarray:
     if by == "feature":
-        return _feature_identity(graph).to_numpy(dtype=object)
+        return feature_identity(graph).to_numpy(dtype=object)
     return np.array([k.encode() for k in graph.keys()], dtype=object)
 
 

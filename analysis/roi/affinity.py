@@ -42,6 +42,17 @@ ANCHORS = {
 CROSS_PROMPT_KINDS = ("cooccurrence", "correlation", "effective")
 
 
+def feature_id(layer: int, index: int) -> str:
+    """A cross-prompt ROI member: transcoder feature ``index`` of ``layer`` (one model and
+    transcoder set per run, checked when the affinity is built)."""
+    return f"{int(layer)}|{int(index)}"
+
+
+def parse_feature_id(text: str) -> tuple[int, int]:
+    layer, index = text.split("|")
+    return int(layer), int(index)
+
+
 @dataclass(frozen=True)
 class Affinity:
     """What to cluster: ``matrix`` over ``ids`` (node keys, or feature identities)."""
@@ -95,7 +106,7 @@ def _feature_table(graph: CircuitGraph) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "row": features.index.to_numpy(),
-            "id": [f"{int(a)}|{int(b)}" for a, b in zip(features["layer"], features["feature"])],
+            "id": [feature_id(a, b) for a, b in zip(features["layer"], features["feature"])],
             "layer": features["layer"].astype(int).to_numpy(),
             "pos": features["pos"].astype(int).to_numpy(),
             "activation": features["activation"].abs().fillna(0.0).to_numpy(),
@@ -124,9 +135,7 @@ def cross_prompt_affinity(
         )
     tables = [_feature_table(g) for g in graphs]
     presence = pd.concat([t.drop_duplicates("id")["id"] for t in tables]).value_counts()
-    ids = sorted(
-        presence[presence >= min_graphs].index, key=lambda s: tuple(map(int, s.split("|")))
-    )
+    ids = sorted(presence[presence >= min_graphs].index, key=parse_feature_id)
     if len(ids) < 2:
         raise CircuitAtlasError(
             f"fewer than two features occur in at least {min_graphs} of the graphs; lower "
@@ -174,7 +183,7 @@ def cross_prompt_affinity(
     return Affinity(
         ids=tuple(ids),
         matrix=matrix,
-        layer=np.array([int(f.split("|")[0]) for f in ids]),
+        layer=np.array([parse_feature_id(f)[0] for f in ids]),
         labels=tuple(labels.get(f, f"feature {f}") for f in ids),
         scope="cross-prompt",
         graph_ids=tuple(g.graph_id for g in graphs),

@@ -15,7 +15,7 @@ import pandas as pd
 
 from circuit_atlas.graph import CircuitGraph, GraphMetadata, NodeKind
 
-from .affinity import ANCHORS
+from .affinity import ANCHORS, feature_id
 from .detect import RoiResult
 
 
@@ -64,7 +64,7 @@ def quotient_graph(result: RoiResult, graphs: list[CircuitGraph], graph_id: str)
         parts = []
         for graph in graphs:
             feature_ids = [
-                f"{int(layer)}|{int(index)}" if kind == NodeKind.FEATURE.value else None
+                feature_id(layer, index) if kind == NodeKind.FEATURE.value else None
                 for kind, layer, index in zip(
                     graph.nodes["kind"], graph.nodes["layer"], graph.nodes["feature"]
                 )

@@ -12,7 +12,7 @@ from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph, NodeKey, NodeKind
 
 from ..compare.stored import load_graphs
-from .affinity import Affinity, cross_prompt_affinity, graph_affinity
+from .affinity import Affinity, cross_prompt_affinity, graph_affinity, parse_feature_id
 from .detect import RoiResult, detect, run_method
 from .methods import RoiParams
 from .quotient import quotient_graph
@@ -130,10 +130,11 @@ def roi_stored(
             kind = "node"
         else:
             members = [
-                {"roi_id": f"{result.run_id}/{roi}", "layer": int(f.split("|")[0]),
-                 "feature": int(f.split("|")[1])}
+                dict(
+                    zip(("layer", "feature"), parse_feature_id(f)), roi_id=f"{result.run_id}/{roi}"
+                )
                 for f, roi in zip(affinity.ids, result.labels.tolist())
-            ]  # fmt: skip
+            ]
             first = graphs[0].metadata
             scope = {
                 "model": first.model or "unknown",
