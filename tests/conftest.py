@@ -7,6 +7,7 @@ its own database on that server (``fresh_store``).
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -101,6 +102,13 @@ def run_cli(
     if check and result.returncode != 0:
         raise AssertionError(f"circuit-atlas {' '.join(args)} failed:\n{result.stderr}")
     return result
+
+
+def cypher_json(env: dict[str, str], query: str, **params: str) -> list[dict]:
+    """Rows of ``circuit-atlas cypher QUERY --format json`` run as a user would."""
+    args = [arg for name, value in params.items() for arg in ("--param", f"{name}={value}")]
+    result = run_cli("cypher", query, *args, "--format", "json", env=env, check=True)
+    return json.loads(result.stdout)
 
 
 def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:

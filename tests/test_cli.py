@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bundled, error_lines, run_cli
+from conftest import bundled, cypher_json, error_lines, run_cli
 from test_importers import malformed_documents
 
 
@@ -30,17 +30,10 @@ def test_ingest_graphs_show_cypher_rm(bolt_env):
     ]
     shown = run_cli("show", "gpt2-ioi-eap-ig", env=bolt_env, check=True)
     assert "attention_head" in shown.stdout and "32491" in shown.stdout
-    rows = run_cli(
-        "cypher",
-        "MATCH (n:Node {graph_id: $g}) RETURN count(n) AS n",
-        "--param",
-        "g=gpt2-ioi-eap-ig",
-        "--format",
-        "json",
-        env=bolt_env,
-        check=True,
+    rows = cypher_json(
+        bolt_env, "MATCH (n:Node {graph_id: $g}) RETURN count(n) AS n", g="gpt2-ioi-eap-ig"
     )
-    assert json.loads(rows.stdout) == [{"n": 158}]
+    assert rows == [{"n": 158}]
     run_cli("rm", "gpt2-ioi-eap-ig", env=bolt_env, check=True)
     listed = run_cli("graphs", "--format", "json", env=bolt_env, check=True)
     assert [g["graph_id"] for g in json.loads(listed.stdout)] == ["abeeisatypeof-1759386939498"]
@@ -78,15 +71,8 @@ def test_cypher_write_needs_flag(bolt_env):
         "error: CREATE is a write clause; queries are read-only unless you pass --write"
     ]
     run_cli("cypher", "CREATE (:Note {t: 1})", "--write", env=bolt_env, check=True)
-    counted = run_cli(
-        "cypher",
-        "MATCH (n:Note) RETURN count(n) AS c",
-        "--format",
-        "json",
-        env=bolt_env,
-        check=True,
-    )
-    assert json.loads(counted.stdout) == [{"c": 1}]
+    counted = cypher_json(bolt_env, "MATCH (n:Note) RETURN count(n) AS c")
+    assert counted == [{"c": 1}]
 
 
 def test_cypher_syntax_error_is_one_line(bolt_env):

@@ -19,7 +19,7 @@ from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.store import CircuitStore
 
-from conftest import bundled, error_lines, run_cli
+from conftest import bundled, cypher_json, error_lines, run_cli
 
 SCORE_PROPERTIES = "MATCH (g:Graph {graph_id: $gid}) RETURN properties(g) AS p"
 
@@ -207,15 +207,8 @@ def test_score_bad_input_is_one_line(bolt_env, args, message):
     lines = error_lines(result)
     assert any(message in line for line in lines), lines
     assert not any("Traceback" in line for line in lines)
-    props = run_cli(
-        "cypher",
-        "MATCH (g:Graph) RETURN g.replacement_score AS r",
-        "--format",
-        "json",
-        env=bolt_env,
-        check=True,
-    )
-    assert json.loads(props.stdout) == [{"r": None}]
+    props = cypher_json(bolt_env, "MATCH (g:Graph) RETURN g.replacement_score AS r")
+    assert props == [{"r": None}]
 
 
 def test_readme_score_examples(bolt_env):
