@@ -33,6 +33,7 @@ from circuit_atlas.local_server import (
     default_data_dir,
     running_shared_server,
 )
+from circuit_atlas.process_exit import exit_process
 from circuit_atlas.progress import progress_enabled
 from circuit_atlas.store import CircuitStore, ConnectionSettings
 
@@ -339,29 +340,34 @@ cli.add_command(roi)
 # ---------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one-line errors, exit 1 (user errors) or 2 (bugs)."""
+    exit_process(_run(argv))
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="circuit-atlas", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.Abort:
         click.echo("aborted", err=True)
-        sys.exit(1)
+        return 1
     except CircuitAtlasError as exc:
         if _DEBUG:
             raise
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        return 1
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        return 130
     except Exception as exc:  # a bug: still one line unless --debug
         if _DEBUG:
             raise
         click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
-        sys.exit(2)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

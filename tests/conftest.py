@@ -118,3 +118,20 @@ def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
         for line in result.stderr.splitlines()
         if line.strip() and not line.startswith("WARNING: Using incubator")
     ]
+
+
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the run without JPype's JVM shutdown, which can SIGSEGV after every test passed
+    (see ``circuit_atlas/process_exit.py``). Runs last, after pytest has printed everything."""
+    from circuit_atlas.process_exit import exit_process
+
+    if _exit_status:
+        exit_process(_exit_status[-1])
