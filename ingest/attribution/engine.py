@@ -1,0 +1,219 @@
+"""The three things every method does to a hooked model, as hook sets for one forward pass.
+
+- :func:`record_outputs`: every node's output into ``[batch, pos, n_forward, d_model]``;
+- :class:`GradientPass`: gradients of the metric with respect to every node *input*, summed into
+  ``[batch, pos, n_backward, d_model]`` (optionally with interpolated inputs or outputs);
+- :func:`patched_metric`: a forward pass in which chosen edges carry the counterfactual: the input
+  of node ``k`` becomes ``x_k + Σ_f patch[f, k] · (cf_f − a_f)``, with ``a_f`` the output of
+  ``f`` *in this same pass*, so patching an edge changes exactly that edge and everything
+  downstream of it recomputes (EAP-IG's ``evaluate_graph`` construction).
+
+Scores are ``Σ_{batch,pos,d} (cf_f − clean_f) · ∂m/∂x_k`` for every edge ``(f, k)``; the gradient
+sums are contracted with the activation difference once per batch, not once per IG step, which
+is what keeps ``eap-ig-inputs`` close to the cost of its bare forward/backward passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .component_graph import CHANNELS, ComponentGraph
+from .model_adapter import LoadedModel
+from .tasks import Batch
+
+Hook = tuple[str, Callable[..., Any]]
+
+
+def _output_hooks(
+    model: LoadedModel, graph: ComponentGraph, write: Callable[[object, torch.Tensor], None]
+) -> list[Hook]:
+    """Forward hooks handing each node output to ``write(slot, value)``."""
+
+    def at(slot: object) -> Callable[..., None]:
+        def hook(value: torch.Tensor, hook: object) -> None:
+            write(slot, value)
+
+        return hook
+
+    hooks: list[Hook] = [(model.input_output_hook(), at(0))]
+    for layer in range(graph.n_layers):
+        hooks.append((model.head_outputs_hook(layer), at(graph.head_forward_slots(layer))))
+        if graph.has_mlps:
+            hooks.append((model.mlp_output_hook(layer), at(graph.mlp_forward_slot(layer))))
+    return hooks
+
+
+def _input_hook_names(model: LoadedModel, graph: ComponentGraph) -> list[tuple[str, object]]:
+    """Every node-input hook with its backward slot(s), in topological order."""
+    names: list[tuple[str, object]] = []
+    for layer in range(graph.n_layers):
+        for channel in CHANNELS:
+            names.append((model.head_inputs_hook(layer, channel),
+                          graph.head_backward_slots(layer, channel)))
+        if graph.has_mlps:
+            names.append((model.mlp_input_hook(layer), graph.mlp_backward_slot(layer)))
+    names.append((model.logits_input_hook(), graph.logits_backward_slot))
+    return names
+
+
+def work_dtype(model: LoadedModel) -> torch.dtype:
+    """Activations and gradients are kept in float32 (float64 for float64 models, in tests)."""
+    return torch.float64 if model.dtype == torch.float64 else torch.float32
+
+
+def new_activations(graph: ComponentGraph, batch: Batch, model: LoadedModel) -> torch.Tensor:
+    shape = (batch.size, batch.clean.shape[1], graph.n_forward, model.d_model)
+    return torch.zeros(shape, device=model.device, dtype=work_dtype(model))
+
+
+@torch.no_grad()
+def record_outputs(
+    model: LoadedModel, graph: ComponentGraph, tokens: torch.Tensor, batch: Batch
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every node's output on ``tokens`` (float32) and the logits."""
+    outputs = new_activations(graph, batch, model)
+
+    def write(slot: object, value: torch.Tensor) -> None:
+        outputs[:, :, slot] = value
+
+    logits = model.run(tokens, hooks=_output_hooks(model, graph, write))
+    return outputs, logits
+
+
+class GradientPass:
+    """Sums ∂m/∂(every node input) over forward/backward passes of one batch."""
+
+    def __init__(self, model: LoadedModel, graph: ComponentGraph, batch: Batch) -> None:
+        self.model, self.graph, self.batch = model, graph, batch
+        shape = (batch.size, batch.clean.shape[1], graph.n_backward, model.d_model)
+        self.gradients = torch.zeros(shape, device=model.device, dtype=work_dtype(model))
+        self.passes = 0
+
+    def run(
+        self,
+        metric: Callable[[torch.Tensor], torch.Tensor],
+        tokens: torch.Tensor,
+        input_value: torch.Tensor | None = None,
+        output_values: torch.Tensor | None = None,
+        record_into: torch.Tensor | None = None,
+        weight: float = 1.0,
+    ) -> torch.Tensor:
+        """One forward + backward; adds ``weight · ∂m/∂x_k``. Returns the per-example metric.
+
+        ``input_value`` replaces the embeddings (IG on inputs); ``output_values`` shifts every
+        node output to the given value while keeping its local gradient (IG on activations);
+        ``record_into`` receives the outputs of this pass.
+        """
+        model, graph = self.model, self.graph
+        dtype = model.dtype
+
+        def leaf_input(value: torch.Tensor, hook: object) -> torch.Tensor:
+            new = value.detach() if input_value is None else input_value.to(dtype)
+            return new.clone().requires_grad_(True)
+
+        hooks: list[Hook] = [(model.input_output_hook(), leaf_input)]
+        if output_values is not None:
+            hooks += self._shift_hooks(output_values)
+        if record_into is not None:
+
+            def write(slot: object, value: torch.Tensor) -> None:
+                record_into[:, :, slot] = value.detach()
+
+            hooks += _output_hooks(model, graph, write)
+        backward = [(name, self._accumulate(slot, weight))
+                    for name, slot in _input_hook_names(model, graph)]
+        with torch.enable_grad(), model.model.hooks(fwd_hooks=hooks, bwd_hooks=backward):
+            logits = model.model(tokens, return_type="logits")
+            values = metric(logits)
+            values.sum().backward()
+        self.passes += 1
+        return values.detach()
+
+    def _accumulate(self, slot: object, weight: float) -> Callable[..., None]:
+        def hook(grad: torch.Tensor, hook: object) -> None:
+            self.gradients[:, :, slot] += weight * grad
+
+        return hook
+
+    def _shift_hooks(self, targets: torch.Tensor) -> list[Hook]:
+        def shift(slot: object) -> Callable[..., torch.Tensor]:
+            def hook(value: torch.Tensor, hook: object) -> torch.Tensor:
+                if slot == 0:
+                    return value  # the embeddings are set by ``input_value``
+                target = targets[:, :, slot].to(value.dtype)
+                return value + (target - value).detach()
+
+            return hook
+
+        hooks: list[Hook] = []
+        for layer in range(self.graph.n_layers):
+            hooks.append((self.model.head_outputs_hook(layer),
+                          shift(self.graph.head_forward_slots(layer))))
+            if self.graph.has_mlps:
+                hooks.append((self.model.mlp_output_hook(layer),
+                              shift(self.graph.mlp_forward_slot(layer))))
+        return hooks
+
+    def contract(self, difference: torch.Tensor, scores: torch.Tensor) -> None:
+        """``scores[f, k] += Σ difference[.., f, :] · gradients[.., k, :]`` over real edges.
+
+        One contraction per block of backward slots sharing an upstream prefix, so non-edges
+        cost nothing.
+        """
+        upstream = self.graph.upstream
+        start = 0
+        while start < len(upstream):
+            stop = start
+            while stop < len(upstream) and upstream[stop] == upstream[start]:
+                stop += 1
+            width = int(upstream[start])
+            block = torch.einsum(
+                "bpfd,bpkd->fk", difference[:, :, :width], self.gradients[:, :, start:stop]
+            )
+            scores[:width, start:stop] += block.to(scores.dtype)
+            start = stop
+
+
+@torch.no_grad()
+def patched_metric(
+    model: LoadedModel,
+    graph: ComponentGraph,
+    batch: Batch,
+    counterfactual: torch.Tensor,
+    patch: torch.Tensor,
+    metric: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """Per-example metric on the clean prompts with the edges where ``patch`` is True patched.
+
+    ``patch`` is ``[n_forward, n_backward]`` (bool); ``counterfactual`` the ``[batch, pos,
+    n_forward, d]`` outputs the patched edges carry instead.
+    """
+    current = new_activations(graph, batch, model)
+    weights = patch.to(device=model.device, dtype=work_dtype(model))
+
+    def write(slot: object, value: torch.Tensor) -> None:
+        current[:, :, slot] = value
+
+    def add_delta(slot: object) -> Callable[..., torch.Tensor]:
+        columns = weights[:, slot]
+        width = int(graph.upstream[slot.start if isinstance(slot, slice) else slot])
+        if not bool(columns[:width].any()):
+            return lambda value, hook: value
+        columns = columns[:width]
+
+        def hook(value: torch.Tensor, hook: object) -> torch.Tensor:
+            delta = counterfactual[:, :, :width] - current[:, :, :width]
+            if columns.dim() == 2:  # one column per head: [f, h]
+                change = torch.einsum("bpfd,fh->bphd", delta, columns)
+            else:
+                change = torch.einsum("bpfd,f->bpd", delta, columns)
+            return value + change.to(value.dtype)
+
+        return hook
+
+    hooks = _output_hooks(model, graph, write)
+    hooks += [(name, add_delta(slot)) for name, slot in _input_hook_names(model, graph)]
+    return metric(model.run(batch.clean, hooks=hooks)).detach()

@@ -1,0 +1,262 @@
+"""The attribution methods, one registry entry each, and the job that runs one over a task.
+
+Every method estimates, for every edge ``(f, k)``, the change in the metric when that edge alone
+carries the counterfactual: ``m(patch f→k) − m(clean)``, summed over examples.
+
+- ``eap``: ``(cf_f − clean_f) · ∂m/∂x_k`` at the clean input (one forward/backward).
+- ``clean-corrupted``: the same difference times the mean of the gradients at the clean and the
+  counterfactual inputs.
+- ``eap-ig-inputs``: the gradient averaged over the embeddings interpolated from counterfactual
+  to clean, ``α = 1/n, 2/n, …, 1`` (``n = --ig-steps``; with ``n = 1`` it is ``eap``). The edges
+  out of ``input`` then sum to IG's completeness, ``m(cf) − m(clean)``, as ``n`` grows.
+- ``eap-ig-activations``: the gradient averaged over passes in which *every* node output is set
+  to its interpolation between counterfactual and clean.
+- ``exact``: activation patching of each edge in turn (one forward per edge; the oracle).
+
+Counterfactuals (``--intervention``): ``patching`` (the corrupted prompt's activations), ``zero``,
+or ``mean`` (each node's mean clean output at each position over the task).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from circuit_atlas.errors import CircuitAtlasError
+
+from .component_graph import ComponentGraph
+from .engine import GradientPass, new_activations, patched_metric, record_outputs, work_dtype
+from .metrics import get_metric, last_token_logits
+from .model_adapter import LoadedModel
+from .tasks import Batch, Task
+
+INTERVENTIONS = ("patching", "zero", "mean")
+AGGREGATIONS = ("sum", "mean")
+
+
+@dataclass
+class AttributionResult:
+    graph: ComponentGraph
+    scores: np.ndarray  # [n_forward, n_backward], 0 where there is no edge
+    method: str
+    metric: str
+    intervention: str
+    aggregation: str
+    n_examples: int
+    clean_metric: float  # mean over examples
+    counterfactual_metric: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def edge_scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Forward slot, backward slot and score of every edge."""
+        forward, backward = self.graph.edges()
+        return forward, backward, self.scores[forward, backward]
+
+
+@dataclass
+class BatchContext:
+    """What a method gets for one batch: the model, the batch and its counterfactual."""
+
+    model: LoadedModel
+    graph: ComponentGraph
+    batch: Batch
+    counterfactual: torch.Tensor  # [batch, pos, n_forward, d] node outputs
+    metric: Callable[[torch.Tensor], torch.Tensor]
+    ig_steps: int
+    progress: Any
+
+
+Method = Callable[[BatchContext, torch.Tensor], None]
+METHODS: dict[str, Method] = {}
+
+
+def register(name: str) -> Callable[[Method], Method]:
+    def add(function: Method) -> Method:
+        METHODS[name] = function
+        return function
+
+    return add
+
+
+@register("eap")
+def eap(ctx: BatchContext, scores: torch.Tensor) -> None:
+    grads = GradientPass(ctx.model, ctx.graph, ctx.batch)
+    clean = new_activations(ctx.graph, ctx.batch, ctx.model)
+    grads.run(ctx.metric, ctx.batch.clean, record_into=clean)
+    grads.contract(ctx.counterfactual - clean, scores)
+
+
+@register("clean-corrupted")
+def clean_corrupted(ctx: BatchContext, scores: torch.Tensor) -> None:
+    grads = GradientPass(ctx.model, ctx.graph, ctx.batch)
+    clean = new_activations(ctx.graph, ctx.batch, ctx.model)
+    grads.run(ctx.metric, ctx.batch.clean, record_into=clean, weight=0.5)
+    grads.run(ctx.metric, ctx.batch.clean, input_value=ctx.counterfactual[:, :, 0],
+              output_values=ctx.counterfactual, weight=0.5)
+    grads.contract(ctx.counterfactual - clean, scores)
+
+
+@register("eap-ig-inputs")
+def eap_ig_inputs(ctx: BatchContext, scores: torch.Tensor) -> None:
+    grads = GradientPass(ctx.model, ctx.graph, ctx.batch)
+    clean = new_activations(ctx.graph, ctx.batch, ctx.model)
+    start = ctx.counterfactual[:, :, 0]
+    target = ctx.model.embeddings(ctx.batch.clean)
+    for step in range(1, ctx.ig_steps + 1):
+        alpha = step / ctx.ig_steps
+        last = step == ctx.ig_steps  # α = 1 is the clean input: record its outputs
+        grads.run(ctx.metric, ctx.batch.clean, input_value=start + alpha * (target - start),
+                  record_into=clean if last else None, weight=1.0 / ctx.ig_steps)
+        ctx.progress.update(1)
+    grads.contract(ctx.counterfactual - clean, scores)
+
+
+@register("eap-ig-activations")
+def eap_ig_activations(ctx: BatchContext, scores: torch.Tensor) -> None:
+    clean, _ = record_outputs(ctx.model, ctx.graph, ctx.batch.clean, ctx.batch)
+    grads = GradientPass(ctx.model, ctx.graph, ctx.batch)
+    for step in range(1, ctx.ig_steps + 1):
+        alpha = step / ctx.ig_steps
+        targets = ctx.counterfactual + alpha * (clean - ctx.counterfactual)
+        grads.run(ctx.metric, ctx.batch.clean, input_value=targets[:, :, 0],
+                  output_values=targets, weight=1.0 / ctx.ig_steps)
+        ctx.progress.update(1)
+    grads.contract(ctx.counterfactual - clean, scores)
+
+
+@register("exact")
+def exact(ctx: BatchContext, scores: torch.Tensor) -> None:
+    none = torch.zeros(ctx.graph.n_forward, ctx.graph.n_backward, dtype=torch.bool)
+    clean = patched_metric(ctx.model, ctx.graph, ctx.batch, ctx.counterfactual, none,
+                           ctx.metric).sum()
+    forward, backward = ctx.graph.edges()
+    for f, k in zip(forward, backward):
+        patch = none.clone()
+        patch[f, k] = True
+        value = patched_metric(ctx.model, ctx.graph, ctx.batch, ctx.counterfactual, patch,
+                               ctx.metric).sum()
+        scores[f, k] += (value - clean).to(scores.dtype)
+
+
+def steps_per_batch(method: str, ig_steps: int) -> int:
+    return ig_steps if method in ("eap-ig-inputs", "eap-ig-activations") else 1
+
+
+def counterfactual_outputs(
+    model: LoadedModel, graph: ComponentGraph, batch: Batch, intervention: str,
+    means: torch.Tensor | None,
+) -> torch.Tensor:
+    if intervention == "patching":
+        return record_outputs(model, graph, batch.corrupted, batch)[0]
+    if intervention == "zero":
+        return new_activations(graph, batch, model)
+    assert means is not None
+    width = batch.clean.shape[1]
+    return means[:width].unsqueeze(0).expand(batch.size, -1, -1, -1).contiguous()
+
+
+def mean_outputs(model: LoadedModel, graph: ComponentGraph, task: Task,
+                 batch_size: int) -> torch.Tensor:
+    """``[pos, n_forward, d]``: each node's mean clean output at each position (pads excluded)."""
+    width = max(len(e.clean) for e in task.examples)
+    total = torch.zeros(width, graph.n_forward, model.d_model, device=model.device,
+                        dtype=work_dtype(model))
+    count = torch.zeros(width, 1, 1, device=model.device, dtype=total.dtype)
+    for batch in task.batches(batch_size, model.pad_id):
+        batch = batch.to(model.device)
+        outputs, _ = record_outputs(model, graph, batch.clean, batch)
+        valid = batch.valid.to(device=model.device, dtype=total.dtype)
+        positions = outputs.shape[1]
+        total[:positions] += torch.einsum("bpfd,bp->pfd", outputs, valid)
+        count[:positions, 0, 0] += valid.sum(0)
+    return total / count.clamp(min=1)
+
+
+def attribute(
+    model: LoadedModel,
+    task: Task,
+    method: str = "eap-ig-inputs",
+    *,
+    metric: str | None = None,
+    intervention: str = "patching",
+    ig_steps: int = 5,
+    batch_size: int = 8,
+    aggregation: str = "sum",
+    progress: bool = True,
+) -> AttributionResult:
+    """Score every edge of ``model``'s component graph on ``task`` with ``method``."""
+    if method not in METHODS:
+        raise CircuitAtlasError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    if intervention not in INTERVENTIONS:
+        raise CircuitAtlasError(
+            f"unknown intervention {intervention!r}: choose one of {', '.join(INTERVENTIONS)}"
+        )
+    if aggregation not in AGGREGATIONS:
+        raise CircuitAtlasError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
+    if ig_steps < 1:
+        raise CircuitAtlasError("--ig-steps must be at least 1")
+    metric_name = metric or task.default_metric
+    metric_fn = get_metric(metric_name)
+    graph = ComponentGraph.of(model)
+    scores = torch.zeros(graph.n_forward, graph.n_backward, dtype=torch.float64,
+                         device=model.device)
+    means = mean_outputs(model, graph, task, batch_size) if intervention == "mean" else None
+    clean_total = cf_total = 0.0
+    per_batch = steps_per_batch(method, ig_steps)
+    bar = tqdm(total=task.n_batches(batch_size) * per_batch, disable=not progress,
+               desc=f"{method} ({len(task.examples)} examples)", unit="step")
+    for batch in task.batches(batch_size, model.pad_id):
+        batch = batch.to(model.device)
+        counterfactual = counterfactual_outputs(model, graph, batch, intervention, means)
+        with torch.no_grad():
+            clean_logits = model.run(batch.clean)
+            clean_logprobs = torch.log_softmax(last_token_logits(clean_logits, batch), -1)
+            cf_logits = _counterfactual_logits(model, graph, batch, counterfactual, intervention)
+
+        def measure(logits: torch.Tensor, batch: Batch = batch,
+                    reference: torch.Tensor = clean_logprobs) -> torch.Tensor:
+            return metric_fn(logits, batch, reference)
+
+        clean_total += float(measure(clean_logits).sum())
+        cf_total += float(measure(cf_logits).sum())
+        context = BatchContext(model, graph, batch, counterfactual, measure, ig_steps, bar)
+        METHODS[method](context, scores)
+        if per_batch == 1:
+            bar.update(1)
+    bar.close()
+    n = len(task.examples)
+    result = scores.cpu().numpy()
+    if aggregation == "mean":
+        result = result / n
+    return AttributionResult(
+        graph=graph, scores=result * graph.edge_mask, method=method, metric=metric_name,
+        intervention=intervention, aggregation=aggregation, n_examples=n,
+        clean_metric=clean_total / n, counterfactual_metric=cf_total / n,
+        settings={"ig_steps": ig_steps, "batch_size": batch_size, "task": task.name,
+                  "dropped_pairs": len(task.dropped)},
+    )
+
+
+def _counterfactual_logits(model: LoadedModel, graph: ComponentGraph, batch: Batch,
+                           counterfactual: torch.Tensor, intervention: str) -> torch.Tensor:
+    """Logits with every edge carrying the counterfactual (the corrupted run, for patching)."""
+    if intervention == "patching":
+        return model.run(batch.corrupted)
+    everything = torch.from_numpy(graph.edge_mask)
+    return _logits_patched(model, graph, batch, counterfactual, everything)
+
+
+def _logits_patched(model, graph, batch, counterfactual, patch) -> torch.Tensor:
+    logits: dict[str, torch.Tensor] = {}
+
+    def keep(values: torch.Tensor) -> torch.Tensor:
+        logits["x"] = values
+        return values[:, 0, 0]
+
+    patched_metric(model, graph, batch, counterfactual, patch, keep)
+    return logits["x"]
