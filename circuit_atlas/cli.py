@@ -20,6 +20,7 @@ import click
 import pandas as pd
 from tqdm.auto import tqdm
 
+from circuit_atlas.cli_attribute import attribute
 from circuit_atlas.cli_compare import compare, consensus
 from circuit_atlas.cli_queries import query
 from circuit_atlas.cli_roi import roi
@@ -322,13 +323,17 @@ def db_status(state: StoreContext) -> None:
 @cli.command()
 @pass_ctx
 def demo(state: StoreContext) -> None:
-    """Ingest the bundled real example graphs and show what the store can answer."""
+    """Run EAP-IG on a real model, ingest the bundled real graphs, and show what the store
+    can answer about both."""
     from circuit_atlas.demo import run_demo
+    from circuit_atlas.demo_attribution import run_attribution_demo
 
-    run_demo(state.store())
+    attribution = run_attribution_demo(state.settings.data_dir)
+    run_demo(state.store(), attribution)
 
 
 # ---------------------------------------------------------------------- analysis commands
+cli.add_command(attribute)
 cli.add_command(score)
 cli.add_command(prune)
 cli.add_command(query)

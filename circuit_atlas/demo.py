@@ -3,8 +3,8 @@
 Ingests the real example graphs bundled with the package (two circuit-tracer CLT graphs, the
 1.0.0 ``dollar`` graph with its colliding node ids, and an EAP-IG GPT-2 IOI graph), then shows
 each capability once on them: Cypher, graph scores written back, a named path query, ROIs with
-an HTML report, and a cross-prompt comparison — and says where everything lives. Later issues
-extend it with an attribution job on a real model.
+an HTML report, and a cross-prompt comparison — and says where everything lives. Before that,
+``demo_attribution`` runs EAP-IG on a real pretrained model and its graph is stored first.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from circuit_atlas.analysis.roi.report import roi_html
 from circuit_atlas.analysis.roi.stored import roi_stored
 from circuit_atlas.analysis.score_store import score_stored_graph
 from circuit_atlas.ingest import load_graph
+from circuit_atlas.ingest.attribution.job import JobOutput
 from circuit_atlas.progress import progress_enabled
 from circuit_atlas.queries.library import run_query
 from circuit_atlas.store import CircuitStore
@@ -44,11 +45,35 @@ ORDER BY layer, feature LIMIT 10
 """
 
 
+CIRCUIT_EDGES = """
+MATCH (a:Node {graph_id: $gid})-[e:EDGE {in_graph: true}]->(b:Node)
+RETURN a.display_id AS source, b.display_id AS target, coalesce(e.channel, "") AS channel,
+       e.weight AS score
+ORDER BY abs(e.weight) DESC LIMIT 8
+"""
+
+
+def _store_attribution(store: CircuitStore, attribution: JobOutput) -> None:
+    graph = attribution.graph
+    result = store.write_graph(graph, replace=True, progress=progress_enabled())
+    _section(f"the attribution graph in the store ({result.status})")
+    click.echo(f"{result.graph_id}: {result.n_nodes:,} nodes, {result.n_edges:,} edges "
+               f"(every edge scored; in_graph marks the {int(attribution.circuit.sum())}-edge "
+               "circuit)")
+    click.echo("strongest circuit edges (Cypher):")
+    click.echo(pd.DataFrame(store.query(CIRCUIT_EDGES, {"gid": graph.graph_id}))
+               .to_string(index=False))
+    for name, path in attribution.files.items():
+        click.echo(f"{name}: {path}")
+
+
 def _section(title: str) -> None:
     click.echo(f"\n== {title}")
 
 
-def run_demo(store: CircuitStore) -> None:
+def run_demo(store: CircuitStore, attribution: JobOutput | None = None) -> None:
+    if attribution is not None:
+        _store_attribution(store, attribution)
     files = [resources.files("circuit_atlas") / "data" / name for name in EXAMPLES]
     _section("ingest bundled example graphs")
     ids = []

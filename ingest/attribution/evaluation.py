@@ -91,6 +91,25 @@ def faithfulness(value: float, clean: float, empty: float) -> float:
     return float("nan") if span == 0 else (value - empty) / span
 
 
+def curve_circuits(graph: ComponentGraph, scores: np.ndarray,
+                   percents: tuple[float, ...] = CURVE_PERCENTS) -> list[np.ndarray]:
+    """The top-n circuit (dangling edges pruned) at each share of all edges."""
+    return [
+        prune_dangling(graph, top_n(graph, scores, math.ceil(p / 100 * graph.n_edges)))
+        for p in percents
+    ]
+
+
+def curve_from(percents: tuple[float, ...], circuits: list[np.ndarray], clean: float,
+               empty: float, values: list[float]) -> Evaluation:
+    points = [
+        CurvePoint(p, int(c.sum()), v, faithfulness(v, clean, empty))
+        for p, c, v in zip(percents, circuits, values)
+    ]
+    cpr, cmd = curve_areas([p.percent / 100 for p in points], [p.faithfulness for p in points])
+    return Evaluation(clean, empty, points, cpr, cmd)
+
+
 def faithfulness_curve(
     model: LoadedModel,
     task: Task,
@@ -102,21 +121,12 @@ def faithfulness_curve(
     batch_size: int = 8,
     progress: bool = True,
 ) -> Evaluation:
-    graph = ComponentGraph.of(model)
-    circuits = [
-        prune_dangling(graph, top_n(graph, scores, math.ceil(p / 100 * graph.n_edges)))
-        for p in percents
-    ]
+    circuits = curve_circuits(ComponentGraph.of(model), scores, percents)
     clean, empty, values = circuit_metrics(
         model, task, circuits, metric=metric, intervention=intervention,
         batch_size=batch_size, progress=progress,
     )
-    points = [
-        CurvePoint(p, int(c.sum()), v, faithfulness(v, clean, empty))
-        for p, c, v in zip(percents, circuits, values)
-    ]
-    cpr, cmd = curve_areas([p.percent / 100 for p in points], [p.faithfulness for p in points])
-    return Evaluation(clean, empty, points, cpr, cmd)
+    return curve_from(percents, circuits, clean, empty, values)
 
 
 def curve_areas(shares: list[float], faithfulness_values: list[float]) -> tuple[float, float]:

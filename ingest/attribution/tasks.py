@@ -112,8 +112,8 @@ def load_task(path: str | Path, model: object, corrupted_column: str = "corrupte
     answer_reader, default_metric = _answer_format(path, columns, model)
     examples, dropped = [], []
     for number, row in enumerate(rows, start=1):
-        clean = model.encode(str(row["clean"]))
-        corrupted = model.encode(str(row[corrupted_column]))
+        clean = _prompt(row["clean"], model, path, number)
+        corrupted = _prompt(row[corrupted_column], model, path, number)
         answers, foils = answer_reader(row, number)
         if len(clean) != len(corrupted):
             dropped.append(number)
@@ -176,9 +176,28 @@ def _answer_format(path: Path, columns: set[str], model: object):
     )
 
 
+def _prompt(value: object, model: object, path: Path, number: int) -> list[int]:
+    """A prompt's token ids: text is tokenised; a JSONL list of integers is taken as ids."""
+    if isinstance(value, list):
+        if not value or not all(isinstance(t, int) and 0 <= t < model.d_vocab for t in value):
+            raise TaskError(f"{path} row {number}: a prompt list must be token ids in "
+                            f"[0, {model.d_vocab})")
+        return list(value)
+    return model.encode(str(value))
+
+
 def _tokens(value: object, model: object) -> list[int]:
-    texts = value if isinstance(value, list) else [value]
-    return [model.single_token(str(text)) for text in texts]
+    """Answer/foil tokens: strings must be single tokens; integers are token ids (JSONL)."""
+    items = value if isinstance(value, list) else [value]
+    ids = []
+    for item in items:
+        if isinstance(item, int):
+            if not 0 <= item < model.d_vocab:
+                raise TaskError(f"token id {item} is outside the vocabulary ({model.d_vocab})")
+            ids.append(item)
+        else:
+            ids.append(model.single_token(str(item)))
+    return ids
 
 
 def _integer(value: object, path: Path, number: int, column: str) -> int:
