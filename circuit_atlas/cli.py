@@ -321,14 +321,16 @@ def db_status(state: StoreContext) -> None:
 
 # ---------------------------------------------------------------------- demo
 @cli.command()
+@click.option("--model/--no-model", "with_model", default=True, show_default=True,
+              help="Run the attribution job on SmolLM2 first (about two minutes on 2 cores).")
 @pass_ctx
-def demo(state: StoreContext) -> None:
+def demo(state: StoreContext, with_model: bool) -> None:
     """Run EAP-IG on a real model, ingest the bundled real graphs, and show what the store
     can answer about both."""
     from circuit_atlas.demo import run_demo
     from circuit_atlas.demo_attribution import run_attribution_demo
 
-    attribution = run_attribution_demo(state.settings.data_dir)
+    attribution = run_attribution_demo(state.settings.data_dir) if with_model else None
     run_demo(state.store(), attribution)
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from circuit_atlas.ingest.attribution.model_adapter import smollm2_gguf
+
 from circuit_atlas.local_server import LocalServer
 
 from conftest import error_lines, run_cli
@@ -82,14 +84,30 @@ def test_demo_runs_and_its_graphs_are_queryable(tmp_path: Path):
         check=True,
     )
     ids = [r["id"] for r in json.loads(rows.stdout)]
+    with_model = smollm2_gguf() is not None  # the README installs it; a bare checkout may not
     assert ids[:4] == [
         "abeeisatypeof-1759386939498",
         "gemma-dollar",
         "gpt2-ioi-eap-ig",
         "nobelcomesfromth-1761108237891",
     ]
-    assert len(ids) == 5 and ids[4].startswith("roi-louvain-") and ids[4].endswith("-quotient")
-    again = run_cli("demo", env=env, check=True)
+    assert ids[4].startswith("roi-louvain-") and ids[4].endswith("-quotient")
+    assert ids[5:] == (["smollm2-ioi-eap-ig"] if with_model else [])
+    if with_model:
+        # the real model answers IOI as the issue says, and its whole graph is queryable
+        assert "logit difference 6.1" in result.stdout
+        assert "faithfulness" in result.stdout and "CPR" in result.stdout
+        counts = run_cli(
+            "cypher",
+            "MATCH (:Node {graph_id: $g})-[e:EDGE]->() "
+            "RETURN count(e) AS edges, sum(CASE WHEN e.in_graph THEN 1 ELSE 0 END) AS circuit",
+            "--param", "g=smollm2-ioi-eap-ig", "--format", "json", env=env, check=True,
+        )
+        (row,) = json.loads(counts.stdout)
+        assert row["edges"] == 123_211 and 0 < row["circuit"] <= 1233
+        plot = next(line for line in result.stdout.splitlines() if "faithfulness plot:" in line)
+        assert Path(plot.split(": ", 1)[1]).read_bytes()[:4] == b"\x89PNG"
+    again = run_cli("demo", "--no-model", env=env, check=True)
     assert "unchanged" in again.stdout
 
 

@@ -270,6 +270,12 @@ def _from_hugging_face(
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError:
         raise ModelLoadError("loading Hugging Face/GGUF models needs `transformers`") from None
+    from transformers.utils import logging as hf_logging
+
+    from circuit_atlas.progress import progress_enabled
+
+    if not progress_enabled():
+        hf_logging.disable_progress_bar()
     kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
     try:
         with warnings.catch_warnings():
