@@ -321,8 +321,13 @@ def db_status(state: StoreContext) -> None:
 
 # ---------------------------------------------------------------------- demo
 @cli.command()
-@click.option("--model/--no-model", "with_model", default=True, show_default=True,
-              help="Run the attribution job on SmolLM2 first (about two minutes on 2 cores).")
+@click.option(
+    "--model/--no-model",
+    "with_model",
+    default=True,
+    show_default=True,
+    help="Run the attribution job on SmolLM2 first (about two minutes on 2 cores).",
+)
 @pass_ctx
 def demo(state: StoreContext, with_model: bool) -> None:
     """Run EAP-IG on a real model, ingest the bundled real graphs, and show what the store

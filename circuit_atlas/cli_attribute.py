@@ -22,44 +22,89 @@ def default_graph_id(model: str, task: Path, method: str) -> str:
 
 
 @click.command()
-@click.option("--model", "model_source", required=True,
-              help="Config .json, weights .pt, .gguf, Hugging Face folder, 'smollm2-135m', "
-                   "or a hub name.")
-@click.option("--task", "task_path", required=True, type=click.Path(path_type=Path),
-              help="Clean/corrupted pairs (CSV or JSONL).")
-@click.option("--method", type=click.Choice(sorted(METHODS)), default="eap-ig-inputs",
-              show_default=True)
-@click.option("--metric", type=click.Choice(sorted(METRICS)),
-              help="Default: what the task format implies.")
-@click.option("--intervention", type=click.Choice(INTERVENTIONS), default="patching",
-              show_default=True)
+@click.option(
+    "--model",
+    "model_source",
+    required=True,
+    help="Config .json, weights .pt, .gguf, Hugging Face folder, 'smollm2-135m', or a hub name.",
+)
+@click.option(
+    "--task",
+    "task_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Clean/corrupted pairs (CSV or JSONL).",
+)
+@click.option(
+    "--method", type=click.Choice(sorted(METHODS)), default="eap-ig-inputs", show_default=True
+)
+@click.option(
+    "--metric", type=click.Choice(sorted(METRICS)), help="Default: what the task format implies."
+)
+@click.option(
+    "--intervention", type=click.Choice(INTERVENTIONS), default="patching", show_default=True
+)
 @click.option("--ig-steps", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--aggregate", type=click.Choice(AGGREGATIONS), default="sum", show_default=True)
 @click.option("--corrupted-column", default="corrupted", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Use the first N pairs only.")
-@click.option("--select", "selection", type=click.Choice(SELECTIONS), default="topn",
-              show_default=True)
-@click.option("--edges", "amount", type=float,
-              help="Circuit size (topn/greedy: edges; threshold: |score|). Default: 1% of edges.")
-@click.option("--curve/--no-curve", default=True, show_default=True,
-              help="Faithfulness curve, CPR and CMD (10 more patched runs per batch).")
+@click.option(
+    "--select", "selection", type=click.Choice(SELECTIONS), default="topn", show_default=True
+)
+@click.option(
+    "--edges",
+    "amount",
+    type=float,
+    help="Circuit size (topn/greedy: edges; threshold: |score|). Default: 1% of edges.",
+)
+@click.option(
+    "--curve/--no-curve",
+    default=True,
+    show_default=True,
+    help="Faithfulness curve, CPR and CMD (10 more patched runs per batch).",
+)
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
 @click.option("--dtype", type=click.Choice(sorted(DTYPES)), default="float32", show_default=True)
 @click.option("--store/--no-store", "to_store", default=True, show_default=True)
 @click.option("--graph-id", help="Stored graph id (default: MODEL-TASK-METHOD).")
 @click.option("--replace", is_flag=True, help="Replace a stored graph of the same id.")
-@click.option("--out", "out_json", type=click.Path(path_type=Path),
-              help="Also write EAP-IG-compatible JSON here.")
-@click.option("--plot", "plot_path", type=click.Path(path_type=Path),
-              help="Faithfulness-curve PNG (default: <data-dir>/reports/<graph-id>-faithfulness.png).")
+@click.option(
+    "--out",
+    "out_json",
+    type=click.Path(path_type=Path),
+    help="Also write EAP-IG-compatible JSON here.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(path_type=Path),
+    help="Faithfulness-curve PNG (default: <data-dir>/reports/<graph-id>-faithfulness.png).",
+)
 @pass_ctx
-def attribute(state: StoreContext, model_source: str, task_path: Path, method: str,
-              metric: str | None, intervention: str, ig_steps: int, batch_size: int,
-              aggregate: str, corrupted_column: str, limit: int | None, selection: str,
-              amount: float | None, curve: bool, device: str, dtype: str, to_store: bool,
-              graph_id: str | None, replace: bool, out_json: Path | None,
-              plot_path: Path | None) -> None:
+def attribute(
+    state: StoreContext,
+    model_source: str,
+    task_path: Path,
+    method: str,
+    metric: str | None,
+    intervention: str,
+    ig_steps: int,
+    batch_size: int,
+    aggregate: str,
+    corrupted_column: str,
+    limit: int | None,
+    selection: str,
+    amount: float | None,
+    curve: bool,
+    device: str,
+    dtype: str,
+    to_store: bool,
+    graph_id: str | None,
+    replace: bool,
+    out_json: Path | None,
+    plot_path: Path | None,
+) -> None:
     """Score every edge of MODEL's component graph on TASK, select and evaluate a circuit,
     and store the graph (every edge with its score; ``in_graph`` marks the circuit)."""
     from circuit_atlas.ingest.attribution.job import JobSettings, run_job
@@ -75,14 +120,26 @@ def attribute(state: StoreContext, model_source: str, task_path: Path, method: s
         task.examples = task.examples[:limit]
     graph_id = graph_id or default_graph_id(model_source, task_path, method)
     if plot_path is None and curve:
-        plot_path = state.settings.data_dir / "reports" / f"{graph_id}-faithfulness.png" \
-            if state.settings.data_dir else Path(f"{graph_id}-faithfulness.png")
-    settings = JobSettings(method=method, metric=metric, intervention=intervention,
-                           ig_steps=ig_steps, batch_size=batch_size, aggregation=aggregate,
-                           selection=selection, amount=amount, curve=curve,
-                           progress=progress_enabled())
-    output = run_job(model, task, settings, graph_id=graph_id, out_json=out_json,
-                     plot_path=plot_path)
+        plot_path = (
+            state.settings.data_dir / "reports" / f"{graph_id}-faithfulness.png"
+            if state.settings.data_dir
+            else Path(f"{graph_id}-faithfulness.png")
+        )
+    settings = JobSettings(
+        method=method,
+        metric=metric,
+        intervention=intervention,
+        ig_steps=ig_steps,
+        batch_size=batch_size,
+        aggregation=aggregate,
+        selection=selection,
+        amount=amount,
+        curve=curve,
+        progress=progress_enabled(),
+    )
+    output = run_job(
+        model, task, settings, graph_id=graph_id, out_json=out_json, plot_path=plot_path
+    )
     del model
     summary = output.summary()
     if to_store:

@@ -57,12 +57,15 @@ def _store_attribution(store: CircuitStore, attribution: JobOutput) -> None:
     graph = attribution.graph
     result = store.write_graph(graph, replace=True, progress=progress_enabled())
     _section(f"the attribution graph in the store ({result.status})")
-    click.echo(f"{result.graph_id}: {result.n_nodes:,} nodes, {result.n_edges:,} edges "
-               f"(every edge scored; in_graph marks the {int(attribution.circuit.sum())}-edge "
-               "circuit)")
+    click.echo(
+        f"{result.graph_id}: {result.n_nodes:,} nodes, {result.n_edges:,} edges "
+        f"(every edge scored; in_graph marks the {int(attribution.circuit.sum())}-edge "
+        "circuit)"
+    )
     click.echo("strongest circuit edges (Cypher):")
-    click.echo(pd.DataFrame(store.query(CIRCUIT_EDGES, {"gid": graph.graph_id}))
-               .to_string(index=False))
+    click.echo(
+        pd.DataFrame(store.query(CIRCUIT_EDGES, {"gid": graph.graph_id})).to_string(index=False)
+    )
     for name, path in attribution.files.items():
         click.echo(f"{name}: {path}")
 

@@ -35,9 +35,9 @@ def run_attribution_demo(data_dir: Path) -> JobOutput | None:
     reports = data_dir / "reports"
     task = load_task(write_ioi_csv(data_dir / "tasks" / "ioi-demo.csv"), model)
     output = run_job(
-        model, task,
-        JobSettings(method="eap-ig-inputs", ig_steps=5, batch_size=8,
-                    progress=progress_enabled()),
+        model,
+        task,
+        JobSettings(method="eap-ig-inputs", ig_steps=5, batch_size=8, progress=progress_enabled()),
         graph_id=GRAPH_ID,
         out_json=reports / f"{GRAPH_ID}.json",
         plot_path=reports / f"{GRAPH_ID}-faithfulness.png",

@@ -16,8 +16,17 @@ VOCAB = 23
 
 def tiny_model(attn_only: bool = False, seed: int = 0, **overrides: object) -> LoadedModel:
     cfg = dict(
-        n_layers=2, d_model=16, n_heads=3, d_head=4, d_mlp=24, n_ctx=16, d_vocab=VOCAB,
-        act_fn="gelu", normalization_type="LN", attn_only=attn_only, seed=seed,
+        n_layers=2,
+        d_model=16,
+        n_heads=3,
+        d_head=4,
+        d_mlp=24,
+        n_ctx=16,
+        d_vocab=VOCAB,
+        act_fn="gelu",
+        normalization_type="LN",
+        attn_only=attn_only,
+        seed=seed,
     )
     cfg.update(overrides)
     return load_model(cfg, dtype="float64")
@@ -86,8 +95,9 @@ def input_gradients(model: LoadedModel, batch: Batch) -> dict[tuple[str, str], t
     return {name: tensor.grad for name, tensor in kept.items()}
 
 
-def patch_one_edge(model: LoadedModel, batch: Batch, source_delta: torch.Tensor, node: str,
-                   channel: str) -> torch.Tensor:
+def patch_one_edge(
+    model: LoadedModel, batch: Batch, source_delta: torch.Tensor, node: str, channel: str
+) -> torch.Tensor:
     """Σ logit diff on the clean prompts with ``source_delta`` added to one node's input."""
     name, head = input_hook(model, node, channel)
 

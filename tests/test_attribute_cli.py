@@ -21,10 +21,21 @@ from circuit_atlas.ingest.attribution.model_adapter import (
     smollm2_gguf,
 )
 from circuit_atlas.ingest.attribution.tasks import TaskError, load_task
+
 from conftest import SHARED, cypher_json, error_lines, run_cli
 
-TINY = dict(n_layers=2, d_model=16, n_heads=3, d_head=4, d_mlp=24, n_ctx=16, d_vocab=23,
-            act_fn="gelu", normalization_type="LN", seed=0)
+TINY = dict(
+    n_layers=2,
+    d_model=16,
+    n_heads=3,
+    d_head=4,
+    d_mlp=24,
+    n_ctx=16,
+    d_vocab=23,
+    act_fn="gelu",
+    normalization_type="LN",
+    seed=0,
+)
 
 
 @pytest.fixture
@@ -41,13 +52,28 @@ def tiny_files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow
-def test_attribute_stores_every_edge_and_round_trips_through_eap_ig_json(bolt_env, tiny_files,
-                                                                          tmp_path):
+def test_attribute_stores_every_edge_and_round_trips_through_eap_ig_json(
+    bolt_env, tiny_files, tmp_path
+):
     config, task = tiny_files
     out = tmp_path / "graph.json"
-    result = run_cli("attribute", "--model", str(config), "--task", str(task), "--method", "eap",
-                     "--edges", "10", "--out", str(out), "--graph-id", "tiny-eap",
-                     env=bolt_env, check=True)
+    result = run_cli(
+        "attribute",
+        "--model",
+        str(config),
+        "--task",
+        str(task),
+        "--method",
+        "eap",
+        "--edges",
+        "10",
+        "--out",
+        str(out),
+        "--graph-id",
+        "tiny-eap",
+        env=bolt_env,
+        check=True,
+    )
     assert "faithfulness" in result.stdout and "CPR" in result.stdout
     rows = cypher_json(
         bolt_env,
@@ -70,8 +96,21 @@ def test_attribute_stores_every_edge_and_round_trips_through_eap_ig_json(bolt_en
     )
     assert pairs == [{"n": 75, "diff": 0.0}]
     # re-running the same job changes nothing
-    again = run_cli("attribute", "--model", str(config), "--task", str(task), "--method", "eap",
-                    "--edges", "10", "--graph-id", "tiny-eap", env=bolt_env, check=True)
+    again = run_cli(
+        "attribute",
+        "--model",
+        str(config),
+        "--task",
+        str(task),
+        "--method",
+        "eap",
+        "--edges",
+        "10",
+        "--graph-id",
+        "tiny-eap",
+        env=bolt_env,
+        check=True,
+    )
     assert "tiny-eap (unchanged)" in again.stdout
 
 

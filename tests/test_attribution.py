@@ -66,7 +66,9 @@ def test_parallel_blocks_feed_no_mlp_from_its_own_layer():
     sequential = ComponentGraph(2, 2)
     parallel = ComponentGraph(2, 2, parallel_attn_mlp=True)
     assert parallel.n_edges == sequential.n_edges - 2 * 2
-    assert not parallel.edge_mask[parallel.head_forward_slots(0), parallel.mlp_backward_slot(0)].any()
+    assert not parallel.edge_mask[
+        parallel.head_forward_slots(0), parallel.mlp_backward_slot(0)
+    ].any()
 
 
 # ------------------------------------------------------------------ ground truth
@@ -102,8 +104,9 @@ def test_exact_equals_brute_force_edge_patching(model):
     for f, k in zip(*graph.edges()):
         source = graph.forward_names[f]
         delta = corrupted[source] - clean[source]
-        value = patch_one_edge(model, batch, delta, graph.backward_names[k],
-                               graph.backward_channels[k])
+        value = patch_one_edge(
+            model, batch, delta, graph.backward_names[k], graph.backward_channels[k]
+        )
         assert result.scores[f, k] == pytest.approx(float(value - base), abs=1e-8)
 
 
@@ -142,8 +145,9 @@ def test_eap_ig_inputs_converges_to_exact_patching_of_the_input_edges():
     exact_total = None
     errors = []
     for steps in (2, 4, 8, 16, 32):
-        result = attribute(model, task, "eap-ig-inputs", ig_steps=steps, batch_size=4,
-                           progress=False)
+        result = attribute(
+            model, task, "eap-ig-inputs", ig_steps=steps, batch_size=4, progress=False
+        )
         exact_total = (result.counterfactual_metric - result.clean_metric) * len(task.examples)
         errors.append(abs(result.scores[0].sum() - exact_total))
     assert all(a > b for a, b in zip(errors, errors[1:])), errors
@@ -179,10 +183,10 @@ def test_mean_aggregation_divides_the_sum_by_the_examples(model):
 def test_other_interventions_match_brute_force_patching(intervention):
     model = tiny_model()
     task = random_task(n=3, lengths=(5, 6))
-    result = attribute(model, task, "exact", intervention=intervention, batch_size=3,
-                       progress=False)
-    eap = attribute(model, task, "eap", intervention=intervention, batch_size=3,
-                    progress=False)
+    result = attribute(
+        model, task, "exact", intervention=intervention, batch_size=3, progress=False
+    )
+    eap = attribute(model, task, "eap", intervention=intervention, batch_size=3, progress=False)
     batch = _single_batch(task)
     clean = node_outputs(model, batch.clean)
     valid = batch.valid[:, :, None].double()
@@ -208,3 +212,30 @@ def _hook(model, node, channel):
     from attribution_models import input_hook
 
     return input_hook(model, node, channel)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_cuda_gives_the_cpu_scores(method):
+    """Attribution runs on CUDA when present, with the same numbers as on the CPU."""
+    from circuit_atlas.ingest.attribution.model_adapter import load_model
+
+    cfg = dict(
+        n_layers=2,
+        d_model=16,
+        n_heads=3,
+        d_head=4,
+        d_mlp=24,
+        n_ctx=16,
+        d_vocab=23,
+        act_fn="gelu",
+        normalization_type="LN",
+        seed=0,
+    )
+    task = random_task(n=4, lengths=(3, 9))
+    cpu = attribute(load_model(cfg, dtype="float64"), task, method, batch_size=2, progress=False)
+    gpu = attribute(
+        load_model(cfg, device="cuda", dtype="float64"), task, method, batch_size=2, progress=False
+    )
+    np.testing.assert_allclose(gpu.scores, cpu.scores, atol=1e-8)
+    assert gpu.clean_metric == pytest.approx(cpu.clean_metric, abs=1e-9)

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from circuit_atlas.ingest.attribution.model_adapter import smollm2_gguf
-
 from circuit_atlas.local_server import LocalServer
 
 from conftest import error_lines, run_cli
@@ -101,7 +100,12 @@ def test_demo_runs_and_its_graphs_are_queryable(tmp_path: Path):
             "cypher",
             "MATCH (:Node {graph_id: $g})-[e:EDGE]->() "
             "RETURN count(e) AS edges, sum(CASE WHEN e.in_graph THEN 1 ELSE 0 END) AS circuit",
-            "--param", "g=smollm2-ioi-eap-ig", "--format", "json", env=env, check=True,
+            "--param",
+            "g=smollm2-ioi-eap-ig",
+            "--format",
+            "json",
+            env=env,
+            check=True,
         )
         (row,) = json.loads(counts.stdout)
         assert row["edges"] == 123_211 and 0 < row["circuit"] <= 1233

@@ -51,8 +51,9 @@ def _input_hook_names(model: LoadedModel, graph: ComponentGraph) -> list[tuple[s
     names: list[tuple[str, object]] = []
     for layer in range(graph.n_layers):
         for channel in CHANNELS:
-            names.append((model.head_inputs_hook(layer, channel),
-                          graph.head_backward_slots(layer, channel)))
+            names.append(
+                (model.head_inputs_hook(layer, channel), graph.head_backward_slots(layer, channel))
+            )
         if graph.has_mlps:
             names.append((model.mlp_input_hook(layer), graph.mlp_backward_slot(layer)))
     names.append((model.logits_input_hook(), graph.logits_backward_slot))
@@ -123,8 +124,9 @@ class GradientPass:
                 record_into[:, :, slot] = value.detach()
 
             hooks += _output_hooks(model, graph, write)
-        backward = [(name, self._accumulate(slot, weight))
-                    for name, slot in _input_hook_names(model, graph)]
+        backward = [
+            (name, self._accumulate(slot, weight)) for name, slot in _input_hook_names(model, graph)
+        ]
         with torch.enable_grad(), model.model.hooks(fwd_hooks=hooks, bwd_hooks=backward):
             logits = model.model(tokens, return_type="logits")
             values = metric(logits)
@@ -150,11 +152,13 @@ class GradientPass:
 
         hooks: list[Hook] = []
         for layer in range(self.graph.n_layers):
-            hooks.append((self.model.head_outputs_hook(layer),
-                          shift(self.graph.head_forward_slots(layer))))
+            hooks.append(
+                (self.model.head_outputs_hook(layer), shift(self.graph.head_forward_slots(layer)))
+            )
             if self.graph.has_mlps:
-                hooks.append((self.model.mlp_output_hook(layer),
-                              shift(self.graph.mlp_forward_slot(layer))))
+                hooks.append(
+                    (self.model.mlp_output_hook(layer), shift(self.graph.mlp_forward_slot(layer)))
+                )
         return hooks
 
     def contract(self, difference: torch.Tensor, scores: torch.Tensor) -> None:

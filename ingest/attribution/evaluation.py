@@ -65,8 +65,12 @@ def circuit_metrics(
     patches = [everything & ~torch.from_numpy(c) for c in circuits]
     means = mean_outputs(model, graph, task, batch_size) if intervention == "mean" else None
     totals = np.zeros(len(circuits) + 2)
-    bar = tqdm(total=task.n_batches(batch_size) * (len(circuits) + 2), disable=not progress,
-               desc="evaluating circuits", unit="run")
+    bar = tqdm(
+        total=task.n_batches(batch_size) * (len(circuits) + 2),
+        disable=not progress,
+        desc="evaluating circuits",
+        unit="run",
+    )
     for batch in task.batches(batch_size, model.pad_id):
         batch = batch.to(model.device)
         counterfactual = counterfactual_outputs(model, graph, batch, intervention, means)
@@ -91,8 +95,9 @@ def faithfulness(value: float, clean: float, empty: float) -> float:
     return float("nan") if span == 0 else (value - empty) / span
 
 
-def curve_circuits(graph: ComponentGraph, scores: np.ndarray,
-                   percents: tuple[float, ...] = CURVE_PERCENTS) -> list[np.ndarray]:
+def curve_circuits(
+    graph: ComponentGraph, scores: np.ndarray, percents: tuple[float, ...] = CURVE_PERCENTS
+) -> list[np.ndarray]:
     """The top-n circuit (dangling edges pruned) at each share of all edges."""
     return [
         prune_dangling(graph, top_n(graph, scores, math.ceil(p / 100 * graph.n_edges)))
@@ -100,8 +105,13 @@ def curve_circuits(graph: ComponentGraph, scores: np.ndarray,
     ]
 
 
-def curve_from(percents: tuple[float, ...], circuits: list[np.ndarray], clean: float,
-               empty: float, values: list[float]) -> Evaluation:
+def curve_from(
+    percents: tuple[float, ...],
+    circuits: list[np.ndarray],
+    clean: float,
+    empty: float,
+    values: list[float],
+) -> Evaluation:
     points = [
         CurvePoint(p, int(c.sum()), v, faithfulness(v, clean, empty))
         for p, c, v in zip(percents, circuits, values)
@@ -123,8 +133,13 @@ def faithfulness_curve(
 ) -> Evaluation:
     circuits = curve_circuits(ComponentGraph.of(model), scores, percents)
     clean, empty, values = circuit_metrics(
-        model, task, circuits, metric=metric, intervention=intervention,
-        batch_size=batch_size, progress=progress,
+        model,
+        task,
+        circuits,
+        metric=metric,
+        intervention=intervention,
+        batch_size=batch_size,
+        progress=progress,
     )
     return curve_from(percents, circuits, clean, empty, values)
 

@@ -28,12 +28,14 @@ def ioi_rows(n: int) -> list[dict[str, str]]:
     for i in range(n):
         template = TEMPLATES[i % len(TEMPLATES)]
         a, b, c = triples[(i * 7) % len(triples)]
-        rows.append({
-            "clean": template.format(a=a, b=b, s=b),
-            "corrupted": template.format(a=a, b=b, s=c),
-            "answer": f" {a}",
-            "foil": f" {b}",
-        })
+        rows.append(
+            {
+                "clean": template.format(a=a, b=b, s=b),
+                "corrupted": template.format(a=a, b=b, s=c),
+                "answer": f" {a}",
+                "foil": f" {b}",
+            }
+        )
     return rows
 
 

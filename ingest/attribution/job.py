@@ -93,10 +93,20 @@ def run_job(
     out_json: Path | None = None,
     plot_path: Path | None = None,
 ) -> JobOutput:
-    common = dict(metric=settings.metric, intervention=settings.intervention,
-                  batch_size=settings.batch_size, progress=settings.progress)
-    result = attribute(model, task, settings.method, ig_steps=settings.ig_steps,
-                       aggregation=settings.aggregation, **common)
+    common = dict(
+        metric=settings.metric,
+        intervention=settings.intervention,
+        batch_size=settings.batch_size,
+        progress=settings.progress,
+    )
+    result = attribute(
+        model,
+        task,
+        settings.method,
+        ig_steps=settings.ig_steps,
+        aggregation=settings.aggregation,
+        **common,
+    )
     amount = default_amount(settings, result.graph.n_edges)
     circuit = select(result.graph, result.scores, settings.selection, amount)
     curve = curve_circuits(result.graph, result.scores) if settings.curve else []
@@ -104,16 +114,23 @@ def run_job(
     value, faithful = values[0], faithfulness(values[0], clean, empty)
     evaluation = curve_from(CURVE_PERCENTS, curve, clean, empty, values[1:]) if curve else None
     evaluation_props: dict[str, object] = {
-        "circuit_edges": int(circuit.sum()), "selection": settings.selection,
-        "selection_amount": amount, "circuit_metric": value, "faithfulness": faithful,
+        "circuit_edges": int(circuit.sum()),
+        "selection": settings.selection,
+        "selection_amount": amount,
+        "circuit_metric": value,
+        "faithfulness": faithful,
     }
     if evaluation is not None:
-        evaluation_props |= {"cpr": evaluation.cpr, "cmd": evaluation.cmd,
-                             "curve_percents": [p.percent for p in evaluation.points],
-                             "curve_faithfulness": [p.faithfulness for p in evaluation.points]}
+        evaluation_props |= {
+            "cpr": evaluation.cpr,
+            "cmd": evaluation.cmd,
+            "curve_percents": [p.percent for p in evaluation.points],
+            "curve_faithfulness": [p.faithfulness for p in evaluation.points],
+        }
     document = eap_ig_document(result, circuit, model.d_model)
-    graph = to_circuit_graph(document, result, graph_id=graph_id, model_name=model.name,
-                             evaluation=evaluation_props)
+    graph = to_circuit_graph(
+        document, result, graph_id=graph_id, model_name=model.name, evaluation=evaluation_props
+    )
     output = JobOutput(result, circuit, faithful, value, evaluation, graph)
     if out_json is not None:
         output.files["graph json"] = write_eap_ig_json(document, out_json)

@@ -96,8 +96,13 @@ def clean_corrupted(ctx: BatchContext, scores: torch.Tensor) -> None:
     grads = GradientPass(ctx.model, ctx.graph, ctx.batch)
     clean = new_activations(ctx.graph, ctx.batch, ctx.model)
     grads.run(ctx.metric, ctx.batch.clean, record_into=clean, weight=0.5)
-    grads.run(ctx.metric, ctx.batch.clean, input_value=ctx.counterfactual[:, :, 0],
-              output_values=ctx.counterfactual, weight=0.5)
+    grads.run(
+        ctx.metric,
+        ctx.batch.clean,
+        input_value=ctx.counterfactual[:, :, 0],
+        output_values=ctx.counterfactual,
+        weight=0.5,
+    )
     grads.contract(ctx.counterfactual - clean, scores)
 
 
@@ -110,8 +115,13 @@ def eap_ig_inputs(ctx: BatchContext, scores: torch.Tensor) -> None:
     for step in range(1, ctx.ig_steps + 1):
         alpha = step / ctx.ig_steps
         last = step == ctx.ig_steps  # α = 1 is the clean input: record its outputs
-        grads.run(ctx.metric, ctx.batch.clean, input_value=start + alpha * (target - start),
-                  record_into=clean if last else None, weight=1.0 / ctx.ig_steps)
+        grads.run(
+            ctx.metric,
+            ctx.batch.clean,
+            input_value=start + alpha * (target - start),
+            record_into=clean if last else None,
+            weight=1.0 / ctx.ig_steps,
+        )
         ctx.progress.update(1)
     grads.contract(ctx.counterfactual - clean, scores)
 
@@ -123,8 +133,13 @@ def eap_ig_activations(ctx: BatchContext, scores: torch.Tensor) -> None:
     for step in range(1, ctx.ig_steps + 1):
         alpha = step / ctx.ig_steps
         targets = ctx.counterfactual + alpha * (clean - ctx.counterfactual)
-        grads.run(ctx.metric, ctx.batch.clean, input_value=targets[:, :, 0],
-                  output_values=targets, weight=1.0 / ctx.ig_steps)
+        grads.run(
+            ctx.metric,
+            ctx.batch.clean,
+            input_value=targets[:, :, 0],
+            output_values=targets,
+            weight=1.0 / ctx.ig_steps,
+        )
         ctx.progress.update(1)
     grads.contract(ctx.counterfactual - clean, scores)
 
@@ -132,14 +147,16 @@ def eap_ig_activations(ctx: BatchContext, scores: torch.Tensor) -> None:
 @register("exact")
 def exact(ctx: BatchContext, scores: torch.Tensor) -> None:
     none = torch.zeros(ctx.graph.n_forward, ctx.graph.n_backward, dtype=torch.bool)
-    clean = patched_metric(ctx.model, ctx.graph, ctx.batch, ctx.counterfactual, none,
-                           ctx.metric).sum()
+    clean = patched_metric(
+        ctx.model, ctx.graph, ctx.batch, ctx.counterfactual, none, ctx.metric
+    ).sum()
     forward, backward = ctx.graph.edges()
     for f, k in zip(forward, backward):
         patch = none.clone()
         patch[f, k] = True
-        value = patched_metric(ctx.model, ctx.graph, ctx.batch, ctx.counterfactual, patch,
-                               ctx.metric).sum()
+        value = patched_metric(
+            ctx.model, ctx.graph, ctx.batch, ctx.counterfactual, patch, ctx.metric
+        ).sum()
         scores[f, k] += (value - clean).to(scores.dtype)
 
 
@@ -148,7 +165,10 @@ def steps_per_batch(method: str, ig_steps: int) -> int:
 
 
 def counterfactual_outputs(
-    model: LoadedModel, graph: ComponentGraph, batch: Batch, intervention: str,
+    model: LoadedModel,
+    graph: ComponentGraph,
+    batch: Batch,
+    intervention: str,
     means: torch.Tensor | None,
 ) -> torch.Tensor:
     if intervention == "patching":
@@ -160,12 +180,14 @@ def counterfactual_outputs(
     return means[:width].unsqueeze(0).expand(batch.size, -1, -1, -1).contiguous()
 
 
-def mean_outputs(model: LoadedModel, graph: ComponentGraph, task: Task,
-                 batch_size: int) -> torch.Tensor:
+def mean_outputs(
+    model: LoadedModel, graph: ComponentGraph, task: Task, batch_size: int
+) -> torch.Tensor:
     """``[pos, n_forward, d]``: each node's mean clean output at each position (pads excluded)."""
     width = max(len(e.clean) for e in task.examples)
-    total = torch.zeros(width, graph.n_forward, model.d_model, device=model.device,
-                        dtype=work_dtype(model))
+    total = torch.zeros(
+        width, graph.n_forward, model.d_model, device=model.device, dtype=work_dtype(model)
+    )
     count = torch.zeros(width, 1, 1, device=model.device, dtype=total.dtype)
     for batch in task.batches(batch_size, model.pad_id):
         batch = batch.to(model.device)
@@ -203,13 +225,18 @@ def attribute(
     metric_name = metric or task.default_metric
     metric_fn = get_metric(metric_name)
     graph = ComponentGraph.of(model)
-    scores = torch.zeros(graph.n_forward, graph.n_backward, dtype=torch.float64,
-                         device=model.device)
+    scores = torch.zeros(
+        graph.n_forward, graph.n_backward, dtype=torch.float64, device=model.device
+    )
     means = mean_outputs(model, graph, task, batch_size) if intervention == "mean" else None
     clean_total = cf_total = 0.0
     per_batch = steps_per_batch(method, ig_steps)
-    bar = tqdm(total=task.n_batches(batch_size) * per_batch, disable=not progress,
-               desc=f"{method} ({len(task.examples)} examples)", unit="step")
+    bar = tqdm(
+        total=task.n_batches(batch_size) * per_batch,
+        disable=not progress,
+        desc=f"{method} ({len(task.examples)} examples)",
+        unit="step",
+    )
     for batch in task.batches(batch_size, model.pad_id):
         batch = batch.to(model.device)
         counterfactual = counterfactual_outputs(model, graph, batch, intervention, means)
@@ -218,8 +245,9 @@ def attribute(
             clean_logprobs = torch.log_softmax(last_token_logits(clean_logits, batch), -1)
             cf_logits = _counterfactual_logits(model, graph, batch, counterfactual, intervention)
 
-        def measure(logits: torch.Tensor, batch: Batch = batch,
-                    reference: torch.Tensor = clean_logprobs) -> torch.Tensor:
+        def measure(
+            logits: torch.Tensor, batch: Batch = batch, reference: torch.Tensor = clean_logprobs
+        ) -> torch.Tensor:
             return metric_fn(logits, batch, reference)
 
         clean_total += float(measure(clean_logits).sum())
@@ -234,16 +262,31 @@ def attribute(
     if aggregation == "mean":
         result = result / n
     return AttributionResult(
-        graph=graph, scores=result * graph.edge_mask, method=method, metric=metric_name,
-        intervention=intervention, aggregation=aggregation, n_examples=n,
-        clean_metric=clean_total / n, counterfactual_metric=cf_total / n,
-        settings={"ig_steps": ig_steps, "batch_size": batch_size, "task": task.name,
-                  "dropped_pairs": len(task.dropped)},
+        graph=graph,
+        scores=result * graph.edge_mask,
+        method=method,
+        metric=metric_name,
+        intervention=intervention,
+        aggregation=aggregation,
+        n_examples=n,
+        clean_metric=clean_total / n,
+        counterfactual_metric=cf_total / n,
+        settings={
+            "ig_steps": ig_steps,
+            "batch_size": batch_size,
+            "task": task.name,
+            "dropped_pairs": len(task.dropped),
+        },
     )
 
 
-def _counterfactual_logits(model: LoadedModel, graph: ComponentGraph, batch: Batch,
-                           counterfactual: torch.Tensor, intervention: str) -> torch.Tensor:
+def _counterfactual_logits(
+    model: LoadedModel,
+    graph: ComponentGraph,
+    batch: Batch,
+    counterfactual: torch.Tensor,
+    intervention: str,
+) -> torch.Tensor:
     """Logits with every edge carrying the counterfactual (the corrupted run, for patching)."""
     if intervention == "patching":
         return model.run(batch.corrupted)

@@ -35,7 +35,12 @@ from circuit_atlas.errors import CircuitAtlasError
 
 SMOLLM2_ALIAS = "smollm2-135m"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
 DEVICES = ("cpu", "cuda", "mps")
 # TransformerLens keeps an n_ctx × n_ctx causal mask per layer; SmolLM2's 8192 would cost 2 GB.
 DEFAULT_MAX_CONTEXT = 2048
@@ -118,8 +123,12 @@ class LoadedModel:
     def logits_input_hook(self) -> str:
         return f"blocks.{self.n_layers - 1}.hook_resid_post"
 
-    def run(self, tokens: torch.Tensor, hooks: list[tuple[str, Any]] | None = None,
-            backward_hooks: list[tuple[str, Any]] | None = None) -> torch.Tensor:
+    def run(
+        self,
+        tokens: torch.Tensor,
+        hooks: list[tuple[str, Any]] | None = None,
+        backward_hooks: list[tuple[str, Any]] | None = None,
+    ) -> torch.Tensor:
         """Logits of ``tokens`` with forward (and backward) hooks attached for this call only."""
         with self.model.hooks(fwd_hooks=hooks or [], bwd_hooks=backward_hooks or []):
             return self.model(tokens, return_type="logits")
@@ -229,8 +238,12 @@ def _from_path_or_name(source: str, max_context: int) -> LoadedModel:
         return _from_hugging_face(path.parent, path.name, path.stem, max_context)
     if path.is_dir() and (path / "config.json").is_file():
         return _from_hugging_face(path, None, path.name, max_context)
-    if path.exists() or source.endswith((".json", ".pt", ".gguf")) or "/" in source.rstrip("/") \
-            and Path(source).parent.exists():
+    if (
+        path.exists()
+        or source.endswith((".json", ".pt", ".gguf"))
+        or "/" in source.rstrip("/")
+        and Path(source).parent.exists()
+    ):
         raise ModelLoadError(
             f"unknown model {source!r}: not a config .json, weights .pt, .gguf file or a "
             "Hugging Face folder with config.json"
@@ -360,9 +373,7 @@ def _from_hub(name: str) -> LoadedModel:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = HookedTransformer.from_pretrained_no_processing(
-                name, **_EDGE_HOOK_FLAGS
-            )
+            model = HookedTransformer.from_pretrained_no_processing(name, **_EDGE_HOOK_FLAGS)
     except Exception as error:  # noqa: BLE001 - hub, name and network errors alike
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
         raise ModelLoadError(

@@ -77,8 +77,9 @@ class Batch:
             clean[row, : len(example.clean)] = torch.tensor(example.clean)
             corrupted[row, : len(example.corrupted)] = torch.tensor(example.corrupted)
         last = torch.tensor([len(e.clean) - 1 for e in examples])
-        return cls(clean, corrupted, last, [e.answers for e in examples],
-                   [e.foils for e in examples])
+        return cls(
+            clean, corrupted, last, [e.answers for e in examples], [e.foils for e in examples]
+        )
 
     @property
     def size(self) -> int:
@@ -90,8 +91,13 @@ class Batch:
         return torch.arange(self.clean.shape[1])[None, :] <= self.last[:, None]
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(self.clean.to(device), self.corrupted.to(device), self.last.to(device),
-                     self.answers, self.foils)
+        return Batch(
+            self.clean.to(device),
+            self.corrupted.to(device),
+            self.last.to(device),
+            self.answers,
+            self.foils,
+        )
 
 
 def load_task(path: str | Path, model: object, corrupted_column: str = "corrupted") -> Task:
@@ -147,8 +153,10 @@ def _answer_format(path: Path, columns: set[str], model: object):
             label = _integer(row["label"], path, number, "label")
             if not 0 <= label <= 99:
                 raise TaskError(f"{path} row {number}: label {label} is not a two-digit year")
-            return (tuple(years[y] for y in range(label + 1, 100)),
-                    tuple(years[y] for y in range(label + 1)))
+            return (
+                tuple(years[y] for y in range(label + 1, 100)),
+                tuple(years[y] for y in range(label + 1)),
+            )
 
         return greater_than, "prob_diff"
     if {"correct_idx", "incorrect_idx"} <= columns:
@@ -180,8 +188,9 @@ def _prompt(value: object, model: object, path: Path, number: int) -> list[int]:
     """A prompt's token ids: text is tokenised; a JSONL list of integers is taken as ids."""
     if isinstance(value, list):
         if not value or not all(isinstance(t, int) and 0 <= t < model.d_vocab for t in value):
-            raise TaskError(f"{path} row {number}: a prompt list must be token ids in "
-                            f"[0, {model.d_vocab})")
+            raise TaskError(
+                f"{path} row {number}: a prompt list must be token ids in [0, {model.d_vocab})"
+            )
         return list(value)
     return model.encode(str(value))
 
