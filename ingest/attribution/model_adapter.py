@@ -231,19 +231,21 @@ def _from_path_or_name(source: str, max_context: int) -> LoadedModel:
         return _from_hugging_face(gguf.parent, gguf.name, SMOLLM2_ALIAS, max_context)
     path = Path(source)
     if path.suffix == ".json" and path.is_file():
-        return _from_config(json.loads(path.read_text()), name=path.stem)
+        try:
+            cfg = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ModelLoadError(f"{path}: not a JSON model config ({error})") from None
+        return _from_config(cfg, name=path.stem)
     if path.suffix == ".pt" and path.is_file():
         return _from_weights_file(path)
     if path.suffix == ".gguf" and path.is_file():
         return _from_hugging_face(path.parent, path.name, path.stem, max_context)
     if path.is_dir() and (path / "config.json").is_file():
         return _from_hugging_face(path, None, path.name, max_context)
-    if (
-        path.exists()
-        or source.endswith((".json", ".pt", ".gguf"))
-        or "/" in source.rstrip("/")
-        and Path(source).parent.exists()
-    ):
+    looks_local = source.endswith((".json", ".pt", ".gguf")) or (
+        "/" in source.rstrip("/") and path.parent.exists()  # hub names are "org/name"
+    )
+    if path.exists() or looks_local:
         raise ModelLoadError(
             f"unknown model {source!r}: not a config .json, weights .pt, .gguf file or a "
             "Hugging Face folder with config.json"
