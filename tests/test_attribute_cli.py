@@ -217,3 +217,20 @@ def test_curve_areas_by_hand():
     cpr, cmd = curve_areas([0.0, 0.5, 1.0], [0.5, 0.5, 1.0])
     assert cpr == pytest.approx(0.25 + 0.375)
     assert cmd == pytest.approx(0.25 + 0.125)
+
+
+def test_weights_files_that_do_not_fit_are_refused(tmp_path: Path):
+    partial = tmp_path / "partial.pt"
+    torch.save({"cfg": TINY, "state_dict": {}}, partial)
+    with pytest.raises(ModelLoadError, match="do not fit its config: missing"):
+        load_model(partial)
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a torch file")
+    with pytest.raises(ModelLoadError, match="not a Circuit Atlas weights file"):
+        load_model(broken)
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{nope")
+    with pytest.raises(ModelLoadError, match="not a JSON model config"):
+        load_model(bad_json)
+    with pytest.raises(ModelLoadError, match="invalid model config"):
+        load_model({"n_layers": 2})

@@ -263,7 +263,16 @@ def _from_config(cfg: dict[str, Any], name: str, state_dict: dict | None = None)
         warnings.simplefilter("ignore")  # 3.9 announces HookedTransformer's deprecation
         model = HookedTransformer(config)
     if state_dict is not None:
-        model.load_state_dict(state_dict, strict=False)
+        # buffers (causal masks, rotary tables) are rebuilt from the config; weights must all be
+        # there, or the "trained" model would silently be partly random
+        result = model.load_state_dict(state_dict, strict=False)
+        parameters = {name for name, _ in model.named_parameters()}
+        missing = sorted(set(result.missing_keys) & parameters)
+        if missing or result.unexpected_keys:
+            raise ModelLoadError(
+                f"weights for {name!r} do not fit its config: missing {missing[:5]}, "
+                f"unexpected {list(result.unexpected_keys)[:5]}"
+            )
     return LoadedModel(model=model, tokenizer=None, name=name)
 
 

@@ -1,0 +1,70 @@
+"""The adapter's offline conversion: a Hugging Face folder loads into TransformerLens unchanged.
+
+Tiny random Llama (grouped-query attention, which the adapter ungroups) and GPT-2 models are
+saved with a real word-level tokenizer, loaded through ``load_model``, and must give the logits
+``transformers`` gives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+)
+
+from circuit_atlas.ingest.attribution.component_graph import ComponentGraph
+from circuit_atlas.ingest.attribution.model_adapter import load_model
+
+torch.set_num_threads(1)
+WORDS = ["<pad>", "<unk>", "When", "Mary", "and", "John", "went", "to", "the", "store", ","]
+
+
+def save_tokenizer(folder: Path) -> None:
+    vocab = {word: i for i, word in enumerate(WORDS)}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", unk_token="<unk>")
+    tokenizer.save_pretrained(folder)
+
+
+def hf_models():
+    torch.manual_seed(0)
+    llama = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(WORDS),
+            hidden_size=32,
+            intermediate_size=48,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            tie_word_embeddings=False,
+        )
+    )
+    gpt2 = GPT2LMHeadModel(
+        GPT2Config(vocab_size=len(WORDS), n_embd=32, n_layer=2, n_head=4, n_positions=64)
+    )
+    return {"llama": llama, "gpt2": gpt2}
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gpt2"])
+def test_a_hugging_face_folder_gives_the_same_logits(tmp_path: Path, architecture: str):
+    hf = hf_models()[architecture].eval()
+    hf.save_pretrained(tmp_path)
+    save_tokenizer(tmp_path)
+    loaded = load_model(tmp_path)
+    tokens = torch.tensor([loaded.encode("When Mary and John went to the store , John")])
+    assert tokens.shape[1] == 10 and (tokens != 1).all()  # known words, no <unk>
+    with torch.no_grad():
+        expected = hf(tokens).logits
+        got = loaded.run(tokens)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    assert ComponentGraph.of(loaded).n_heads == 4  # grouped k/v heads ungrouped per query head
