@@ -67,7 +67,7 @@ def test_db_start_status_stop_and_shared_use(tmp_path: Path):
 
 def test_demo_runs_and_its_graphs_are_queryable(tmp_path: Path):
     env = local_env(tmp_path / "demo")
-    result = run_cli("demo", env=env, check=True)
+    result = run_cli("demo", env=env, check=True, timeout=1200)
     assert "gemma-dollar: 829 nodes, 40,249 edges — created" in result.stdout
     assert "where things are" in result.stdout
     assert "top-22 subgraph" in result.stdout and "regions of interest" in result.stdout
