@@ -68,3 +68,40 @@ def test_a_hugging_face_folder_gives_the_same_logits(tmp_path: Path, architectur
         got = loaded.run(tokens)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
     assert ComponentGraph.of(loaded).n_heads == 4  # grouped k/v heads ungrouped per query head
+
+
+def test_greater_than_years_become_answers_and_foils(tmp_path: Path):
+    """greater_than.csv: label YY → answers are the years > YY, foils the years ≤ YY."""
+    from circuit_atlas.ingest.attribution.methods import attribute
+    from circuit_atlas.ingest.attribution.tasks import load_task
+
+    from conftest import SHARED
+
+    source = SHARED / "tasks" / "greater_than.csv"
+    if not source.exists():
+        pytest.skip("../shared/data is absent")
+    years = [f"{y:02d}" for y in range(100)]
+    words = ["<pad>", "<unk>", *years, "The", "lasted", "from", "the", "year", "to"]
+    vocab = {word: i for i, word in enumerate(words)}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<pad>", unk_token="<unk>"
+    ).save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(
+        GPT2Config(vocab_size=len(words), n_embd=32, n_layer=2, n_head=4, n_positions=64)
+    ).save_pretrained(tmp_path)
+    model = load_model(tmp_path)
+    rows = source.read_text().splitlines()[:6]
+    small = tmp_path / "greater_than.csv"
+    small.write_text("\n".join(rows) + "\n")
+    task = load_task(small, model)
+    assert task.default_metric == "prob_diff" and len(task.examples) == 5
+    first = task.examples[0]  # "…from the year 1352 to the year 13" with label 52
+    assert first.answers == tuple(vocab[f"{y:02d}"] for y in range(53, 100))
+    assert first.foils == tuple(vocab[f"{y:02d}"] for y in range(0, 53))
+    result = attribute(model, task, "eap", progress=False)
+    assert -1 <= result.clean_metric <= 1 and bool(
+        torch.isfinite(torch.tensor(result.scores)).all()
+    )
