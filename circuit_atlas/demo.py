@@ -139,6 +139,14 @@ def run_demo(store: CircuitStore, attribution: JobOutput | None = None) -> None:
     _section("where things are")
     click.echo(f"database: {store.uri} database {store.database!r}")
     click.echo(f"adjacency artifacts: {store.artifact_dir}")
+    if attribution is not None:
+        click.echo(
+            f"attribution graph: {attribution.graph.graph_id} "
+            f"(faithfulness {attribution.faithfulness:.3f} at "
+            f"{int(attribution.circuit.sum())} edges)"
+        )
+        for name, path in attribution.files.items():
+            click.echo(f"{name}: {path}")
     click.echo(
         "try:  circuit-atlas graphs   |   circuit-atlas score gemma-dollar   |   "
         "circuit-atlas query --list   |   circuit-atlas roi --help   |   "
