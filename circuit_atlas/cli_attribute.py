@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import click
+import numpy as np
 import pandas as pd
 
 from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table
@@ -148,6 +149,24 @@ def attribute(
     for name, path in output.files.items():
         summary[name] = str(path)
     print_table(pd.DataFrame({"": list(summary), "value": [str(v) for v in summary.values()]}))
+    click.echo("\nstrongest edges (score = m(patch edge) − m(clean), summed over examples):")
+    print_table(top_edges(output, 10))
     if output.evaluation is not None:
-        click.echo("")
+        click.echo("\nfaithfulness curve:")
         print_table(pd.DataFrame(output.evaluation.table()).round(4))
+
+
+def top_edges(output, n: int) -> pd.DataFrame:
+    """The ``n`` edges of largest |score|, with circuit membership."""
+    graph = output.result.graph
+    forward, backward, scores = output.result.edge_scores()
+    order = np.argsort(-np.abs(scores), kind="stable")[:n]
+    return pd.DataFrame(
+        {
+            "source": [graph.forward_names[forward[i]] for i in order],
+            "target": [graph.backward_names[backward[i]] for i in order],
+            "qkv": [graph.backward_channels[backward[i]] for i in order],
+            "score": [round(float(scores[i]), 5) for i in order],
+            "in circuit": [bool(output.circuit[forward[i], backward[i]]) for i in order],
+        }
+    )
