@@ -14,20 +14,22 @@ from circuit_atlas.ingest.attribution.tasks import Batch, Task, TaskExample
 VOCAB = 23
 
 
+TINY_CONFIG = dict(
+    n_layers=2,
+    d_model=16,
+    n_heads=3,
+    d_head=4,
+    d_mlp=24,
+    n_ctx=16,
+    d_vocab=VOCAB,
+    act_fn="gelu",
+    normalization_type="LN",
+    seed=0,
+)
+
+
 def tiny_model(attn_only: bool = False, seed: int = 0, **overrides: object) -> LoadedModel:
-    cfg = dict(
-        n_layers=2,
-        d_model=16,
-        n_heads=3,
-        d_head=4,
-        d_mlp=24,
-        n_ctx=16,
-        d_vocab=VOCAB,
-        act_fn="gelu",
-        normalization_type="LN",
-        attn_only=attn_only,
-        seed=seed,
-    )
+    cfg = {**TINY_CONFIG, "attn_only": attn_only, "seed": seed}
     cfg.update(overrides)
     return load_model(cfg, dtype="float64")
 

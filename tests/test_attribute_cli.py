@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from attribution_models import random_task, tiny_model
+from attribution_models import TINY_CONFIG, random_task, tiny_model
 
 from circuit_atlas.ingest.attribution.circuit import greedy, prune_dangling, select, top_n
 from circuit_atlas.ingest.attribution.component_graph import ComponentGraph
@@ -24,24 +24,11 @@ from circuit_atlas.ingest.attribution.tasks import TaskError, load_task
 
 from conftest import SHARED, cypher_json, error_lines, run_cli
 
-TINY = dict(
-    n_layers=2,
-    d_model=16,
-    n_heads=3,
-    d_head=4,
-    d_mlp=24,
-    n_ctx=16,
-    d_vocab=23,
-    act_fn="gelu",
-    normalization_type="LN",
-    seed=0,
-)
-
 
 @pytest.fixture
 def tiny_files(tmp_path: Path) -> tuple[Path, Path]:
     config = tmp_path / "tiny.json"
-    config.write_text(json.dumps(TINY))
+    config.write_text(json.dumps(TINY_CONFIG))
     task = tmp_path / "task.jsonl"
     rows = [
         {"clean": e.clean, "corrupted": e.corrupted, "answer": 1, "foil": 2}
@@ -57,23 +44,9 @@ def test_attribute_stores_every_edge_and_round_trips_through_eap_ig_json(
 ):
     config, task = tiny_files
     out = tmp_path / "graph.json"
-    result = run_cli(
-        "attribute",
-        "--model",
-        str(config),
-        "--task",
-        str(task),
-        "--method",
-        "eap",
-        "--edges",
-        "10",
-        "--out",
-        str(out),
-        "--graph-id",
-        "tiny-eap",
-        env=bolt_env,
-        check=True,
-    )
+    job = ["attribute", "--model", str(config), "--task", str(task), "--method", "eap",
+           "--edges", "10", "--graph-id", "tiny-eap"]  # fmt: skip
+    result = run_cli(*job, "--out", str(out), env=bolt_env, check=True)
     assert "faithfulness" in result.stdout and "CPR" in result.stdout
     rows = cypher_json(
         bolt_env,
@@ -96,21 +69,7 @@ def test_attribute_stores_every_edge_and_round_trips_through_eap_ig_json(
     )
     assert pairs == [{"n": 75, "diff": 0.0}]
     # re-running the same job changes nothing
-    again = run_cli(
-        "attribute",
-        "--model",
-        str(config),
-        "--task",
-        str(task),
-        "--method",
-        "eap",
-        "--edges",
-        "10",
-        "--graph-id",
-        "tiny-eap",
-        env=bolt_env,
-        check=True,
-    )
+    again = run_cli(*job, env=bolt_env, check=True)
     assert "tiny-eap (unchanged)" in again.stdout
 
 
@@ -221,7 +180,7 @@ def test_curve_areas_by_hand():
 
 def test_weights_files_that_do_not_fit_are_refused(tmp_path: Path):
     partial = tmp_path / "partial.pt"
-    torch.save({"cfg": TINY, "state_dict": {}}, partial)
+    torch.save({"cfg": TINY_CONFIG, "state_dict": {}}, partial)
     with pytest.raises(ModelLoadError, match="do not fit its config: missing"):
         load_model(partial)
     broken = tmp_path / "broken.pt"

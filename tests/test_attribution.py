@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from attribution_models import (
+    TINY_CONFIG,
     input_gradients,
     node_outputs,
     patch_one_edge,
@@ -220,18 +221,7 @@ def test_cuda_gives_the_cpu_scores(method):
     """Attribution runs on CUDA when present, with the same numbers as on the CPU."""
     from circuit_atlas.ingest.attribution.model_adapter import load_model
 
-    cfg = dict(
-        n_layers=2,
-        d_model=16,
-        n_heads=3,
-        d_head=4,
-        d_mlp=24,
-        n_ctx=16,
-        d_vocab=23,
-        act_fn="gelu",
-        normalization_type="LN",
-        seed=0,
-    )
+    cfg = TINY_CONFIG
     task = random_task(n=4, lengths=(3, 9))
     cpu = attribute(load_model(cfg, dtype="float64"), task, method, batch_size=2, progress=False)
     gpu = attribute(
