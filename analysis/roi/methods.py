@@ -39,6 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from circuit_atlas.errors import CircuitAtlasError
+from circuit_atlas.registry import registrar
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,7 @@ Method = Callable[[sp.csr_matrix, RoiParams], MethodResult]
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str) -> Callable[[Method], Method]:
-    def add(function: Method) -> Method:
-        METHODS[name] = function
-        return function
-
-    return add
+register = registrar(METHODS)
 
 
 def canonical(labels: np.ndarray) -> np.ndarray:

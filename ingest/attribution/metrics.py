@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 
 from circuit_atlas.errors import CircuitAtlasError
+from circuit_atlas.registry import registrar
 
 from .tasks import Batch
 
@@ -24,12 +25,7 @@ Metric = Callable[[torch.Tensor, Batch, torch.Tensor | None], torch.Tensor]
 METRICS: dict[str, Metric] = {}
 
 
-def _register(name: str) -> Callable[[Metric], Metric]:
-    def add(function: Metric) -> Metric:
-        METRICS[name] = function
-        return function
-
-    return add
+_register = registrar(METRICS)
 
 
 def last_token_logits(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
