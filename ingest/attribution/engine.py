@@ -3,10 +3,10 @@
 - :func:`record_outputs`: every node's output into ``[batch, pos, n_forward, d_model]``;
 - :class:`GradientPass`: gradients of the metric with respect to every node *input*, summed into
   ``[batch, pos, n_backward, d_model]`` (optionally with interpolated inputs or outputs);
-- :func:`patched_metric`: a forward pass in which chosen edges carry the counterfactual: the input
-  of node ``k`` becomes ``x_k + Σ_f patch[f, k] · (cf_f − a_f)``, with ``a_f`` the output of
-  ``f`` *in this same pass*, so patching an edge changes exactly that edge and everything
-  downstream of it recomputes (EAP-IG's ``evaluate_graph`` construction).
+- :func:`patched_logits` / :func:`patched_metric`: a forward pass in which chosen edges carry
+  the counterfactual: the input of node ``k`` becomes ``x_k + Σ_f patch[f, k] · (cf_f − a_f)``,
+  with ``a_f`` the output of ``f`` *in this same pass*, so patching an edge changes exactly that
+  edge and everything downstream of it recomputes (EAP-IG's ``evaluate_graph`` construction).
 
 Scores are ``Σ_{batch,pos,d} (cf_f − clean_f) · ∂m/∂x_k`` for every edge ``(f, k)``; the gradient
 sums are contracted with the activation difference once per batch, not once per IG step, which
@@ -190,7 +190,19 @@ def patched_metric(
     patch: torch.Tensor,
     metric: Callable[[torch.Tensor], torch.Tensor],
 ) -> torch.Tensor:
-    """Per-example metric on the clean prompts with the edges where ``patch`` is True patched.
+    """Per-example metric of :func:`patched_logits`."""
+    return metric(patched_logits(model, graph, batch, counterfactual, patch)).detach()
+
+
+@torch.no_grad()
+def patched_logits(
+    model: LoadedModel,
+    graph: ComponentGraph,
+    batch: Batch,
+    counterfactual: torch.Tensor,
+    patch: torch.Tensor,
+) -> torch.Tensor:
+    """Logits on the clean prompts with the edges where ``patch`` is True patched.
 
     ``patch`` is ``[n_forward, n_backward]`` (bool); ``counterfactual`` the ``[batch, pos,
     n_forward, d]`` outputs the patched edges carry instead.
@@ -220,4 +232,4 @@ def patched_metric(
 
     hooks = _output_hooks(model, graph, write)
     hooks += [(name, add_delta(slot)) for name, slot in _input_hook_names(model, graph)]
-    return metric(model.run(batch.clean, hooks=hooks)).detach()
+    return model.run(batch.clean, hooks=hooks)

@@ -73,15 +73,22 @@ def circuit_metrics(
     )
     for batch in task.batches(batch_size, model.pad_id):
         batch = batch.to(model.device)
-        counterfactual = counterfactual_outputs(model, graph, batch, intervention, means)
+        # m(M) is the clean run and m(∅) the run with every edge patched, which
+        # counterfactual_outputs has already made: only the circuits need patched runs
+        counterfactual, empty_logits = counterfactual_outputs(
+            model, graph, batch, intervention, means
+        )
         with torch.no_grad():
-            reference = torch.log_softmax(last_token_logits(model.run(batch.clean), batch), -1)
+            clean_logits = model.run(batch.clean)
+        reference = torch.log_softmax(last_token_logits(clean_logits, batch), -1)
 
         def measure(logits: torch.Tensor, batch=batch, reference=reference) -> torch.Tensor:
             return metric_fn(logits, batch, reference)
 
-        none = torch.zeros_like(everything)
-        for i, patch in enumerate([none, everything, *patches]):
+        totals[0] += float(measure(clean_logits).sum())
+        totals[1] += float(measure(empty_logits).sum())
+        bar.update(2)
+        for i, patch in enumerate(patches, start=2):
             values = patched_metric(model, graph, batch, counterfactual, patch, measure)
             totals[i] += float(values.sum())
             bar.update(1)

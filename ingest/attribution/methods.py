@@ -28,9 +28,17 @@ import torch
 from tqdm.auto import tqdm
 
 from circuit_atlas.errors import CircuitAtlasError
+from circuit_atlas.registry import registrar
 
 from .component_graph import ComponentGraph
-from .engine import GradientPass, new_activations, patched_metric, record_outputs, work_dtype
+from .engine import (
+    GradientPass,
+    new_activations,
+    patched_logits,
+    patched_metric,
+    record_outputs,
+    work_dtype,
+)
 from .metrics import get_metric, last_token_logits
 from .model_adapter import LoadedModel
 from .tasks import Batch, Task
@@ -75,12 +83,7 @@ Method = Callable[[BatchContext, torch.Tensor], None]
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str) -> Callable[[Method], Method]:
-    def add(function: Method) -> Method:
-        METHODS[name] = function
-        return function
-
-    return add
+register = registrar(METHODS)
 
 
 @register("eap")
@@ -170,14 +173,19 @@ def counterfactual_outputs(
     batch: Batch,
     intervention: str,
     means: torch.Tensor | None,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Counterfactual node outputs ``[batch, pos, n_forward, d]`` and the logits with every edge
+    carrying them: for ``patching`` both come from the one corrupted forward pass."""
     if intervention == "patching":
-        return record_outputs(model, graph, batch.corrupted, batch)[0]
+        return record_outputs(model, graph, batch.corrupted, batch)
     if intervention == "zero":
-        return new_activations(graph, batch, model)
-    assert means is not None
-    width = batch.clean.shape[1]
-    return means[:width].unsqueeze(0).expand(batch.size, -1, -1, -1).contiguous()
+        outputs = new_activations(graph, batch, model)
+    else:
+        assert means is not None
+        width = batch.clean.shape[1]
+        outputs = means[:width].unsqueeze(0).expand(batch.size, -1, -1, -1).contiguous()
+    everything = torch.from_numpy(graph.edge_mask)
+    return outputs, patched_logits(model, graph, batch, outputs, everything)
 
 
 def mean_outputs(
@@ -239,11 +247,10 @@ def attribute(
     )
     for batch in task.batches(batch_size, model.pad_id):
         batch = batch.to(model.device)
-        counterfactual = counterfactual_outputs(model, graph, batch, intervention, means)
+        counterfactual, cf_logits = counterfactual_outputs(model, graph, batch, intervention, means)
         with torch.no_grad():
             clean_logits = model.run(batch.clean)
             clean_logprobs = torch.log_softmax(last_token_logits(clean_logits, batch), -1)
-            cf_logits = _counterfactual_logits(model, graph, batch, counterfactual, intervention)
 
         def measure(
             logits: torch.Tensor, batch: Batch = batch, reference: torch.Tensor = clean_logprobs
@@ -278,28 +285,3 @@ def attribute(
             "dropped_pairs": len(task.dropped),
         },
     )
-
-
-def _counterfactual_logits(
-    model: LoadedModel,
-    graph: ComponentGraph,
-    batch: Batch,
-    counterfactual: torch.Tensor,
-    intervention: str,
-) -> torch.Tensor:
-    """Logits with every edge carrying the counterfactual (the corrupted run, for patching)."""
-    if intervention == "patching":
-        return model.run(batch.corrupted)
-    everything = torch.from_numpy(graph.edge_mask)
-    return _logits_patched(model, graph, batch, counterfactual, everything)
-
-
-def _logits_patched(model, graph, batch, counterfactual, patch) -> torch.Tensor:
-    logits: dict[str, torch.Tensor] = {}
-
-    def keep(values: torch.Tensor) -> torch.Tensor:
-        logits["x"] = values
-        return values[:, 0, 0]
-
-    patched_metric(model, graph, batch, counterfactual, patch, keep)
-    return logits["x"]
