@@ -17,6 +17,7 @@ from circuit_atlas.analysis.compare.stored import (
     store_consensus,
 )
 from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table, selection_options
+from circuit_atlas.json_output import strict_json
 
 MATRIX_PRINT_LIMIT = 8
 
@@ -74,7 +75,7 @@ def compare(
             "notes": list(comparison.notes),
             **statistics,
         }
-        click.echo(json.dumps(payload, indent=1, default=str))
+        click.echo(strict_json(payload, indent=1))
         return
     click.echo(f"{len(ids)} graphs, {len(comparison.pairs)} pairs, by {by}")
     summary = comparison.pairs[list(METRICS)].describe().T[["mean", "min", "max"]]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -13,6 +12,7 @@ from circuit_atlas.analysis.roi.affinity import CROSS_PROMPT_KINDS
 from circuit_atlas.analysis.roi.methods import METHODS, RoiParams
 from circuit_atlas.analysis.roi.stored import roi_stored
 from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table, selection_options
+from circuit_atlas.json_output import strict_json
 
 
 @click.command()
@@ -92,7 +92,7 @@ def roi(
                 for r, part in members.groupby("roi")
             ],
         }
-        click.echo(json.dumps(payload, indent=1, default=str))
+        click.echo(strict_json(payload, indent=1))
         return
     sizes = result.members().groupby("roi").size()
     click.echo(f"run {result.run_id}: {result.n_rois} ROIs over {result.affinity.n} "

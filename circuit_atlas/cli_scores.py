@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from circuit_atlas.analysis.pruning import DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD
 from circuit_atlas.analysis.score_store import prune_stored_graph, score_stored_graph
 from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table
+from circuit_atlas.json_output import strict_json
 
 FRACTION = click.FloatRange(0.0, 1.0)
 
@@ -79,7 +78,7 @@ def score(
     report = result.report
     if out == "json":
         extra = {"source": result.source, "fallback_reason": result.fallback_reason}
-        click.echo(json.dumps({**report.to_dict(), **extra}, indent=1))
+        click.echo(strict_json({**report.to_dict(), **extra}, indent=1))
         return
     table = report.table()
     if out == "table":
