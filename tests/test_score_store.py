@@ -146,6 +146,22 @@ def test_prune_stores_a_linked_graph_idempotently(fresh_store: CircuitStore):
     assert len(fresh_store.query("MATCH ()-[r:DERIVED_FROM]->() RETURN r")) == 1
 
 
+def test_prune_takes_back_its_graph_when_the_link_fails(
+    fresh_store: CircuitStore, monkeypatch: pytest.MonkeyPatch
+):
+    """The child graph and its DERIVED_FROM link land together or not at all."""
+    graph = load_graph(bundled("dollar.json.gz"))
+    fresh_store.write_graph(graph)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise GraphNotFound("link refused (injected)")
+
+    monkeypatch.setattr(fresh_store, "link_derived", refuse)
+    with pytest.raises(GraphNotFound, match="injected"):
+        prune_stored_graph(fresh_store, graph.graph_id, 0.6, 0.9)
+    assert fresh_store.list_graphs()["graph_id"].tolist() == [graph.graph_id]
+
+
 def test_pure_report_equals_the_stored_report(fresh_store: CircuitStore):
     graph = load_graph(bundled("nobel-clt.json.gz"))
     fresh_store.write_graph(graph)
