@@ -28,6 +28,7 @@ from circuit_atlas.cli_scores import prune, score
 from circuit_atlas.cli_support import StoreContext, parse_param, pass_ctx, print_table
 from circuit_atlas.errors import CircuitAtlasError, LocalServerError
 from circuit_atlas.ingest import IMPORTERS, load_graph
+from circuit_atlas.ingest.registry import graph_file_suffixes
 from circuit_atlas.local_server import (
     LocalServer,
     _pid_alive,
@@ -78,7 +79,7 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             files.extend(
-                sorted(p for p in path.iterdir() if p.name.endswith((".json", ".json.gz")))
+                sorted(p for p in path.iterdir() if p.name.endswith(graph_file_suffixes()))
             )
         else:
             files.append(path)

@@ -30,11 +30,27 @@ class Importer:
 
 
 IMPORTERS: dict[str, Importer] = {}
+# How to read a file into a document, by suffix; JSON (optionally gzipped) unless listed here.
+READERS: dict[str, Callable[[Path], Any]] = {}
 
 
 def register(importer: Importer) -> Importer:
     IMPORTERS[importer.name] = importer
     return importer
+
+
+def register_reader(suffix: str, reader: Callable[[Path], Any]) -> None:
+    READERS[suffix] = reader
+
+
+def read_document(path: Path) -> Any:
+    """The parsed document of a graph file: a binary reader by suffix, else JSON."""
+    return READERS.get(path.suffix, read_json)(path)
+
+
+def graph_file_suffixes() -> tuple[str, ...]:
+    """File endings the importers read (what ``ingest FOLDER`` picks up)."""
+    return (".json", ".json.gz", *READERS)
 
 
 def _reject_constant(name: str) -> float:
@@ -67,7 +83,7 @@ def read_json(path: Path) -> Any:
 def file_stem(path: Path) -> str:
     """``a/b.json.gz`` → ``b``: the default graph id of a file without one of its own."""
     name = path.name
-    for suffix in (".gz", ".json"):
+    for suffix in (".gz", ".json", ".pt"):
         name = name.removesuffix(suffix)
     return name
 
@@ -97,7 +113,7 @@ def load_graph(
 ) -> CircuitGraph:
     """Read one file into a validated ``CircuitGraph``; every failure names the file."""
     path = Path(path)
-    document = read_json(path)
+    document = read_document(path)
     if fmt is None:
         importer = detect_format(document, path)
     else:

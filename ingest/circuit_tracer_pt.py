@@ -1,0 +1,228 @@
+"""circuit-tracer's own graph files (``Graph.to_pt``): the *unpruned* attribution graph.
+
+Neuronpedia JSON is what circuit-tracer writes after pruning; the ``.pt`` file is what it
+attributes before pruning, so importing it gives the exact unpruned adjacency the scores are
+defined on (``circuit-atlas score`` then reads it back from the artifact bit for bit).
+
+Layout, as circuit-tracer documents it: rows are targets and columns sources, in the order
+``[selected features, errors (layer-major, then position), tokens, logits]``; feature row ``i``
+is ``active_features[selected_features[i]]`` = (layer, position, index), its activation
+``activation_values[selected_features[i]]``; logits sit at the last position.
+
+The file is a pickle. It is read with a restricted unpickler that accepts only tensors, plain
+containers and circuit-tracer's two record classes (stand-ins, so circuit-tracer need not be
+installed); any other object in the file is refused rather than executed.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from circuit_atlas.errors import ImportFormatError, InvalidGraphError
+from circuit_atlas.graph import CircuitGraph, GraphMetadata, NodeKind, nodes_from_records
+
+from .registry import Importer, file_stem, register, register_reader
+
+if TYPE_CHECKING:
+    import torch
+
+FORMAT_NAME = "circuit-tracer-pt"
+REQUIRED_KEYS = frozenset(
+    {"adjacency_matrix", "active_features", "selected_features", "input_tokens", "cfg"}
+)
+
+
+class LogitTarget(NamedTuple):
+    """Stand-in for ``circuit_tracer.attribution.targets.LogitTarget`` (same fields)."""
+
+    token_str: str
+    vocab_idx: int
+
+
+class RecordedConfig:
+    """Stand-in for circuit-tracer's ``UnifiedConfig`` / TransformerLens's config: only the
+    attributes (``n_layers``, ``model_name``, …) are kept; no code of theirs runs."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+_STAND_INS: dict[tuple[str, str], Any] = {
+    ("circuit_tracer.attribution.targets", "LogitTarget"): LogitTarget,
+    ("circuit_tracer.utils.tl_nnsight_mapping", "UnifiedConfig"): RecordedConfig,
+    ("transformer_lens.HookedTransformerConfig", "HookedTransformerConfig"): RecordedConfig,
+}
+# Everything else a torch file may legitimately name: tensor rebuilding, sizes, dtypes.
+_ALLOWED = frozenset(
+    {
+        ("torch._utils", "_rebuild_tensor_v2"),
+        ("torch._utils", "_rebuild_tensor"),
+        ("torch", "Size"),
+        ("torch", "device"),
+        ("collections", "OrderedDict"),
+        ("copyreg", "_reconstructor"),
+        ("builtins", "object"),
+    }
+)
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        import torch
+
+        if (module, name) in _STAND_INS:
+            return _STAND_INS[(module, name)]
+        if (module, name) in _ALLOWED:
+            return super().find_class(module, name)
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        raise pickle.UnpicklingError(
+            f"the file holds a {module}.{name} object, which is not part of a circuit-tracer "
+            "graph; refusing to unpickle it"
+        )
+
+
+class _RestrictedPickle:
+    """The ``pickle_module`` torch.load is given: the standard module with our unpickler."""
+
+    Unpickler = _RestrictedUnpickler
+    load = staticmethod(pickle.load)
+    UnpicklingError = pickle.UnpicklingError
+
+
+def read_pt(path: Path) -> Any:
+    """Load a ``.pt`` file safely, turning every failure into a one-line error naming the file."""
+    import torch  # lazily: the CLI should not pay for torch unless a .pt file is read
+
+    try:
+        return torch.load(
+            path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickle
+        )
+    except FileNotFoundError:
+        raise ImportFormatError(path, "no such file") from None
+    except IsADirectoryError:
+        raise ImportFormatError(path, "is a directory, not a graph file") from None
+    except pickle.UnpicklingError as exc:
+        raise ImportFormatError(path, str(exc)) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImportFormatError(path, f"not a readable torch file ({first})") from None
+
+
+def _tensor(document: dict[str, Any], key: str, ndim: int) -> torch.Tensor:
+    import torch
+
+    value = document.get(key)
+    if not isinstance(value, torch.Tensor) or value.ndim != ndim:
+        raise InvalidGraphError(f"{key}: expected a {ndim}-d tensor")
+    return value.detach().to("cpu")
+
+
+def _logit_targets(document: dict[str, Any], n_logits: int) -> list[LogitTarget]:
+    import torch
+
+    # circuit-tracer < 0.5 stored ``logit_tokens``/``logit_targets`` as a tensor of token ids.
+    raw = document.get("logit_targets", document.get("logit_tokens"))
+    if isinstance(raw, torch.Tensor):
+        raw = [LogitTarget("", int(i)) for i in raw.tolist()]
+    if not isinstance(raw, list) or len(raw) != n_logits:
+        raise InvalidGraphError(
+            f"logit_targets: expected {n_logits} entries (one per logit probability)"
+        )
+    return [LogitTarget(str(t[0]), int(t[1])) for t in raw]
+
+
+def parse_circuit_tracer_pt(document: Any, path: Path, graph_id: str | None = None) -> CircuitGraph:
+    import torch
+
+    adjacency = _tensor(document, "adjacency_matrix", 2).to(torch.float64).numpy()
+    active = _tensor(document, "active_features", 2).to(torch.int64).numpy()
+    selected = _tensor(document, "selected_features", 1).to(torch.int64).numpy()
+    tokens = _tensor(document, "input_tokens", 1).to(torch.int64).numpy()
+    probabilities = _tensor(document, "logit_probabilities", 1).to(torch.float64).numpy()
+    activations = document.get("activation_values")
+    cfg = document["cfg"]
+    n_layers = getattr(cfg, "n_layers", None)
+    if not isinstance(n_layers, int) or n_layers < 1:
+        raise InvalidGraphError("cfg.n_layers: expected a positive integer")
+    n, n_pos, n_feat, n_logits = adjacency.shape[0], tokens.size, selected.size, probabilities.size
+    if adjacency.shape != (n, n) or n != n_feat + n_layers * n_pos + n_pos + n_logits:
+        raise InvalidGraphError(
+            f"adjacency_matrix: shape {tuple(adjacency.shape)} does not fit {n_feat} features + "
+            f"{n_layers}×{n_pos} errors + {n_pos} tokens + {n_logits} logits"
+        )
+    out_of_range = selected.size and (selected.min() < 0 or selected.max() >= len(active))
+    if active.shape[1:] != (3,) or out_of_range:
+        raise InvalidGraphError("selected_features: indices outside active_features (n × 3)")
+    if not np.isfinite(adjacency).all():
+        raise InvalidGraphError("adjacency_matrix: contains NaN or infinite weights")
+    targets = _logit_targets(document, n_logits)
+    feature_rows = active[selected]
+    feature_activation = (
+        activations.detach().to("cpu", torch.float64).numpy()[selected]
+        if isinstance(activations, torch.Tensor) and activations.numel() == len(active)
+        else np.full(n_feat, np.nan)
+    )
+    records: list[dict[str, Any]] = [
+        {
+            "kind": NodeKind.FEATURE.value,
+            "layer": int(layer),
+            "pos": int(pos),
+            "feature": int(index),
+            "activation": float(act),
+        }
+        for (layer, pos, index), act in zip(feature_rows, feature_activation)
+    ]
+    records += [
+        {"kind": NodeKind.ERROR.value, "layer": layer, "pos": pos}
+        for layer in range(n_layers)
+        for pos in range(n_pos)
+    ]
+    records += [{"kind": NodeKind.EMBEDDING.value, "pos": pos} for pos in range(n_pos)]
+    records += [
+        {
+            "kind": NodeKind.LOGIT.value,
+            "pos": n_pos - 1,
+            "feature": target.vocab_idx,
+            "token": target.token_str or None,
+            "token_prob": float(p),
+            "is_target_logit": i == 0,
+        }
+        for i, (target, p) in enumerate(zip(targets, probabilities))
+    ]
+    target_rows, source_rows = np.nonzero(adjacency)
+    weights = adjacency[target_rows, source_rows]
+    edges = pd.DataFrame({"source": source_rows, "target": target_rows, "weight": weights})
+    scan = document.get("scan_name", document.get("scan"))
+    model = getattr(cfg, "model_name", None)
+    metadata = GraphMetadata(
+        graph_id=graph_id or file_stem(path),
+        model=model if isinstance(model, str) else None,
+        prompt=document.get("input_string"),
+        method="attribution-graph",
+        source_tool="circuit-tracer",
+        source_format=FORMAT_NAME,
+        transcoder_set=scan if isinstance(scan, str) else None,
+        extra={"source_file": path.name, "input_token_ids": tokens.tolist()},
+    )
+    return CircuitGraph(nodes_from_records(records), edges, metadata)
+
+
+def _sniff(document: Any) -> bool:
+    return isinstance(document, dict) and document.keys() >= REQUIRED_KEYS
+
+
+register_reader(".pt", read_pt)
+register(
+    Importer(
+        FORMAT_NAME,
+        "circuit-tracer Graph.to_pt file (the unpruned attribution graph)",
+        _sniff,
+        parse_circuit_tracer_pt,
+    )
+)
