@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 import pandas as pd
+from click.core import ParameterSource
 
 from circuit_atlas.analysis.compare.identities import GRANULARITIES
 from circuit_atlas.analysis.compare.metrics import METRICS
+from circuit_atlas.analysis.compare.omnibus import ASSUMPTIONS
+from circuit_atlas.analysis.compare.pairwise import Comparison
 from circuit_atlas.analysis.compare.stored import (
     compare_stored,
     load_graphs,
@@ -22,12 +24,35 @@ from circuit_atlas.json_output import strict_json
 MATRIX_PRINT_LIMIT = 8
 
 
+def comparison_payload(comparison: Comparison, statistics: dict[str, object]) -> dict[str, object]:
+    """What ``compare --json`` prints; NaN stays a float here and becomes null in strict_json."""
+    return {
+        "by": comparison.by,
+        "graph_ids": list(comparison.graph_ids),
+        "pairs": comparison.pairs.to_dict("records"),
+        "matrix": {m: comparison.matrix(m).to_dict() for m in METRICS},
+        "notes": list(comparison.notes),
+        **statistics,
+    }
+
+
 @click.command()
 @selection_options
-@click.option("--by", type=click.Choice(GRANULARITIES), default="feature", show_default=True)
+@click.option(
+    "--by",
+    type=click.Choice(GRANULARITIES),
+    default="feature",
+    show_default=True,
+    help="Identity across graphs: feature = (layer, index, transcoder set) at any position; "
+    "node = node key, position included; edge = endpoints' node keys and channel.",
+)
 @click.option("--metric", type=click.Choice(METRICS), default="jaccard", show_default=True,
               help="The metric printed as a matrix.")  # fmt: skip
-@click.option("--stats", is_flag=True, help="Add omnibus distances and latent distribution tests.")
+@click.option(
+    "--stats",
+    is_flag=True,
+    help="Add omnibus distances and latent distribution tests. " + ASSUMPTIONS,
+)
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write HTML here.")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 @pass_ctx
@@ -43,7 +68,8 @@ def compare(
     report: Path | None,
     as_json: bool,
 ) -> None:
-    """Compare graphs pairwise: Jaccard, weighted overlap, Spearman, influence overlap."""
+    """Compare graphs pairwise: Jaccard, weighted overlap, Spearman of shared edge weights,
+    activation Spearman, influence overlap (definitions: docs/compare.md)."""
     store = state.store()
     ids = select_graph_ids(store, list(graph_ids), contains, model)
     comparison = compare_stored(store, ids, by, allow_mixed)
@@ -51,31 +77,22 @@ def compare(
     statistics: dict[str, object] = {}
     if stats:
         from circuit_atlas.analysis.compare.omnibus import latent_distribution_pvalues, omnibus
+        from circuit_atlas.analysis.compare.report import statistics_sections
 
         graphs = load_graphs(store, ids)
-        result = omnibus(graphs, "node" if by == "edge" else by)
+        result = omnibus(graphs, by)
         statistics["omnibus_distance"] = result.distances.round(6).to_dict()
         statistics["shared_nodes"] = len(result.node_ids)
-        tests = latent_distribution_pvalues(graphs, "node" if by == "edge" else by)
+        tests = latent_distribution_pvalues(graphs, by)
         statistics["latent_distribution_test"] = tests.to_dict("records")
-        sections = [
-            ("Omnibus embedding distances", result.distances.to_html(float_format="{:.4f}".format)),
-            ("Latent distribution tests (dcorr)", tests.to_html(index=False)),
-        ]
+        statistics["statistics_assumptions"] = ASSUMPTIONS
+        sections = statistics_sections(result.distances, tests)
     if report is not None:
         from circuit_atlas.analysis.compare.report import comparison_html
 
         report.write_text(comparison_html(comparison, sections))
     if as_json:
-        payload = {
-            "by": by,
-            "graph_ids": list(comparison.graph_ids),
-            "pairs": json.loads(comparison.pairs.to_json(orient="records")),
-            "matrix": {m: comparison.matrix(m).to_dict() for m in METRICS},
-            "notes": list(comparison.notes),
-            **statistics,
-        }
-        click.echo(strict_json(payload, indent=1))
+        click.echo(strict_json(comparison_payload(comparison, statistics), indent=1))
         return
     click.echo(f"{len(ids)} graphs, {len(comparison.pairs)} pairs, by {by}")
     summary = comparison.pairs[list(METRICS)].describe().T[["mean", "min", "max"]]
@@ -94,6 +111,30 @@ def compare(
                    f"p = {row['pvalue']:.3f}")  # fmt: skip
     if report is not None:
         click.echo(f"report: {report}")
+
+
+def min_fraction_given() -> bool:
+    """Whether --min-fraction was typed (not just its default)."""
+    source = click.get_current_context().get_parameter_source("min_fraction")
+    return source is ParameterSource.COMMANDLINE
+
+
+def check_one_fraction(fraction_given: bool, union_: bool, intersection: bool) -> None:
+    """--union, --intersection and --min-fraction each set the fraction: refuse two at once."""
+    given = [
+        name
+        for name, on in (
+            ("--union", union_),
+            ("--intersection", intersection),
+            ("--min-fraction", fraction_given),
+        )
+        if on
+    ]
+    if len(given) > 1:
+        raise click.UsageError(
+            f"{' and '.join(given)} contradict each other; give one of --union, --intersection, "
+            "--min-fraction"
+        )
 
 
 @click.command()
@@ -122,7 +163,13 @@ def consensus(
     new_graph_id: str | None,
     replace: bool,
 ) -> None:
-    """Store the consensus circuit of graphs, linked [:DERIVED_FROM] to each of them."""
+    """Store the consensus circuit of graphs, linked [:DERIVED_FROM] to each of them.
+
+    Nodes and edges are matched by node key, which includes the token position: prompts of
+    different lengths or templates only match where positions coincide. For features across
+    such prompts use `compare --by feature` or the shared_features query (docs/compare.md).
+    """
+    check_one_fraction(min_fraction_given(), union_, intersection)
     store = state.store()
     ids = select_graph_ids(store, list(graph_ids), contains, model)
     if intersection:
@@ -136,3 +183,9 @@ def consensus(
     )
     frame = pd.DataFrame(graph.summary(), index=[0])
     print_table(frame)
+    lengths = graph.metadata.extra.get("prompt_lengths", [])
+    if len(lengths) > 1:
+        click.echo(
+            f"note: the prompts have {min(lengths)} to {max(lengths)} tokens and nodes match by "
+            "position; compare --by feature matches features at any position"
+        )

@@ -12,6 +12,7 @@ import pytest
 from score_graphs import build, err, feat, logit, tok
 
 from circuit_atlas.analysis.compare.consensus import consensus_graph
+from circuit_atlas.analysis.compare.identities import edge_flows, edge_keys, influence_shares
 from circuit_atlas.analysis.compare.metrics import (
     influence_overlap,
     jaccard,
@@ -20,9 +21,12 @@ from circuit_atlas.analysis.compare.metrics import (
 )
 from circuit_atlas.analysis.compare.pairwise import compare_graphs
 from circuit_atlas.analysis.compare.stored import compare_stored, store_consensus
+from circuit_atlas.analysis.influence import influence, normalise
+from circuit_atlas.cli_compare import comparison_payload
 from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
+from circuit_atlas.json_output import strict_json
 from circuit_atlas.queries.library import run_query
 from circuit_atlas.store import CircuitStore
 
@@ -31,18 +35,143 @@ from conftest import bundled, error_lines, run_cli
 ATTRIBUTION_GRAPHS = ["bee-insect-clt.json.gz", "nobel-clt.json.gz", "dollar.json.gz"]
 
 
+def strict_loads(text: str) -> object:
+    """``json.loads`` that fails on the NaN/Infinity tokens Python would otherwise accept."""
+
+    def refuse(token: str) -> float:
+        raise ValueError(f"non-strict JSON token {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def test_metrics_by_hand():
     a = pd.Series({"x": 1.0, "y": -2.0, "z": 3.0, "u": 4.0})
     b = pd.Series({"x": 2.0, "y": -1.0, "z": 5.0, "w": 1.0})
     assert jaccard(a.index, b.index) == 3 / 5  # shared x y z; union x y z u w
     # Σmin(|a|,|b|) = 1 + 1 + 3 + 0 + 0 = 5;  Σmax = 2 + 2 + 5 + 4 + 1 = 14
     assert weighted_overlap(a, b) == 5 / 14
+    assert math.isnan(weighted_overlap(a * 0, b * 0))  # 0/0: no weights, no agreement claimed
     # shared x y z: a = (1, -2, 3) ranks (2, 1, 3); b = (2, -1, 5) ranks (2, 1, 3) → 1
     assert spearman_shared(a, b) == pytest.approx(1.0)
     assert math.isnan(spearman_shared(a.iloc[:2], b.iloc[:2]))  # fewer than 3 shared
     p = pd.Series({"x": 0.5, "y": 0.3, "z": 0.2})
     q = pd.Series({"x": 0.2, "y": 0.3, "w": 0.5})
     assert influence_overlap(p, q) == pytest.approx(0.2 + 0.3)  # min over shared x, y
+
+
+def flow_graph(graph_id: str, with_t1: bool = True) -> CircuitGraph:
+    """T0→F1 2, T1→F1 −1 (optional), F1→L 3, T0→L 1; p(L) = 1."""
+    nodes = {"T0": tok(0), "T1": tok(1), "F1": feat(0, 1, 1), "L": logit(1, 5, 1.0)}
+    edges = [("T0", "F1", 2.0), ("T1", "F1", -1.0), ("F1", "L", 3.0), ("T0", "L", 1.0)]
+    return build(graph_id, nodes, [e for e in edges if with_t1 or e[0] != "T1"])
+
+
+def test_edge_influence_shares_by_hand():
+    g = flow_graph("g")
+    # Row L: Â(F1→L) = 3/4, Â(T0→L) = 1/4; q_L = w_L = 1, so q_F1 = 3/4.
+    # Row F1: Â(T0→F1) = 2/3, Â(T1→F1) = 1/3.  E = Â · q_target:
+    # T0→F1 = 2/3·3/4 = 1/2, T1→F1 = 1/3·3/4 = 1/4, F1→L = 3/4, T0→L = 1/4 (total 7/4).
+    assert edge_flows(g) == pytest.approx([0.5, 0.25, 0.75, 0.25])
+    shares = influence_shares(g, "edge")
+    assert shares.loc[edge_keys(g)].to_numpy() == pytest.approx([2 / 7, 1 / 7, 3 / 7, 1 / 7])
+    # A node's outgoing flows sum to its influence: I(T0) = 1/2 + 1/4.
+    weights = np.array([0.0, 0.0, 0.0, 1.0])
+    assert influence(normalise(g.adjacency()), weights)[0] == pytest.approx(0.75)
+
+    # Without T1→F1, F1's whole input comes from T0: T0→F1 = 3/4, F1→L = 3/4, T0→L = 1/4 (7/4).
+    h = flow_graph("h", with_t1=False)
+    other = influence_shares(h, "edge")
+    assert sorted(other.to_numpy()) == pytest.approx([1 / 7, 3 / 7, 3 / 7])
+    # Σ min over shared edges: min(2/7, 3/7) + min(3/7, 3/7) + min(1/7, 1/7) = 6/7
+    assert influence_overlap(shares, other) == pytest.approx(6 / 7)
+    pair = compare_graphs([g, h], by="edge").pairs.iloc[0]
+    assert pair["influence_overlap"] == pytest.approx(6 / 7)
+
+
+def positioned(graph_id: str, spec: dict, edges: list[tuple[str, str, float]]) -> CircuitGraph:
+    """Features named by letter@pos: a = L0 #1, b = L0 #2, c = L1 #3, d = L2 #4."""
+    index = {"a": (0, 1), "b": (0, 2), "c": (1, 3), "d": (2, 4)}
+    nodes = {"T0": tok(0)}
+    for name, activation in spec.items():
+        letter, pos = name.split("@")
+        layer, feature = index[letter]
+        nodes[name] = {**feat(layer, int(pos), feature), "activation": activation}
+    return build(graph_id, nodes, edges)
+
+
+def test_spearman_is_over_shared_edge_weights_in_every_mode():
+    # Prompt A: a fires at positions 0 and 1; its two edges into c are summed (1 + 1.5 = 2.5).
+    a = positioned(
+        "A", {"a@0": 1.0, "a@1": 1.0, "b@1": 3.0, "c@1": 4.0, "d@1": 5.0},
+        [("T0", "a@0", 1.0), ("a@0", "c@1", 1.0), ("a@1", "c@1", 1.5), ("b@1", "c@1", 1.0),
+         ("c@1", "d@1", 4.0)],
+    )  # fmt: skip
+    # Prompt B, other positions: a→c 2, b→c 0.5, c→d 3 rank like A's 2.5, 1, 4.
+    b = positioned(
+        "B", {"a@0": 5.0, "b@1": 4.0, "c@2": 3.0, "d@2": 2.0},
+        [("T0", "a@0", 1.0), ("a@0", "c@2", 2.0), ("b@1", "c@2", 0.5), ("c@2", "d@2", 3.0)],
+    )  # fmt: skip
+    by_feature = compare_graphs([a, b], by="feature").pairs.iloc[0]
+    assert by_feature["shared_edges"] == 3  # a→c, b→c, c→d
+    assert by_feature["spearman"] == pytest.approx(1.0)  # edge weights, positions merged
+    # Σ|activation| per feature: A (2, 3, 4, 5) and B (5, 4, 3, 2) rank oppositely.
+    assert by_feature["activation_spearman"] == pytest.approx(-1.0)
+    # By node key the positions differ, so only T0→a@0 is shared: too few for a correlation.
+    by_node = compare_graphs([a, b], by="node").pairs.iloc[0]
+    assert by_node["shared_edges"] == 1 and math.isnan(by_node["spearman"])
+
+    # Same positions: the node-key edges T0→a@0, a@0→c@1, b@1→c@1, c@1→d@1 are shared.
+    c = positioned(
+        "C", {"a@0": 1.0, "b@1": 1.0, "c@1": 1.0, "d@1": 1.0},
+        [("T0", "a@0", 10.0), ("a@0", "c@1", 20.0), ("b@1", "c@1", 5.0), ("c@1", "d@1", 40.0)],
+    )  # fmt: skip
+    # On T0→a, a@0→c, b→c, c→d: A = (1, 1, 1, 4) ranks (2, 2, 2, 4); C = (10, 20, 5, 40) ranks
+    # (2, 3, 1, 4). Pearson of the ranks: deviations (−0.5, −0.5, −0.5, 1.5), (−0.5, 0.5, −1.5,
+    # 1.5): covariance 3, variances 3 and 5 → ρ = 3/√15.
+    for by in ("node", "edge"):
+        pair = compare_graphs([a, c], by=by).pairs.iloc[0]
+        assert pair["shared_edges"] == 4
+        assert pair["spearman"] == pytest.approx(3 / math.sqrt(15))
+
+
+def test_json_payload_is_strict_json_with_nan_as_null():
+    a = flow_graph("g")
+    b = flow_graph("h", with_t1=False)
+    comparison = compare_graphs([a, b], by="feature")  # one feature, no edges: NaN Spearman
+    assert math.isnan(comparison.pairs["spearman"][0])
+    payload = strict_loads(strict_json(comparison_payload(comparison, {}), indent=1))
+    assert payload["pairs"][0]["spearman"] is None
+    assert payload["matrix"]["spearman"]["g"]["h"] is None
+    with pytest.raises(ValueError, match="non-strict"):
+        strict_loads(json.dumps({"x": math.nan}))
+
+
+def test_statistical_test_matrices_by_feature_and_without_shared_edges():
+    from score_graphs import random_attribution_graph
+
+    from circuit_atlas.analysis.compare.omnibus import shared_adjacencies
+
+    a = random_attribution_graph(1, n_layers=4, n_pos=4, features_per_slot=2, density=0.6)
+    b = CircuitGraph(a.nodes, a.edges, a.metadata.model_copy(update={"graph_id": "copy"}))
+    shared, matrices = shared_adjacencies([a, b], by="feature")
+    assert len(shared) == int((a.nodes["kind"] == "feature").sum())  # tokens etc. have no id
+    assert all(isinstance(x, str) and x.startswith("toy|toy|") for x in shared)
+    assert np.array_equal(matrices[0], matrices[1])
+    bare = CircuitGraph(a.nodes, a.edges.iloc[:0], a.metadata.model_copy(update={"graph_id": "b"}))
+    with pytest.raises(CircuitAtlasError, match="graph 'b' has no edge among the"):
+        shared_adjacencies([a, bare], by="node")  # not an ARPACK crash in the embedding
+
+
+def test_consensus_fraction_flags_are_exclusive():
+    from click.testing import CliRunner
+
+    from circuit_atlas.cli import cli
+
+    for flags in (["--union", "--intersection"], ["--intersection", "--min-fraction", "0.3"]):
+        result = CliRunner().invoke(cli, ["consensus", "g1", "g2", *flags])
+        assert result.exit_code == 2
+        error = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        assert len(error) == 1 and "contradict each other" in error[0]
 
 
 def small(graph_id: str, weights: dict[tuple[str, str], float]) -> CircuitGraph:
@@ -68,6 +197,11 @@ def test_consensus_keeps_edges_by_support_with_mean_weights():
     assert consensus_graph([g1, g2, g3], 1.0).n_edges == 2  # intersection
     assert consensus_graph([g1, g2, g3], 1 / 3).n_edges == 5  # union
     assert half.metadata.extra["sources"] == ["g1", "g2", "g3"]
+    assert half.metadata.extra["prompt_lengths"] == []  # no tokens recorded
+    g1.metadata = g1.metadata.model_copy(update={"tokens": ["a", "b"]})
+    g2.metadata = g2.metadata.model_copy(update={"tokens": ["a", "b", "c"]})
+    mixed = consensus_graph([g1, g2, g3], 0.5).metadata
+    assert mixed.extra["prompt_lengths"] == [2, 3] and mixed.tokens == []  # the CLI's note
 
 
 def test_mixed_models_and_too_few_graphs_are_refused():
@@ -119,11 +253,23 @@ def test_compare_and_consensus_commands(bolt_env, tmp_path: Path):
     ids = sorted(load_graph(bundled(n)).graph_id for n in ATTRIBUTION_GRAPHS)
     report = tmp_path / "compare.html"
     out = run_cli("compare", *ids, "--report", str(report), "--json", env=bolt_env, check=True)
-    payload = json.loads(out.stdout)
+    payload = strict_loads(out.stdout)
     assert len(payload["pairs"]) == 3 and set(payload["matrix"]) >= {"jaccard", "spearman"}
+    assert any(pair["spearman"] is None for pair in payload["pairs"])  # NaN written as null
     text = report.read_text()
     assert text.startswith("<!doctype html>") and "data:image/png;base64," in text
     assert "src='http" not in text  # self-contained
+
+    # --by edge: influence overlap from edge flows; --stats carries its assumptions everywhere.
+    stats_report = tmp_path / "stats.html"
+    same_set = [ids[0], ids[2]]  # the two graphs of one transcoder set (not gemma-dollar)
+    edge = run_cli("compare", *same_set, "--by", "edge", "--stats", "--json", "--report",
+                   str(stats_report), env=bolt_env, check=True)  # fmt: skip
+    by_edge = strict_loads(edge.stdout)
+    assert 0.0 < by_edge["pairs"][0]["influence_overlap"] < 1.0
+    assert by_edge["statistics_assumptions"].startswith("Assumes:")
+    assert 0.0 <= by_edge["latent_distribution_test"][0]["pvalue"] <= 1.0
+    assert "i.i.d." in stats_report.read_text()
 
     made = run_cli("consensus", *ids[:2], "--union", env=bolt_env, check=True)
     assert "consensus of 2 graphs" in made.stdout
@@ -132,6 +278,16 @@ def test_compare_and_consensus_commands(bolt_env, tmp_path: Path):
         "RETURN count(r) AS links", "--format", "csv", env=bolt_env, check=True,
     )  # fmt: skip
     assert links.stdout.splitlines() == ["links", "2"]
+
+    both = run_cli("consensus", *same_set, "--intersection", "--graph-id", "both", env=bolt_env,
+                   check=True)  # fmt: skip
+    assert "consensus of 2 graphs at >= 100%" in both.stdout
+    sources = run_cli(
+        "cypher", "MATCH (:Graph {graph_id: 'both'})-[r:DERIVED_FROM]->(s:Graph) "
+        "RETURN s.graph_id AS source, r.min_fraction AS fraction ORDER BY source",
+        "--format", "csv", env=bolt_env, check=True,
+    )  # fmt: skip
+    assert sources.stdout.splitlines() == ["source,fraction", *(f"{i},1.0" for i in same_set)]
 
     mixed = run_cli("compare", ids[0], "gpt2-ioi", env=bolt_env)
     assert mixed.returncode == 1 and "no graph 'gpt2-ioi'" in error_lines(mixed)[0]

@@ -5,6 +5,13 @@ graphs of one prompt template and one model. An edge is kept when it occurs in a
 ``min_fraction`` of the graphs; its weight is its mean over the graphs that contain it, and its
 ``support`` is that fraction. ``min_fraction = 1`` is the intersection; any fraction at or
 below ``1/n`` is the union.
+
+There is no position-merged (``--by feature``) consensus graph: a graph's feature nodes must
+carry a position (``CircuitGraph.validate``), and the store, display ids and error folding all
+read it, so a feature merged over positions is not a node this graph model can hold. For prompts
+of different lengths, ``compare --by feature`` and the ``shared_features`` query work at the
+feature level instead (docs/compare.md). ``prompt_lengths`` in the metadata records the sources'
+token counts so that a caller can warn when positions cannot line up.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from .pairwise import check_same_model
 
 
 def default_consensus_id(graph_ids: list[str], min_fraction: float) -> str:
+    """Deterministic: the same sources and fraction give the same id (so ``--replace`` works)."""
     digest = hashlib.sha256("\n".join(sorted(graph_ids)).encode()).hexdigest()[:10]
     return f"consensus-{min_fraction:g}-{len(graph_ids)}graphs-{digest}"
 
@@ -31,6 +39,8 @@ def consensus_graph(
     graph_id: str | None = None,
     allow_mixed: bool = False,
 ) -> CircuitGraph:
+    """Nodes and edges in at least ``min_fraction`` of ``graphs``, with mean weights and
+    ``support`` (the fraction of graphs containing each), by node key."""
     if len(graphs) < 2:
         raise CircuitAtlasError("a consensus needs at least two graphs")
     if not 0.0 < min_fraction <= 1.0:
@@ -78,6 +88,7 @@ def consensus_graph(
     source_ids = sorted(g.graph_id for g in graphs)
     tokens = graphs[0].metadata.tokens
     same_tokens = all(g.metadata.tokens == tokens for g in graphs)
+    lengths = sorted({len(g.metadata.tokens) for g in graphs if g.metadata.tokens})
     metadata = GraphMetadata(
         graph_id=graph_id or default_consensus_id(source_ids, min_fraction),
         model=models[0] if len(models) == 1 else None,
@@ -85,7 +96,7 @@ def consensus_graph(
         method="consensus",
         source_tool="circuit-atlas consensus",
         transcoder_set=graphs[0].metadata.transcoder_set,
-        extra={"sources": source_ids, "min_fraction": min_fraction},
+        extra={"sources": source_ids, "min_fraction": min_fraction, "prompt_lengths": lengths},
     )
     table = table.drop(columns=["node_key", "display_id"], errors="ignore")
     return CircuitGraph(table, edge_table, metadata)

@@ -17,6 +17,10 @@ What is assumed, so the numbers are read correctly:
   are i.i.d. draws — nodes of an attribution graph are not — so treat p-values as a descriptive
   screen (small = clearly different structure), not a calibrated error rate.
 
+docs/compare.md states the same for users; :data:`ASSUMPTIONS` is the one-line version shown in
+the HTML report, the JSON output and ``--stats``'s help. With ``by="edge"`` the node set is the
+node keys (an embedding needs nodes; edges are what it embeds).
+
 graspologic is imported lazily (its import takes ~10 s).
 """
 
@@ -33,9 +37,15 @@ from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.native_threads import jvm_safe_threads
 
-from .identities import feature_identity
+from .identities import node_identities
 
 MIN_SHARED_NODES = 10
+ASSUMPTIONS = (
+    "Assumes: only nodes present in every graph; weights made undirected (|A| + |A|ᵀ) and "
+    "rank-transformed; each graph a random dot product graph with i.i.d. node latent positions. "
+    "Attribution-graph nodes are not i.i.d., so p-values are a descriptive screen, not calibrated "
+    "error rates (docs/compare.md)."
+)
 
 
 @dataclass(frozen=True)
@@ -45,18 +55,12 @@ class OmnibusResult:
     distances: pd.DataFrame  # graph × graph, ‖X_a − X_b‖_F / √n
 
 
-def _identities(graph: CircuitGraph, by: str) -> np.ndarray:
-    if by == "feature":
-        return feature_identity(graph).to_numpy(dtype=object)
-    return np.array([k.encode() for k in graph.keys()], dtype=object)
-
-
 def shared_adjacencies(
     graphs: list[CircuitGraph], by: str = "node"
 ) -> tuple[list[str], list[np.ndarray]]:
     """Dense symmetric |A| + |A|ᵀ restricted to identities present in every graph (summed over
     instances when ``by="feature"``), in one common order."""
-    identities = [_identities(g, by) for g in graphs]
+    identities = [node_identities(g, by) for g in graphs]
     common = set(x for x in identities[0] if x is not None)
     for ids in identities[1:]:
         common &= {x for x in ids if x is not None}
@@ -75,6 +79,11 @@ def shared_adjacencies(
         keep = (src >= 0) & (dst >= 0)
         dense = np.zeros((len(shared), len(shared)))
         np.add.at(dense, (dst[keep], src[keep]), np.abs(graph.edges["weight"].to_numpy()[keep]))
+        if not dense.any():
+            raise CircuitAtlasError(
+                f"graph {graph.graph_id!r} has no edge among the {len(shared)} node identities "
+                f"all graphs share (by {by}); there is nothing to embed or test"
+            )
         matrices.append(dense + dense.T)
     return shared, matrices
 

@@ -11,8 +11,8 @@ import pandas as pd
 from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph
 
-from .identities import influence_shares, items
-from .metrics import METRICS, compare_pair
+from .identities import graph_items
+from .metrics import METRICS, MIN_SHARED_FOR_SPEARMAN, compare_pair
 
 
 @dataclass(frozen=True)
@@ -55,15 +55,27 @@ def compare_graphs(
     if len(set(ids)) != len(ids):
         raise CircuitAtlasError("a graph is listed twice")
     models = check_same_model(graphs, allow_mixed)
-    per_graph = [items(g, by) for g in graphs]
-    shares = [influence_shares(g, by) for g in graphs]
+    per_graph = [graph_items(g, by) for g in graphs]
     rows = []
     for i, j in combinations(range(len(graphs)), 2):
-        result = compare_pair(per_graph[i], per_graph[j], shares[i], shares[j])
+        result = compare_pair(per_graph[i], per_graph[j])
         rows.append({"graph_a": ids[i], "graph_b": ids[j], **result.as_dict()})
+    pairs = pd.DataFrame(rows)
     notes = []
     if len(models) > 1:
         notes.append(f"mixed models compared: {', '.join(models)}")
-    if any(s is None for s in shares) and by != "edge":
+    transcoders = sorted({g.metadata.transcoder_set or "unknown" for g in graphs})
+    if by != "feature" and len(transcoders) > 1:
+        notes.append(
+            f"different transcoder sets ({', '.join(transcoders)}): node keys do not name the "
+            "set, so their features can share a key without being one feature; --by feature "
+            "keeps sets apart"
+        )
+    if any(g.shares is None for g in per_graph):
         notes.append("influence overlap is NaN for graphs without logit probabilities")
-    return Comparison(by, tuple(ids), pd.DataFrame(rows), tuple(notes))
+    if (pairs["shared_edges"] < MIN_SHARED_FOR_SPEARMAN).any():
+        edge_unit = "feature-to-feature edges" if by == "feature" else "edges"
+        notes.append(
+            f"spearman is NaN for pairs sharing fewer than {MIN_SHARED_FOR_SPEARMAN} {edge_unit}"
+        )
+    return Comparison(by, tuple(ids), pairs, tuple(notes))

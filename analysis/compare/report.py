@@ -12,6 +12,7 @@ import pandas as pd
 from scipy.cluster.hierarchy import leaves_list, linkage
 from scipy.spatial.distance import squareform
 
+from .omnibus import ASSUMPTIONS
 from .pairwise import Comparison
 
 HEATMAP_METRICS = ("jaccard", "weighted_overlap", "influence_overlap")
@@ -52,6 +53,19 @@ def heatmap_png(similarity: pd.DataFrame, title: str) -> bytes:
 
 def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0, na_rep="–")
+
+
+def statistics_sections(distances: pd.DataFrame, tests: pd.DataFrame) -> list[tuple[str, str]]:
+    """The ``--stats`` sections, opening with what the statistics assume so that a p-value is
+    never shown without the caveat that it is not a calibrated error rate."""
+    assumptions = f"<p class='assumptions'><em>{html.escape(ASSUMPTIONS)}</em></p>"
+    return [
+        (
+            "Statistical comparison: omnibus embedding distances",
+            assumptions + distances.to_html(float_format="{:.4f}".format, border=0),
+        ),
+        ("Latent distribution tests (dcorr, bootstrap p-values)", _table(tests)),
+    ]
 
 
 def comparison_html(
