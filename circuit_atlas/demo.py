@@ -124,7 +124,7 @@ def run_demo(store: CircuitStore, attribution: JobOutput | None = None) -> None:
     reports = store.artifact_dir.parent / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     page = reports / "gemma-dollar-rois.html"
-    page.write_text(roi_html(rois.result, rois.quotient))
+    page.write_text(roi_html(rois.result, rois.quotient, written=rois.written))
     quality = rois.result.quality
     click.echo(
         f"run {rois.result.run_id}: {rois.result.n_rois} ROIs, modularity "

@@ -1,11 +1,16 @@
 """Regions of interest: planted partitions, no-structure controls, quotient sums, write-back
-idempotence, the cross-prompt corpus, the HTML report (rendered in headless Chromium), bad input.
+idempotence, run ids, decoder cosines by hand, the cross-prompt corpus, the HTML report
+(rendered in headless Chromium), bad input, and graspologic staying unimported.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import shutil
 import subprocess
+import sys
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +20,29 @@ import scipy.sparse as sp
 from score_graphs import build, err, feat, logit, tok
 from sklearn.metrics import adjusted_rand_score
 
-from circuit_atlas.analysis.roi.affinity import graph_affinity, planted_affinity
+from circuit_atlas.analysis.roi.affinity import (
+    cross_prompt_affinity,
+    graph_affinity,
+    planted_affinity,
+)
+from circuit_atlas.analysis.roi.decoders import (
+    decoder_cosine,
+    decoders_from_arrays,
+    load_decoders,
+    within_roi_cosine,
+)
 from circuit_atlas.analysis.roi.detect import RoiResult, detect
 from circuit_atlas.analysis.roi.methods import METHODS, RoiParams
 from circuit_atlas.analysis.roi.quotient import quotient_graph
 from circuit_atlas.analysis.roi.report import roi_html
 from circuit_atlas.analysis.roi.stored import roi_stored
 from circuit_atlas.errors import CircuitAtlasError
+from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.queries.library import run_query
 from circuit_atlas.store import CircuitStore
 
-from conftest import SHARED_GRAPHS, bundled, error_lines, needs_shared, run_cli
+from conftest import SHARED_GRAPHS, bundled, cypher_json, error_lines, needs_shared, run_cli
 
 
 def planted(n: int, blocks: int, seed: int, p_in: float = 0.25, p_out: float = 0.02):
@@ -42,7 +58,7 @@ def planted(n: int, blocks: int, seed: int, p_in: float = 0.25, p_out: float = 0
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
-@pytest.mark.parametrize("n, blocks, seed", [(240, 4, 0), (900, 8, 1)])
+@pytest.mark.parametrize("n, blocks, seed", [(240, 4, 0), (900, 8, 1), (2000, 6, 2)])
 def test_every_method_recovers_planted_blocks(method, n, blocks, seed):
     matrix, truth = planted(n, blocks, seed)
     k = blocks if method == "spectral-sklearn" else None
@@ -143,11 +159,261 @@ def test_bad_input(fresh_store: CircuitStore):
     fresh_store.write_graph(anchors_only)
     with pytest.raises(CircuitAtlasError, match="no nodes to group"):
         roi_stored(fresh_store, ["anchors"], "louvain")
+    # nodes to group, but no edge between them: an error, not one singleton ROI per node
+    lonely = build(
+        "lonely",
+        {"T0": tok(0), "F1": feat(0, 0, 1), "F2": feat(1, 0, 2), "L": logit(0, 9, 1.0)},
+        [("T0", "F1", 1.0), ("F2", "L", 1.0)],
+    )
+    fresh_store.write_graph(lonely)
+    with pytest.raises(CircuitAtlasError, match="nothing to group: graph 'lonely' has no edges"):
+        roi_stored(fresh_store, ["lonely"], "leiden")
     other = load_graph(bundled("nobel-clt.json.gz"))
     fresh_store.write_graph(other)
     with pytest.raises(CircuitAtlasError, match="different transcoder sets .* --allow-mixed"):
         roi_stored(fresh_store, [graph.graph_id, other.graph_id], "leiden")
+    elsewhere = graph.metadata.model_copy(update={"graph_id": "dollar-9b", "model": "gemma-2-9b"})
+    fresh_store.write_graph(CircuitGraph(graph.nodes, graph.edges, elsewhere))
+    with pytest.raises(
+        CircuitAtlasError, match=r"different models \(gemma-2-2b, gemma-2-9b\).* --allow-mixed"
+    ):
+        roi_stored(fresh_store, [graph.graph_id, "dollar-9b"], "leiden")
+    with pytest.raises(CircuitAtlasError, match=r"a graph is listed twice \(gemma-dollar\)"):
+        roi_stored(fresh_store, [graph.graph_id, "dollar-9b", graph.graph_id], "leiden")
+    with pytest.raises(CircuitAtlasError, match="--bootstrap resamples prompts, so it needs"):
+        roi_stored(fresh_store, [graph.graph_id], "leiden", bootstrap=3)
+    with pytest.raises(CircuitAtlasError, match="louvain does not take --k.*--resolution"):
+        roi_stored(fresh_store, [graph.graph_id], "louvain", RoiParams(k=3))
+    with pytest.raises(CircuitAtlasError, match="spectral-sklearn needs --k"):
+        roi_stored(fresh_store, [graph.graph_id], "spectral-sklearn")
     assert fresh_store.query("MATCH (r:ROI) RETURN count(r) AS c") == [{"c": 0}]
+
+
+@pytest.mark.slow
+def test_cli_errors_for_a_graph_without_edges_and_options_that_cannot_apply(
+    bolt_env, tmp_path: Path
+):
+    with gzip.open(bundled("nobel-clt.json.gz")) as file:
+        document = json.load(file)
+    document["links"] = []
+    document["metadata"]["slug"] = "no-edges"
+    path = tmp_path / "no-edges.json"
+    path.write_text(json.dumps(document))
+    run_cli("ingest", str(path), env=bolt_env, check=True)
+    for args, message in [
+        ((), "nothing to group: graph 'no-edges' has no edges between its 285 groupable"),
+        (("--bootstrap", "2"), "--bootstrap resamples prompts, so it needs at least two graphs"),
+    ]:  # the other refusals are tested on roi_stored (test_bad_input)
+        result = run_cli("roi", "no-edges", *args, env=bolt_env)
+        assert result.returncode == 1, result.stdout
+        assert message in error_lines(result)[0]
+
+
+def six_prompts() -> list[CircuitGraph]:
+    """Features A, B, C (layers 0–1) occur together in prompts 0–2; D, E, F (layers 2–3) in
+    prompts 3–5: two cross-prompt ROIs, whatever the method."""
+
+    def active(layer: int, pos: int, index: int) -> dict:
+        return {**feat(layer, pos, index), "activation": 1.0}
+
+    first = {"T0": tok(0), "A": active(0, 0, 1), "B": active(0, 1, 2), "C": active(1, 2, 3)}
+    second = {"T0": tok(0), "D": active(2, 0, 4), "E": active(2, 1, 5), "F": active(3, 2, 6)}
+    groups = [(first, "ABC")] * 3 + [(second, "DEF")] * 3
+    return [
+        build(f"prompt{i}", nodes, [("T0", a, 1.0), (a, b, 2.0 + i), (b, c, 1.0 + i), (a, c, -1)])
+        for i, (nodes, (a, b, c)) in enumerate(groups)
+    ]
+
+
+def test_run_id_changes_with_what_changes_the_result_only():
+    graphs = six_prompts()
+    two = cross_prompt_affinity(graphs, min_graphs=2)
+    three = cross_prompt_affinity(graphs, min_graphs=3)
+    first = detect(two, "louvain")
+    assert (first.labels == detect(three, "louvain").labels).all()  # same ROIs here, but
+    assert detect(three, "louvain").run_id != first.run_id  # --min-graphs changes the features
+    assert detect(two, "louvain").run_id == first.run_id  # a rerun replaces the run
+    ignored = RoiParams(max_k=3, binarize_quantile=0.9, embedding="laplacian")
+    assert detect(two, "louvain", ignored).run_id == first.run_id  # louvain reads none of them
+    assert detect(two, "louvain", RoiParams(resolution=0.5)).run_id != first.run_id
+    assert detect(two, "sbm", RoiParams(max_k=3)).run_id != detect(two, "sbm").run_id
+    assert first.used_params == {"seed": 0, "resolution": 1.0}
+    with pytest.raises(CircuitAtlasError, match="leiden does not take --k"):
+        detect(two, "leiden", RoiParams(k=2))
+
+
+def test_block_models_on_a_few_features_skip_one_node_blocks():
+    affinity = cross_prompt_affinity(six_prompts())
+    for method in ("sbm", "dcsbm"):
+        result = detect(affinity, method)  # K = 3..6 split a group of three: not fitted
+        assert result.labels.tolist() == [0, 0, 0, 1, 1, 1]
+        assert result.details["skipped_k"] == [3, 4, 5, 6] and sorted(result.details["bic"]) == [
+            1,
+            2,
+        ]
+    with pytest.raises(CircuitAtlasError, match="one-node block.*smaller --k"):
+        detect(affinity, "sbm", RoiParams(k=5))
+
+
+def test_features_without_activation_still_cooccur():
+    graphs = six_prompts()
+    for graph in graphs:
+        graph.nodes["activation"] = np.nan  # some exporters leave it out
+    affinity = cross_prompt_affinity(graphs, "cooccurrence")
+    assert affinity.matrix.nnz == 12 and affinity.matrix.max() == 3.0
+
+
+ROOT2 = np.sqrt(2.0)
+
+
+def test_within_roi_decoder_cosine_by_hand():
+    # ROI 0: (1,0), (0,1), (1,1): cosines 0, 1/√2, 1/√2 → mean √2/3.
+    # ROI 1: (2,0), (−1,0): cosine −1.   ROI 2: one member → no pair, no value.
+    vectors = np.array([[1, 0], [0, 1], [1, 1], [2, 0], [-1, 0], [3, 4]], dtype=float)
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    per_roi, counts = within_roi_cosine(vectors, labels, 3)
+    assert per_roi[:2] == pytest.approx([ROOT2 / 3, -1.0]) and np.isnan(per_roi[2])
+    assert counts.tolist() == [3, 2, 1]
+
+    decoders = decoders_from_arrays(
+        np.array([0, 0, 1, 2, 2, 3]), np.array([1, 2, 3, 4, 5, 6]), vectors
+    )
+    ids = ("0|1", "0|2", "1|3", "2|4", "2|5", "3|6", "9|9")  # 9|9 has no vector
+    cosine = decoder_cosine(ids, np.array([0, 0, 0, 1, 1, 2, 1]), 3, decoders)
+    assert cosine.per_roi[:2] == pytest.approx([ROOT2 / 3, -1.0]) and cosine.per_roi[2] is None
+    assert cosine.with_vector == [3, 2, 1] and cosine.missing == 1
+    assert cosine.mean == pytest.approx((3 * ROOT2 / 3 + 2 * -1.0) / 5)  # weights 3 and 2
+    with pytest.raises(CircuitAtlasError, match="none of the 2 features of this run has a"):
+        decoder_cosine(("7|7", "8|8"), np.array([0, 0]), 1, decoders)
+
+
+def test_cross_prompt_rois_report_decoder_cosine_and_skip_missing_features(tmp_path: Path):
+    graphs = six_prompts()
+    path = tmp_path / "decoders.npz"
+    np.savez(
+        path,
+        schema_version=1,
+        layer=np.array([0, 0, 1, 2, 2]),  # A B C D E; F (3|6) is missing
+        feature=np.array([1, 2, 3, 4, 5]),
+        vectors=np.array([[1, 0], [0, 1], [1, 1], [2, 0], [-1, 0]], dtype=np.float32),
+        transcoder_set=np.array("toy"),
+    )
+    decoders = load_decoders(path)
+    result = detect(cross_prompt_affinity(graphs), "leiden", decoders=decoders)
+    assert result.members().groupby("roi")["id"].apply(list).tolist() == [
+        ["0|1", "0|2", "1|3"],
+        ["2|4", "2|5", "3|6"],
+    ]
+    assert result.decoder.per_roi == pytest.approx([ROOT2 / 3, -1.0])
+    assert result.decoder.missing == 1 == result.quality["decoder_features_missing"]
+    assert result.quality["decoder_cosine"] == pytest.approx((ROOT2 - 2.0) / 5)
+    quotient = quotient_graph(result, graphs, "q")
+    text = roi_html(result, quotient, written=False)
+    assert "Decoder directions" in text and "1 of 6 features had no vector" in text
+    assert "0.471" in text and "-1.000" in text
+    no_decoders = roi_html(detect(cross_prompt_affinity(graphs), "leiden"), quotient, written=False)
+    assert "No decoder directions were given" in no_decoders
+    with pytest.raises(CircuitAtlasError, match="decoder directions apply to cross-prompt"):
+        detect(graph_affinity(graphs[0]), "leiden", decoders=decoders)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"schema_version": 2}, "field 'schema_version' must be 1"),
+        ({"vectors": None}, "missing field.s. vectors"),
+        ({"vectors": np.zeros((2, 3))}, "field 'vectors' row 0 is all zero"),
+        ({"vectors": np.ones((3, 3))}, r"field 'vectors' must have shape \(2, d\)"),
+        ({"feature": np.array([5, 5]), "layer": np.array([1, 1])}, "lists feature 1|5 twice"),
+        ({"layer": np.array([0.0, 1.0])}, "field 'layer' must be a 1-d integer array"),
+        ({"colour": np.array("red")}, "unknown field.s. colour"),
+    ],
+)
+def test_decoder_file_errors_name_the_file_and_the_field(tmp_path: Path, fields, message):
+    arrays = {
+        "schema_version": 1,
+        "layer": np.array([0, 1]),
+        "feature": np.array([5, 6]),
+        "vectors": np.ones((2, 3)),
+        **fields,
+    }
+    path = tmp_path / "bad.npz"
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    with pytest.raises(CircuitAtlasError, match=f"^{path}: .*{message}"):
+        load_decoders(path)
+
+
+def test_decoders_of_another_transcoder_set_are_refused(tmp_path: Path):
+    decoders = decoders_from_arrays(
+        np.array([0]), np.array([1]), np.ones((1, 2)), "d.npz", transcoder_set="mine"
+    )
+    with pytest.raises(CircuitAtlasError, match="d.npz: field 'transcoder_set' is 'mine' but"):
+        decoders.check_graphs(["toy", "toy"], ["mine", "theirs"])
+    decoders.check_graphs(["toy"], ["mine"])  # a match passes
+
+
+@pytest.mark.slow
+def test_decoder_cosine_from_the_cli_is_printed_and_stored(bolt_env, tmp_path: Path):
+    names = ("nobel-clt.json.gz", "bee-insect-clt.json.gz")
+    run_cli("ingest", *(str(bundled(n)) for n in names), env=bolt_env, check=True)
+    graphs = [load_graph(bundled(n)) for n in names]
+    ids = cross_prompt_affinity(graphs, "effective").ids
+    given = ids[1:]  # the first shared feature has no vector
+    vectors = np.random.default_rng(0).normal(size=(len(given), 5))
+    layer, feature = np.array([[int(x) for x in f.split("|")] for f in given]).T
+    path = tmp_path / "decoders.npz"
+    np.savez(
+        path,
+        schema_version=1,
+        layer=layer,
+        feature=feature,
+        vectors=vectors,
+        model=np.array("gemma-2-2b"),
+        transcoder_set=np.array("mntss/clt-gemma-2-2b-2.5M"),
+    )
+    sources = [g.graph_id for g in graphs]
+    out = run_cli("roi", *sources, "--affinity", "effective", "--method", "louvain",
+                  "--decoders", str(path), "--json", env=bolt_env, check=True)  # fmt: skip
+    payload = json.loads(out.stdout)
+    row = dict(zip(given, vectors / np.linalg.norm(vectors, axis=1, keepdims=True)))
+    expected, weights = [], []
+    for roi in payload["rois"]:
+        units = [row[m] for m in roi["members"] if m in row]
+        pairs = [float(a @ b) for a, b in combinations(units, 2)]
+        expected.append(float(np.mean(pairs)) if pairs else None)
+        weights.append(len(units))
+    cosine = payload["decoder_cosine"]
+    assert cosine["missing"] == 1 and cosine["with_vector"] == weights
+    assert [v is None for v in cosine["per_roi"]] == [v is None for v in expected]
+    assert [v for v in cosine["per_roi"] if v is not None] == pytest.approx(
+        [v for v in expected if v is not None]
+    )
+    scored = [(v, w) for v, w in zip(expected, weights) if v is not None]
+    assert payload["quality"]["decoder_cosine"] == pytest.approx(
+        sum(v * w for v, w in scored) / sum(w for _, w in scored)
+    )
+    stored = cypher_json(
+        bolt_env,
+        "MATCH (r:ROI {run_id: $run}) RETURN r.index AS roi, r.decoder_cosine AS cosine "
+        "ORDER BY roi",
+        run=payload["run_id"],
+    )
+    assert [r["cosine"] is None for r in stored] == [v is None for v in expected]
+    assert [r["cosine"] for r in stored if r["cosine"] is not None] == pytest.approx(
+        [v for v in expected if v is not None]
+    )
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, schema_version=1, layer=layer, feature=feature, vectors=vectors,
+             transcoder_set=np.array("gemmascope-transcoder-16k"))  # fmt: skip
+    refused = run_cli("roi", *sources, "--decoders", str(wrong), env=bolt_env)
+    assert refused.returncode == 1
+    assert "field 'transcoder_set' is 'gemmascope-transcoder-16k'" in error_lines(refused)[0]
+    report = tmp_path / "unstored.html"
+    run_cli("roi", *sources, "--method", "sbm", "--no-write", "--report", str(report),
+            env=bolt_env, check=True)  # fmt: skip
+    text = report.read_text()
+    assert "not stored (computed with <code>--no-write</code>)" in text
+    assert "Model selection" in text
 
 
 def render_in_chromium(page: Path, tmp_path: Path) -> str:
@@ -171,12 +437,35 @@ def test_report_is_self_contained_and_renders(tmp_path: Path):
     graph = load_graph(bundled("dollar.json.gz"))
     single = detect(graph_affinity(graph), "leiden")
     page = tmp_path / "roi.html"
-    page.write_text(roi_html(single, quotient_graph(single, [graph], "q")))
+    page.write_text(roi_html(single, quotient_graph(single, [graph], "q"), written=False))
     text = page.read_text()
     assert text.count("data:image/png;base64,") == 3 and "src='http" not in text
     assert "Top members per ROI" in text and result.n_rois == 4
     dom = render_in_chromium(page, tmp_path)
     assert "Quality and stability" in dom and "Quotient graph" in dom
+
+
+def test_report_shows_model_selection_and_whether_the_quotient_was_stored(monkeypatch):
+    from circuit_atlas.analysis.roi import methods
+    from circuit_atlas.analysis.roi.report import model_selection_html
+
+    graph = load_graph(bundled("dollar.json.gz"))
+    result = detect(graph_affinity(graph), "sbm", RoiParams(max_k=4))
+    quotient = quotient_graph(result, [graph], "q")
+    unstored = roi_html(result, quotient, written=False)
+    assert "not stored (computed with <code>--no-write</code>)" in unstored
+    assert "stored as graph" not in unstored
+    assert "Model selection" in unstored and unstored.count("◀") == 1  # the chosen K
+    assert "<td>4</td>" in unstored  # one BIC row per K = 1..4
+    assert "binarised at the 0.5 quantile of the non-zero affinities: " in unstored
+    assert f"{result.details['binary_edges']:,} undirected binary edges" in unstored
+    assert "graspologic's estimators on the dense binary matrix" in unstored
+    assert "stored as graph <code>q</code>" in roi_html(result, quotient, written=True)
+    monkeypatch.setattr(methods, "DENSE_LIMIT", 100)
+    sparse = detect(graph_affinity(graph), "dcsbm", RoiParams(max_k=3))
+    assert "Karrer–Newman Poisson DCSBM from sparse block edge counts" in model_selection_html(
+        sparse
+    )
 
 
 @pytest.mark.slow
@@ -199,7 +488,13 @@ def test_cross_prompt_rois_on_the_analogy_corpus(bolt_env, tmp_path: Path):
     counted = run_cli("cypher", "MATCH (r:ROI) RETURN count(r) AS n", "--format", "csv",
                       env=bolt_env, check=True)  # fmt: skip
     assert int(counted.stdout.splitlines()[1]) == rows["roi"].nunique()
-    assert "Adjacency sorted by ROI" in report.read_text()
+    text = report.read_text()
+    assert "Adjacency sorted by ROI" in text and f"stored as graph <code>{run_id}" in text
+    dom = render_in_chromium(report, tmp_path)
+    for heading in ("Quality and stability", "Decoder directions", "Top members per ROI"):
+        assert heading in dom
+    assert "No decoder directions were given" in dom  # the Neuronpedia files carry none
+    assert "stability_ari_bootstrap" in dom
     mixed = run_cli("roi", "account-clt-hp", "--contains", "clt-hp", env=bolt_env)
     assert mixed.returncode == 1 and "not both" in error_lines(mixed)[0]
 
@@ -231,3 +526,18 @@ def test_sparse_block_models_recover_blocks_and_pick_one_without_structure(metho
     rng = np.random.default_rng(5)
     noise = sp.csr_matrix((rng.random((300, 300)) < 0.2).astype(float))
     assert detect(planted_affinity(noise), method).n_rois == 1
+
+
+@pytest.mark.slow
+def test_graspologic_is_imported_lazily():
+    """graspologic (with numba, hyppo, …) takes seconds to import: only the methods that fit
+    with it may import it, never the CLI or the ROI package on their way in."""
+    code = (
+        "import sys, circuit_atlas.cli, circuit_atlas.cli_roi\n"
+        "from circuit_atlas.analysis.roi import (affinity, decoders, detect, methods, quality,\n"
+        "    quotient, report, stored)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'graspologic'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=True)  # fmt: skip
+    assert result.stdout.strip() == "[]"

@@ -65,6 +65,7 @@ class Affinity:
     graph_ids: tuple[str, ...]
     kind: str  # "attribution" | one of CROSS_PROMPT_KINDS
     positions: dict[str, list[str]] = field(default_factory=dict)  # id → "graph@pos" seen
+    min_graphs: int | None = None  # across prompts: features in at least this many graphs
 
     @property
     def n(self) -> int:
@@ -144,6 +145,7 @@ def cross_prompt_affinity(
     column = {f: i for i, f in enumerate(ids)}
     n_graphs, n = len(graphs), len(ids)
     activity = np.zeros((n_graphs, n))
+    present = np.zeros((n_graphs, n))  # not activity > 0: a node without activation is present
     labels: dict[str, str] = {}
     positions: dict[str, list[str]] = {f: [] for f in ids}
     rows, cols, weights = [], [], []
@@ -151,6 +153,7 @@ def cross_prompt_affinity(
         table = table[table["id"].isin(column)]
         where = table["id"].map(column).to_numpy()
         np.add.at(activity[g], where, table["activation"].to_numpy())
+        present[g, where] = 1.0
         for fid, pos, label in zip(table["id"], table["pos"], table["label"]):
             positions[fid].append(f"{graph.graph_id}@{pos}")
             if label and fid not in labels:
@@ -165,7 +168,6 @@ def cross_prompt_affinity(
             cols.append(src[keep].to_numpy(dtype=np.int64))
             weights.append(edges["weight"][keep].abs().to_numpy())
     if kind == "cooccurrence":
-        present = sp.csr_matrix((activity > 0).astype(np.float64))
         matrix = sp.csr_matrix(present.T @ present)
     elif kind == "correlation":
         centred = activity - activity.mean(axis=0)
@@ -189,6 +191,7 @@ def cross_prompt_affinity(
         graph_ids=tuple(g.graph_id for g in graphs),
         kind=kind,
         positions=positions,
+        min_graphs=min_graphs,
     )
 
 

@@ -3,7 +3,9 @@
 Every method takes the symmetric non-negative affinity (see :mod:`.affinity`) and
 :class:`RoiParams`, is deterministic for a given ``seed``, and returns labels ``0..K-1`` in a
 canonical order (largest ROI first, ties by first member), so the same run always writes the
-same ROIs. graspologic and scikit-learn are imported inside the methods that need them.
+same ROIs. graspologic and scikit-learn are imported inside the methods that need them. Each
+method is registered with the :class:`RoiParams` fields it reads (:data:`USES`): the run id
+hashes only those, and giving ``k`` to a method that does not read it is an error.
 
 * ``louvain`` — networkx Louvain, modularity with ``resolution``.
 * ``leiden`` — graspologic's Leiden (undirected), modularity with ``resolution``.
@@ -25,7 +27,9 @@ same ROIs. graspologic and scikit-learn are imported inside the methods that nee
   from sparse block edge counts instead: the Bernoulli SBM likelihood exactly (it depends only
   on the counts; a test checks it against graspologic), and for ``dcsbm`` the Poisson
   degree-corrected likelihood of Karrer & Newman (2011), Σ e_kl ln(e_kl / κ_k κ_l), which also
-  needs only the counts. ``details["likelihood"]`` says which was used.
+  needs only the counts. ``details["likelihood"]`` says which was used. On the dense path a
+  candidate partition with a one-node block is skipped (``details["skipped_k"]``): such a block
+  has no dyads, and graspologic's estimators divide by zero on it.
 """
 
 from __future__ import annotations
@@ -55,6 +59,11 @@ class RoiParams:
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def used_by(self, method: str) -> dict[str, Any]:
+        """The parameters ``method`` reads (see :data:`USES`): what the run id hashes and what
+        the ROIs record, so a value a method ignores cannot split one result into two runs."""
+        return {name: value for name, value in self.as_dict().items() if name in USES[method]}
+
 
 @dataclass(frozen=True)
 class MethodResult:
@@ -64,9 +73,25 @@ class MethodResult:
 
 Method = Callable[[sp.csr_matrix, RoiParams], MethodResult]
 METHODS: dict[str, Method] = {}
+USES: dict[str, frozenset[str]] = {}  # method → the RoiParams fields it reads
+
+_file = registrar(METHODS)
 
 
-register = registrar(METHODS)
+def register(name: str, uses: tuple[str, ...]) -> Callable[[Method], Method]:
+    """File a method under ``name`` with the :class:`RoiParams` fields it reads (``uses``)."""
+    unknown = set(uses) - set(RoiParams.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"ROI method {name!r} names unknown parameters {sorted(unknown)}")
+
+    def add(function: Method) -> Method:
+        USES[name] = frozenset(uses)
+        return _file(name)(function)
+
+    return add
+
+
+_EMBEDDING = ("max_k", "embedding", "n_components")  # _embed: max_k sizes the embedding too
 
 
 def canonical(labels: np.ndarray) -> np.ndarray:
@@ -83,7 +108,7 @@ def _check_k(k: int | None, n: int) -> None:
         raise CircuitAtlasError(f"k = {k} is not between 1 and the {n} nodes to group")
 
 
-@register("louvain")
+@register("louvain", uses=("seed", "resolution"))
 def louvain(matrix: sp.csr_matrix, params: RoiParams) -> MethodResult:
     import networkx as nx
 
@@ -97,7 +122,7 @@ def louvain(matrix: sp.csr_matrix, params: RoiParams) -> MethodResult:
     return MethodResult(canonical(labels))
 
 
-@register("leiden")
+@register("leiden", uses=("seed", "resolution"))
 def leiden(matrix: sp.csr_matrix, params: RoiParams) -> MethodResult:
     from graspologic.partition import leiden as graspologic_leiden
 
@@ -126,7 +151,7 @@ def _embed(matrix: sp.csr_matrix, params: RoiParams) -> np.ndarray:
     return np.asarray(embedded[0] if isinstance(embedded, tuple) else embedded)
 
 
-@register("spectral")
+@register("spectral", uses=("seed", "k", *_EMBEDDING))
 def spectral(matrix: sp.csr_matrix, params: RoiParams) -> MethodResult:
     from sklearn.mixture import GaussianMixture
 
@@ -146,7 +171,7 @@ def spectral(matrix: sp.csr_matrix, params: RoiParams) -> MethodResult:
     return MethodResult(canonical(best[1]), {"bic": bics, "chosen_k": best[0]})
 
 
-@register("spectral-sklearn")
+@register("spectral-sklearn", uses=("seed", "k"))
 def spectral_sklearn(matrix: sp.csr_matrix, params: RoiParams) -> MethodResult:
     from sklearn.cluster import SpectralClustering
 
@@ -279,20 +304,27 @@ def _block_model(matrix: sp.csr_matrix, params: RoiParams, degree_corrected: boo
         likelihood = "graspologic"
     dyads = n * (n - 1) / 2
     candidates = [params.k] if params.k else range(1, min(params.max_k, n) + 1)
-    best, bics = None, {}
+    best, bics, skipped = None, {}, []
     for k in candidates:
         labels = (
             np.zeros(n, dtype=np.int64)
             if k == 1
             else KMeans(k, n_init=10, random_state=params.seed).fit_predict(embedded)
         )
+        if not sparse and (np.bincount(labels) == 1).any():
+            skipped.append(k)  # a one-node block has no dyads: graspologic divides by zero
+            continue
         log_likelihood, n_parameters = fit(labels, k)
         bics[k] = float(
             np.log(dyads) * n_parameters - 2 * log_likelihood + _label_cost(labels, k, n)
         )
         if best is None or bics[k] < bics[best[0]]:
             best = (k, labels)
-    assert best is not None
+    if best is None:
+        raise CircuitAtlasError(
+            f"k-means split the {n} nodes into {params.k} blocks with a one-node block, which "
+            "a block model cannot fit; try a smaller --k"
+        )
     details = {
         "bic": bics,
         "chosen_k": best[0],
@@ -300,14 +332,16 @@ def _block_model(matrix: sp.csr_matrix, params: RoiParams, degree_corrected: boo
         "binary_edges": n_edges,
         "likelihood": likelihood,
     }
+    if skipped:
+        details["skipped_k"] = skipped  # candidates with a one-node block (dense path)
     return MethodResult(canonical(best[1]), details)
 
 
-@register("sbm")
+@register("sbm", uses=("seed", "k", "binarize_quantile", *_EMBEDDING))
 def sbm(matrix: sp.csr_matrix, params: RoiParams) -> MethodResult:
     return _block_model(matrix, params, degree_corrected=False)
 
 
-@register("dcsbm")
+@register("dcsbm", uses=("seed", "k", "binarize_quantile", *_EMBEDDING))
 def dcsbm(matrix: sp.csr_matrix, params: RoiParams) -> MethodResult:
     return _block_model(matrix, params, degree_corrected=True)

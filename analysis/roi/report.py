@@ -120,11 +120,92 @@ def top_members_table(result: RoiResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def roi_html(result: RoiResult, quotient: CircuitGraph) -> str:
+LIKELIHOODS = {
+    "graspologic": "graspologic's estimators on the dense binary matrix",
+    "sparse-bernoulli-sbm": "Bernoulli SBM from sparse block edge counts (above DENSE_LIMIT nodes)",
+    "sparse-poisson-dcsbm": "Karrer–Newman Poisson DCSBM from sparse block edge counts "
+    "(above DENSE_LIMIT nodes)",
+}
+
+
+def model_selection_html(result: RoiResult) -> str:
+    """BIC per K (spectral, sbm, dcsbm) and, for block models, how the fit saw the graph."""
+    details = result.details
+    if "bic" not in details:
+        return ""
+    chosen = details["chosen_k"]
+    table = pd.DataFrame(
+        [{"K": k, "BIC": bic, "chosen": "◀" if k == chosen else ""}
+         for k, bic in sorted(details["bic"].items())]
+    )  # fmt: skip
+    facts = [f"K = {chosen} has the lowest BIC of the {len(table)} candidate(s)"]
+    if details.get("skipped_k"):
+        facts.append(
+            f"skipped K = {', '.join(map(str, details['skipped_k']))}: k-means gave a one-node "
+            "block, which graspologic's estimators cannot fit"
+        )
+    if "likelihood" in details:
+        path = html.escape(details["likelihood"])
+        facts.append(f"likelihood: {LIKELIHOODS.get(path, path)} (<code>{path}</code>)")
+    if "binarize_quantile" in details:
+        facts.append(
+            f"binarised at the {details['binarize_quantile']:g} quantile of the non-zero "
+            f"affinities: {details['binary_edges']:,} undirected binary edges"
+        )
+    return "\n".join(
+        [
+            "<h2>Model selection</h2>",
+            "<ul>" + "".join(f"<li>{fact}</li>" for fact in facts) + "</ul>",
+            table.to_html(index=False, border=0, float_format="{:.1f}".format),
+        ]
+    )
+
+
+def decoder_html(result: RoiResult) -> str:
+    """Mean within-ROI decoder cosine per ROI, or why there is none (cross-prompt runs)."""
+    if result.affinity.scope != "cross-prompt":
+        return ""
+    parts = ["<h2>Decoder directions</h2>"]
+    cosine = result.decoder
+    if cosine is None:
+        parts.append(
+            "<p>No decoder directions were given (<code>--decoders FILE</code>; the Neuronpedia "
+            "graph files carry none), so the within-ROI decoder cosine is not computed.</p>"
+        )
+        return "\n".join(parts)
+    mean = "n/a (no ROI has two members with a vector)" if cosine.mean is None else (
+        f"{cosine.mean:.3f}"
+    )  # fmt: skip
+    sizes = np.bincount(result.labels, minlength=result.n_rois)
+    parts.append(
+        f"<p>from <code>{html.escape(cosine.source)}</code>: mean pairwise cosine of the members'"
+        f" decoder vectors, weighted by members with a vector: <b>{mean}</b>; "
+        f"{cosine.missing} of {result.affinity.n} features had no vector (skipped); ROIs with "
+        "fewer than two vectors have none.</p>"
+    )
+    table = pd.DataFrame(
+        {
+            "roi": range(result.n_rois),
+            "size": sizes,
+            "with vector": cosine.with_vector,
+            "mean cosine": [np.nan if v is None else v for v in cosine.per_roi],
+        }
+    )
+    parts.append(table.to_html(index=False, border=0, float_format="{:.3f}".format, na_rep="–"))
+    return "\n".join(parts)
+
+
+def roi_html(result: RoiResult, quotient: CircuitGraph, *, written: bool) -> str:
+    """The report. ``written`` (whether the run and its quotient graph were stored) has no
+    default: the report must not claim a graph is in the store when it is not."""
     quality = pd.DataFrame(
         [{"measure": k, "value": v} for k, v in result.quality.items() if v is not None]
     )
     title = f"ROIs by {result.method} — {len(result.affinity.graph_ids)} graph(s)"
+    if written:
+        stored = f"stored as graph <code>{html.escape(quotient.graph_id)}</code>"
+    else:
+        stored = "not stored (computed with <code>--no-write</code>)"
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
@@ -134,10 +215,17 @@ def roi_html(result: RoiResult, quotient: CircuitGraph) -> str:
         f"<h1>{html.escape(title)}</h1>",
         f"<p>run <code>{html.escape(result.run_id)}</code>; {result.n_rois} ROIs over "
         f"{result.affinity.n} {'features' if result.affinity.scope == 'cross-prompt' else 'nodes'}"
-        f" ({html.escape(result.affinity.kind)} affinity); parameters "
-        f"<code>{html.escape(json.dumps(result.params.as_dict()))}</code></p>",
+        f" ({html.escape(result.affinity.kind)} affinity"
+        + (
+            f", features in at least {result.affinity.min_graphs} graphs"
+            if result.affinity.min_graphs is not None
+            else ""
+        )
+        + f"); parameters <code>{html.escape(json.dumps(result.used_params))}</code></p>",
         "<h2>Quality and stability</h2>",
         quality.to_html(index=False, border=0),
+        model_selection_html(result),
+        decoder_html(result),
         "<h2>Adjacency sorted by ROI</h2>",
         f"<img alt='sorted adjacency' src='data:image/png;base64,{sorted_adjacency_png(result)}'>",
         "<h2>Sizes and layers</h2>",
@@ -145,9 +233,8 @@ def roi_html(result: RoiResult, quotient: CircuitGraph) -> str:
         "<h2>Top members per ROI</h2>",
         top_members_table(result).to_html(index=False, border=0, float_format="{:.3g}".format),
         "<h2>Quotient graph</h2>",
-        f"<p>stored as graph <code>{html.escape(quotient.graph_id)}</code> "
-        f"({quotient.n_nodes} nodes, {quotient.n_edges} edges)</p>",
+        f"<p>{stored} ({quotient.n_nodes} nodes, {quotient.n_edges} edges)</p>",
         f"<img alt='quotient graph' src='data:image/png;base64,{quotient_png(quotient)}'>",
         "</body></html>",
     ]
-    return "\n".join(parts)
+    return "\n".join(part for part in parts if part)

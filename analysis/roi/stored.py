@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from circuit_atlas.graph import CircuitGraph, NodeKey, NodeKind
 
 from ..compare.stored import load_graphs
 from .affinity import Affinity, cross_prompt_affinity, graph_affinity, parse_feature_id
+from .decoders import Decoders
 from .detect import RoiResult, detect, run_method
 from .methods import RoiParams
 from .quotient import quotient_graph
@@ -80,7 +82,8 @@ def roi_rows(result: RoiResult, quotient_id: str) -> list[dict[str, Any]]:
                 "run_id": result.run_id,
                 "index": index,
                 "method": result.method,
-                "params_json": json.dumps(result.params.as_dict(), sort_keys=True),
+                "params_json": json.dumps(result.used_params, sort_keys=True),
+                "min_graphs": result.affinity.min_graphs,
                 "affinity": result.affinity.kind,
                 "scope": result.affinity.scope,
                 "graph_ids": sorted(result.affinity.graph_ids),
@@ -88,11 +91,31 @@ def roi_rows(result: RoiResult, quotient_id: str) -> list[dict[str, Any]]:
                 "min_layer": int(layers.min()) if len(layers) else None,
                 "max_layer": int(layers.max()) if len(layers) else None,
                 "modularity": result.quality["modularity"],
+                "decoder_cosine": result.decoder.per_roi[index] if result.decoder else None,
                 "quotient_graph_id": quotient_id,
                 "quotient_key": NodeKey(NodeKind.ROI.value, feature=index).encode(),
             }
         )
     return rows
+
+
+def check_run_inputs(graph_ids: list[str], bootstrap: int, decoders: Decoders | None) -> None:
+    """Reject, before any graph is read, runs whose options cannot apply to their graphs."""
+    twice = sorted(g for g, n in Counter(graph_ids).items() if n > 1)
+    if twice:
+        raise CircuitAtlasError(
+            f"a graph is listed twice ({', '.join(twice)}); each graph is one prompt"
+        )
+    if len(graph_ids) < 2 and bootstrap:
+        raise CircuitAtlasError(
+            "--bootstrap resamples prompts, so it needs at least two graphs; for the ROIs of "
+            "one graph use --stability (reruns with other seeds)"
+        )
+    if len(graph_ids) < 2 and decoders is not None:
+        raise CircuitAtlasError(
+            "--decoders applies to cross-prompt ROIs (at least two graphs), whose members are "
+            "features"
+        )
 
 
 def roi_stored(
@@ -106,12 +129,19 @@ def roi_stored(
     stability_seeds: int = 0,
     bootstrap: int = 0,
     write: bool = True,
+    decoders: Decoders | None = None,
 ) -> StoredRois:
     params = params or RoiParams()
+    check_run_inputs(graph_ids, bootstrap, decoders)
     graphs = load_graphs(store, graph_ids)
     affinity = affinity_for(graphs, affinity_kind, min_graphs, allow_mixed)
-    result = detect(affinity, method, params, stability_seeds)
-    if bootstrap and affinity.scope == "cross-prompt":
+    if decoders is not None:
+        decoders.check_graphs(
+            [g.metadata.model or "unknown" for g in graphs],
+            [g.metadata.transcoder_set or "unknown" for g in graphs],
+        )
+    result = detect(affinity, method, params, stability_seeds, decoders)
+    if bootstrap:
         stability = bootstrap_stability(graphs, result, affinity_kind, min_graphs, bootstrap)
         result = replace(result, quality={**result.quality, "stability_ari_bootstrap": stability})
     quotient_id = f"{result.run_id}-quotient"
