@@ -49,5 +49,9 @@ class CypherError(StoreError):
     """A user's Cypher query was rejected (syntax, write in read-only mode, bad parameter)."""
 
 
+class QueryTimeout(CypherError):
+    """A query ran past its time limit (``--timeout``, ``timeout_s=``) and was abandoned."""
+
+
 class LocalServerError(CircuitAtlasError):
     """The embedded local graph server could not be started, found or stopped."""

@@ -10,8 +10,8 @@
 // @bound hops: int = 2 (1..5) — how many edges forward
 // @columns node_key, kind, layer, pos, label, hops
 MATCH (anchor:Node {graph_id: $graph_id, node_key: $node_key})
-MATCH path = (anchor)-[:EDGE*1..{{hops}}]->(other:Node)
-WHERE all(r IN relationships(path) WHERE abs(r.weight) >= $min_abs_weight)
+MATCH path = (anchor)
+             (()-[r:EDGE WHERE abs(r.weight) >= $min_abs_weight]->()){1,{{hops}}}(other:Node)
 WITH other, min(length(path)) AS hops
 RETURN other.node_key AS node_key, other.kind AS kind, other.layer AS layer, other.pos AS pos,
        other.label AS label, hops

@@ -14,8 +14,11 @@ Each file starts with a comment header that is the query's documentation *and* i
 ``@param`` values always travel as Cypher parameters. ``@bound`` values are the one exception:
 Cypher forbids parameters in variable-length bounds (``[:EDGE*1..$n]``), so a bound is validated
 as an integer inside its declared range and only then substituted for ``{{name}}`` — nothing
-else is ever formatted into query text. Every library query is read-only (checked when loaded)
-and ends in a ``LIMIT``; the runner adds a timeout.
+else is ever formatted into query text.
+
+Runaway queries are guarded three ways: every library query is read-only, bounds its path lengths
+and ends in ``LIMIT $param`` with a declared range (all checked when the file is loaded, see
+``bounds.py``), and the runner abandons it after a timeout (``DEFAULT_TIMEOUT_S``).
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from circuit_atlas.errors import CircuitAtlasError
+from circuit_atlas.errors import CircuitAtlasError, QueryTimeout
 from circuit_atlas.store.cypher_guard import assert_read_only
+
+from .bounds import limit_problem, path_length_problem
 
 if TYPE_CHECKING:
     from circuit_atlas.store import CircuitStore
@@ -88,7 +93,7 @@ class NamedQuery:
         text, params = self.body, {}
         for parameter in self.parameters:
             if parameter.name in values:
-                value = check_value(self.name, parameter, values[parameter.name])
+                value = check_value(self, parameter, values[parameter.name])
             elif parameter.required:
                 raise QueryError(
                     f"query {self.name!r} needs parameter {parameter.name!r}; "
@@ -103,19 +108,19 @@ class NamedQuery:
         return text, params
 
 
-def check_value(query: str, parameter: Parameter, value: Any) -> Any:
+def mistyped(query: NamedQuery, name: str, problem: str) -> QueryError:
+    """The error for a bad value: what is wrong, then every parameter the query expects."""
+    return QueryError(
+        f"query {query.name!r}: parameter {name!r} {problem}; expected: {query.expected()}"
+    )
+
+
+def check_value(query: NamedQuery, parameter: Parameter, value: Any) -> Any:
     """Type- and range-check one value; ints are accepted for floats."""
     kind = parameter.type
-
-    def fail(problem: str) -> QueryError:
-        return QueryError(
-            f"query {query!r}: parameter {parameter.name!r} {problem} "
-            f"(expected {parameter.describe()})"
-        )
-
     if value is None:
         if parameter.required or parameter.structural:
-            raise fail("cannot be null")
+            raise mistyped(query, parameter.name, "cannot be null")
         return None
     ok = {
         "string": isinstance(value, str),
@@ -127,16 +132,22 @@ def check_value(query: str, parameter: Parameter, value: Any) -> Any:
         and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
     }[kind]
     if not ok:
-        raise fail(f"must be {kind}, got {json.dumps(value)}")
+        shown = json.dumps(value, default=repr)
+        raise mistyped(query, parameter.name, f"must be {kind}, got {shown}")
     if kind == "float":
         value = float(value)
     if parameter.low is not None and not parameter.low <= value <= parameter.high:
-        raise fail(f"is {value}, outside {parameter.low:g}..{parameter.high:g}")
+        span = f"{parameter.low:g}..{parameter.high:g}"
+        raise mistyped(query, parameter.name, f"is {value}, outside {span}")
     return value
 
 
 def coerce_text(query: NamedQuery, name: str, text: str) -> Any:
-    """A command-line ``name=text`` value, read according to the declared type."""
+    """A command-line ``name=text`` value, read according to the declared type.
+
+    Only the reading happens here; :func:`check_value` (called by ``render``) checks the type
+    and range, so a command-line value and a Python value fail with the same message.
+    """
     parameter = next((p for p in query.parameters if p.name == name), None)
     if parameter is None:
         raise QueryError(
@@ -151,21 +162,16 @@ def coerce_text(query: NamedQuery, name: str, text: str) -> Any:
             value = json.loads(text)
         except ValueError:
             value = [v.strip() for v in text.split(",") if v.strip()]
-        if parameter.type == "list<int>":
+        if parameter.type == "list<int>" and isinstance(value, list):
             try:
                 value = [int(v) for v in value]
             except (TypeError, ValueError):
-                raise QueryError(
-                    f"query {query.name!r}: parameter {name!r} must be list<int>, got {text!r}"
-                ) from None
+                raise mistyped(query, name, f"must be list<int>, got {text!r}") from None
         return value
     try:
-        value = json.loads(text)
+        return json.loads(text)
     except ValueError:
-        raise QueryError(
-            f"query {query.name!r}: parameter {name!r} must be {parameter.type}, got {text!r}"
-        ) from None
-    return value
+        raise mistyped(query, name, f"must be {parameter.type}, got {text!r}") from None
 
 
 def parse_query(name: str, text: str) -> NamedQuery:
@@ -207,6 +213,9 @@ def parse_query(name: str, text: str) -> NamedQuery:
         if parameter.structural and "{{" + parameter.name + "}}" not in body:
             raise QueryError(f"{name}.cypher: bound {parameter.name!r} is not used as {{{{...}}}}")
     assert_read_only(re.sub(r"\{\{\w+\}\}", "1", body))
+    for problem in (limit_problem(body, parameters), path_length_problem(body, parameters)):
+        if problem is not None:
+            raise QueryError(f"{name}.cypher: {problem}")
     return NamedQuery(
         name, purpose, "\n".join(description).strip(), tuple(parameters), columns, body
     )
@@ -239,5 +248,8 @@ def run_query(
     """Run a named query read-only and return its rows as a DataFrame (columns as declared)."""
     query = get_query(name)
     text, values = query.render(params or {})
-    rows = store.query(text, values, timeout_s=timeout_s)
+    try:
+        rows = store.query(text, values, timeout_s=timeout_s)
+    except QueryTimeout as exc:
+        raise QueryTimeout(f"{name}: {exc}") from None
     return pd.DataFrame(rows, columns=list(query.columns) or None)

@@ -10,8 +10,8 @@
 // @bound hops: int = 2 (1..5) — how many edges back
 // @columns node_key, kind, layer, pos, label, hops
 MATCH (anchor:Node {graph_id: $graph_id, node_key: $node_key})
-MATCH path = (other:Node)-[:EDGE*1..{{hops}}]->(anchor)
-WHERE all(r IN relationships(path) WHERE abs(r.weight) >= $min_abs_weight)
+MATCH path = (other:Node)
+             (()-[r:EDGE WHERE abs(r.weight) >= $min_abs_weight]->()){1,{{hops}}}(anchor)
 WITH other, min(length(path)) AS hops
 RETURN other.node_key AS node_key, other.kind AS kind, other.layer AS layer, other.pos AS pos,
        other.label AS label, hops

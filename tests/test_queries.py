@@ -7,25 +7,33 @@ an enumeration in Python over the graph as stored; neighbourhoods as networkx re
 from __future__ import annotations
 
 import math
+import re
+import time
+from pathlib import Path
 
 import networkx as nx
+import numpy as np
 import pandas as pd
 import pytest
 from score_graphs import random_attribution_graph
 
 from circuit_atlas.analysis.roi.stored import roi_stored
+from circuit_atlas.analysis.score_report import score_graph
 from circuit_atlas.analysis.score_store import score_stored_graph
-from circuit_atlas.errors import CypherError
+from circuit_atlas.errors import CypherError, QueryTimeout
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
+from circuit_atlas.ingest.neuronpedia import parse_neuronpedia
 from circuit_atlas.queries.library import (
     QueryError,
+    coerce_text,
     get_query,
     library,
     parse_query,
     run_query,
 )
 from circuit_atlas.store import CircuitStore
+from circuit_atlas.synthetic import layered_neuronpedia
 
 from conftest import bundled, error_lines, run_cli
 
@@ -108,6 +116,26 @@ def test_strongest_paths_match_the_reference_on_random_dags(fresh_store: Circuit
         assert got["product"].tolist() == [p[2] for p in expected]
         for log_sum, (_, weights, _) in zip(got["log_sum"], expected):
             assert log_sum == pytest.approx(sum(math.log(abs(w)) for w in weights), abs=1e-12)
+
+
+def test_layered_synthetic_graphs_are_shaped_like_attribution_graphs():
+    """The benchmark's strongest_paths graph: valid, scorable, edges forward in layer and
+    position, every token and error node feeding every logit."""
+    graph = parse_neuronpedia(layered_neuronpedia(1200, 12_000, n_layers=6, n_pos=4), Path("x"))
+    graph.validate()
+    assert (graph.n_nodes, graph.n_edges) == (1200, 12_000)
+    nodes, edges = graph.nodes, graph.edges
+    kind = nodes["kind"].to_numpy()
+    layer = nodes["layer"].fillna(-1).to_numpy()
+    pos = nodes["pos"].to_numpy()
+    s, t = edges["source"].to_numpy(), edges["target"].to_numpy()
+    assert (layer[s] < layer[t]).all() and (pos[s] <= pos[t]).all()
+    assert set(kind[t]) == {"feature", "logit"}
+    into_logits = kind[t] == "logit"
+    assert ((kind[s] == "embedding") & into_logits).sum() == 4 * 10
+    assert ((kind[s] == "error") & into_logits).sum() == 6 * 4 * 10
+    assert set(np.flatnonzero(kind == "feature")) <= set(t)  # every feature has an input
+    score_graph(graph)  # refuses features without inputs and sources with inputs
 
 
 def test_strongest_paths_on_a_real_graph_and_from_a_given_source(dollar):
@@ -224,16 +252,99 @@ def test_every_library_query_is_read_only_bounded_and_documented():
 # --------------------------------------------------------------------------- bad input
 def test_bad_requests_name_what_is_expected(dollar):
     store, graph = dollar
+    expected = "expected: graph_id (string, required): the graph; target_key (string, required)"
     with pytest.raises(QueryError, match="no query named 'nope'; known queries: downstream"):
         run_query(store, "nope")
     with pytest.raises(QueryError, match="needs parameter 'target_key'; expected: graph_id"):
         run_query(store, "strongest_paths", {"graph_id": graph.graph_id})
-    with pytest.raises(QueryError, match="'k' must be int"):
+    # A mistyped value lists every expected parameter, as a missing one does.
+    with pytest.raises(QueryError, match=f"'k' must be int, got \"ten\"; {re.escape(expected)}"):
         run_query(store, "strongest_paths", {"graph_id": "g", "target_key": "t", "k": "ten"})
-    with pytest.raises(QueryError, match="outside 1..6"):
+    with pytest.raises(QueryError, match=r"'graph_id' must be string, got 3; expected: graph_id"):
+        run_query(store, "strongest_paths", {"graph_id": 3, "target_key": "t"})
+    with pytest.raises(QueryError, match=r"outside 1..6; expected: .*max_length \(int, default 3"):
         run_query(store, "strongest_paths", {"graph_id": "g", "target_key": "t", "max_length": 50})
-    with pytest.raises(QueryError, match="has no parameter 'depth'"):
+    with pytest.raises(QueryError, match="has no parameter 'depth'; expected: graph_id"):
         run_query(store, "upstream", {"graph_id": "g", "node_key": "n", "depth": 3})
+
+
+@pytest.mark.parametrize(
+    ("query", "name", "text", "problem"),
+    [
+        ("strongest_paths", "k", "ten", "'k' must be int, got 'ten'"),
+        ("strongest_paths", "min_abs_weight", "strong", "'min_abs_weight' must be float"),
+        ("shared_features", "graph_ids", "[1, 2]", "'graph_ids' must be list<string>, got [1, 2]"),
+    ],
+)
+def test_mistyped_command_line_values_list_the_expected_parameters(query, name, text, problem):
+    named = get_query(query)
+    with pytest.raises(QueryError) as info:
+        named.render({name: coerce_text(named, name, text)})
+    message = str(info.value)
+    assert problem in message
+    assert message.endswith(f"expected: {named.expected()}")
+    for parameter in named.parameters:
+        assert parameter.describe() in message
+
+
+HEADER = "// Test.\n//\n// @param graph_id: string — the graph\n"
+
+
+@pytest.mark.parametrize(
+    ("header", "body", "problem"),
+    [
+        ("", "MATCH (n:Node {graph_id: $graph_id}) RETURN n", "must end in `LIMIT $<param>`"),
+        ("", "MATCH (n:Node {graph_id: $graph_id}) RETURN n LIMIT 10 // $k", "must end in"),
+        ("", "MATCH (n:Node {graph_id: $graph_id}) RETURN n LIMIT $k", "'k' is not a declared"),
+        (
+            "// @param k: int = 10 — rows\n",
+            "MATCH (n:Node {graph_id: $graph_id}) RETURN n LIMIT $k",
+            "must be an int @param with a range",
+        ),
+        (
+            "// @param k: int = 10 (1..100) — rows\n",
+            "MATCH p = (:Node {graph_id: $graph_id})-[:EDGE*]->() RETURN p LIMIT $k",
+            "-[:EDGE*]- has no upper bound",
+        ),
+        (
+            "// @param k: int = 10 (1..100) — rows\n",
+            "MATCH p = (:Node {graph_id: $graph_id})<-[:EDGE*2..]-() RETURN p LIMIT $k",
+            "-[:EDGE*2..]- has no upper bound",
+        ),
+        (
+            "// @param k: int = 10 (1..100) — rows\n// @bound hops: int = 2 — hops\n",
+            "MATCH p = (:Node {graph_id: $graph_id})-[:EDGE*1..{{hops}}]->() RETURN p LIMIT $k",
+            "{{hops}} must be a declared @bound with a range",
+        ),
+        (
+            "// @param k: int = 10 (1..100) — rows\n",
+            "MATCH p = (:Node {graph_id: $graph_id})(()-[:EDGE]->()){1,}() RETURN p LIMIT $k",
+            "quantified path pattern {1,} has no upper bound",
+        ),
+        (
+            "// @param k: int = 10 (1..100) — rows\n",
+            "MATCH p = (:Node {graph_id: $graph_id})(()-[:EDGE]->())+() RETURN p LIMIT $k",
+            "quantified path pattern '))+' has no upper bound",
+        ),
+    ],
+)
+def test_a_query_file_without_row_or_path_bounds_is_refused(header, body, problem):
+    with pytest.raises(QueryError, match=re.escape(problem)):
+        parse_query("unbounded", HEADER + header + "// @columns n\n" + body)
+
+
+def test_a_bounded_query_file_is_accepted():
+    header = (
+        HEADER + "// @param k: int = 10 (1..100) — rows\n// @bound hops: int = 2 (1..4) — hops\n"
+    )
+    body = (
+        "MATCH p = (a:Node {graph_id: $graph_id})-[:EDGE*1..{{hops}}]->()-[:EDGE*2]->()\n"
+        "      (()-[r:EDGE WHERE r.w > 0]->()){1,{{hops}}}()\n"
+        "RETURN p, abs(a.w) * 2 AS w\nLIMIT $k\n"
+    )
+    query = parse_query("bounded", header + "// @columns p, w\n" + body)
+    text = query.render({"graph_id": "g"})[0]
+    assert text.count("*1..2]") == 1 and text.count("){1,2}") == 1
 
 
 def test_a_write_clause_in_a_query_file_is_refused():
@@ -258,5 +369,46 @@ def test_query_command(bolt_env):
     bad = run_cli("query", "strongest_paths", "--param", "graph_id=x", env=bolt_env)
     assert bad.returncode == 1
     assert error_lines(bad)[0].startswith("error: query 'strongest_paths' needs parameter")
+    mistyped = run_cli(
+        "query", "strongest_paths", "--param", "graph_id=x", "--param", "target_key=y",
+        "--param", "k=ten", env=bolt_env,
+    )  # fmt: skip
+    assert mistyped.returncode == 1
+    assert len(error_lines(mistyped)) == 1
+    assert error_lines(mistyped)[0].startswith(
+        "error: query 'strongest_paths': parameter 'k' must be int, got 'ten'; expected: graph_id"
+    )
+    slow = run_cli(
+        "query", "strongest_paths", "--param", "graph_id=gemma-dollar",
+        "--param", "target_key=logit:27:6:64091:", "--param", "max_length=6", "--timeout", "1",
+        env=bolt_env,
+    )  # fmt: skip
+    assert slow.returncode == 1
+    assert error_lines(slow) == [
+        "error: strongest_paths: query exceeded the 1 s time limit and was stopped; raise the "
+        "limit with --timeout SECONDS (timeout_s= in Python) or narrow the query"
+    ]
     described = run_cli("query", "upstream", "--describe", env=bolt_env, check=True)
     assert "--param hops (int, default 2, 1..5)" in described.stdout
+
+
+def test_cypher_command_timeout_is_one_line(bolt_env):
+    slow = "UNWIND range(1, 20000000) AS i WITH i WHERE i % 7 = 0 RETURN count(*) AS c"
+    started = time.perf_counter()
+    result = run_cli("cypher", slow, "--timeout", "1", env=bolt_env)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: query exceeded the 1 s time limit and was stopped; raise the limit with "
+        "--timeout SECONDS (timeout_s= in Python) or narrow the query"
+    ]
+    assert time.perf_counter() - started < 15  # process start included; the query alone: ~16 s
+
+
+def test_a_runaway_named_query_times_out(dollar):
+    store, graph = dollar
+    values = {"graph_id": graph.graph_id, "target_key": "logit:27:6:64091:", "max_length": 6}
+    started = time.perf_counter()
+    with pytest.raises(QueryTimeout, match="^strongest_paths: query exceeded the 1 s time limit"):
+        run_query(store, "strongest_paths", values, timeout_s=1)
+    assert time.perf_counter() - started < 6
+    assert len(run_query(store, "strongest_paths", {**values, "max_length": 2}, 30)) == 10

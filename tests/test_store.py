@@ -3,16 +3,24 @@ read-only Cypher, deletion. Nothing is mocked."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from circuit_atlas.errors import CypherError, GraphConflict, GraphNotFound
+from circuit_atlas.errors import CypherError, GraphConflict, GraphNotFound, QueryTimeout
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.store import CircuitStore
+from circuit_atlas.store.abandon import SHOW, matching_transactions
+from circuit_atlas.store.deadline import call_with_deadline
 
 from conftest import bundled
+
+# ~16 s on the 2-core development machine (20M is close to ArcadeDB's largest allowed range).
+SLOW = "UNWIND range(1, 20000000) AS i WITH i WHERE i % 7 = 0 RETURN count(*) AS c"
 
 
 def assert_same_graph(a: CircuitGraph, b: CircuitGraph) -> None:
@@ -178,3 +186,91 @@ def test_query_df(fresh_store: CircuitStore):
         "feature": 209,
         "logit": 10,
     }
+
+
+# --------------------------------------------------------------------------- timeouts
+def running(store: CircuitStore, text: str) -> list[str]:
+    """Ids of the server's transactions running ``text`` (auto-commit, as the store asks)."""
+    with store.driver.session(database=store.database) as session:
+        return matching_transactions([r.data() for r in session.run(SHOW)], text, None)
+
+
+def wait_until_gone(store: CircuitStore, text: str, within_s: float = 30.0) -> float:
+    started = time.perf_counter()
+    while running(store, text) and time.perf_counter() - started < within_s:
+        time.sleep(0.1)
+    return time.perf_counter() - started
+
+
+def test_a_slow_query_times_out_is_stopped_and_the_store_still_answers(fresh_store):
+    """ArcadeDB ignores the Bolt transaction timeout; the store's own deadline must not."""
+    started = time.perf_counter()
+    with pytest.raises(QueryTimeout, match=r"exceeded the 1 s time limit .*--timeout SECONDS"):
+        fresh_store.query(SLOW, timeout_s=1)
+    assert time.perf_counter() - started < 6
+    assert fresh_store.query("RETURN 1 AS x", timeout_s=5) == [{"x": 1}]
+    assert wait_until_gone(fresh_store, SLOW, within_s=5) < 5  # terminated, not run to the end
+
+
+def test_a_timed_out_write_never_commits(fresh_store: CircuitStore):
+    write = SLOW.replace("RETURN count(*) AS c", "WITH count(*) AS c CREATE (:Marker {c: c})")
+    with pytest.raises(QueryTimeout):
+        fresh_store.query(write, write=True, timeout_s=1)
+    wait_until_gone(fresh_store, write)
+    assert fresh_store.query("MATCH (m:Marker) RETURN count(m) AS n") == [{"n": 0}]
+
+
+def test_timeout_must_be_positive(fresh_store: CircuitStore):
+    with pytest.raises(CypherError, match="positive number of seconds"):
+        fresh_store.query("RETURN 1", timeout_s=0)
+
+
+def test_deadline_abandoned_work_can_no_longer_claim_its_commit():
+    release, claimed = threading.Event(), []
+
+    def work(claim):
+        release.wait(5)
+        claimed.append(claim())
+        return "rows"
+
+    with pytest.raises(QueryTimeout):
+        call_with_deadline(work, 0.05, lambda: QueryTimeout("late"))
+    release.set()
+    for _ in range(500):
+        if claimed:
+            break
+        time.sleep(0.01)
+    assert claimed == [False]
+
+
+def test_deadline_waits_for_a_commit_claimed_before_it():
+    def work(claim):
+        assert claim()
+        time.sleep(0.3)  # committing past the deadline
+        return "committed"
+
+    assert call_with_deadline(work, 0.05, lambda: QueryTimeout("late")) == "committed"
+
+
+def test_deadline_passes_errors_on_and_runs_inline_without_a_limit():
+    def fail(claim):
+        raise CypherError("bad")
+
+    with pytest.raises(CypherError, match="bad"):
+        call_with_deadline(fail, 5, lambda: QueryTimeout("late"))
+    here = call_with_deadline(lambda claim: threading.current_thread(), None, RuntimeError)
+    assert here is threading.current_thread()
+
+
+def test_abandoned_queries_are_recognised_by_text_and_user():
+    long = "RETURN 1 AS x // " + "x" * 2000
+    rows = [
+        {"transactionId": "q1", "currentQuery": SLOW, "username": "root"},
+        {"transactionId": "q2", "currentQuery": SHOW, "username": "root"},
+        {"transactionId": "q3", "currentQuery": SLOW, "username": "alice"},
+        {"transactionId": "q4", "currentQuery": long[:1024] + "...", "username": "root"},
+        {"transactionId": "q5", "currentQuery": None, "username": "root"},
+    ]
+    assert matching_transactions(rows, SLOW, "root") == ["q1"]
+    assert matching_transactions(rows, SLOW, None) == ["q1", "q3"]
+    assert matching_transactions(rows, long, "root") == ["q4"]

@@ -26,13 +26,20 @@ from typing import Any
 import pandas as pd
 from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase
 
-from circuit_atlas.errors import CypherError, GraphConflict, GraphNotFound
+from circuit_atlas.errors import (
+    CypherError,
+    GraphConflict,
+    GraphNotFound,
+    QueryTimeout,
+)
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.local_server import LocalServer, running_shared_server
 
 from . import schema, write_back
+from .abandon import stop_on_server
 from .artifact import read_artifact, write_artifact
 from .cypher_guard import assert_read_only
+from .deadline import call_with_deadline
 from .errors_map import translated
 from .rows import graph_from_rows, graph_properties, metadata_from_properties
 from .settings import ConnectionSettings
@@ -409,21 +416,51 @@ class CircuitStore:
 
         Read-only is enforced three ways: a clause check before sending, a READ-mode session,
         and a transaction that is rolled back rather than committed.
+
+        ``timeout_s`` bounds the whole round trip on every server: it is sent as the
+        transaction timeout (Neo4j stops the query there) and the caller also stops waiting
+        then (ArcadeDB ignores the transaction timeout), asks the server to terminate the query
+        (``store/abandon.py``) and raises ``QueryTimeout``. Where the server cannot terminate
+        it, the abandoned query runs on to its end in the background; its rows are dropped and
+        it never commits (``store/deadline.py``). ``None`` waits for ever.
         """
         if not cypher or not cypher.strip():
             raise CypherError("empty query")
+        if timeout_s is not None and not timeout_s > 0:
+            raise CypherError(f"timeout must be a positive number of seconds, got {timeout_s}")
         if not write:
             assert_read_only(cypher)
-        with self._session(write=write) as session:
-            tx = session.begin_transaction(timeout=timeout_s)
-            try:
-                rows = [record.data() for record in tx.run(cypher, params or {})]
-                if write:
-                    tx.commit()
-            finally:
-                if tx.closed() is False:
-                    tx.rollback()
-        return rows
+
+        def work(claim: Callable[[], bool]) -> list[dict[str, Any]]:
+            with self._session(write=write) as session:
+                tx = session.begin_transaction(timeout=timeout_s)
+                try:
+                    rows = [record.data() for record in tx.run(cypher, params or {})]
+                    if write and claim():
+                        tx.commit()
+                finally:
+                    if tx.closed() is False:
+                        tx.rollback()
+            return rows
+
+        def give_up() -> QueryTimeout:
+            stopped = self._terminate_on_server(cypher)
+            return QueryTimeout(
+                f"query exceeded the {timeout_s:g} s time limit and was "
+                f"{'stopped' if stopped else 'abandoned'}; raise the limit with --timeout SECONDS "
+                "(timeout_s= in Python) or narrow the query"
+            )
+
+        return call_with_deadline(work, timeout_s, give_up)
+
+    def _terminate_on_server(self, cypher: str) -> bool:
+        """Best effort: stop an abandoned query on the server (see ``store/abandon.py``)."""
+
+        def run(statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+            with self._session(write=True) as session:
+                return [record.data() for record in session.run(statement, params)]
+
+        return stop_on_server(run, cypher, self.user)
 
     def query_df(
         self, cypher: str, params: dict[str, Any] | None = None, **kwargs: Any

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from neo4j import exceptions as neo
 
-from circuit_atlas.errors import ConnectionFailed, CypherError, StoreError
+from circuit_atlas.errors import ConnectionFailed, CypherError, QueryTimeout, StoreError
 
 
 def first_line(message: object) -> str:
@@ -43,6 +43,11 @@ def translated(uri: str, user: str | None) -> Iterator[None]:
         if "AccessMode" in code or "Forbidden" in code:
             raise CypherError(
                 f"write refused in read-only mode: {first_line(exc.message)}"
+            ) from None
+        if "TransactionTimedOut" in code:  # Neo4j enforces the transaction timeout itself
+            raise QueryTimeout(
+                f"the server stopped the query at its time limit ({first_line(exc.message)}); "
+                "raise the limit with --timeout SECONDS (timeout_s= in Python)"
             ) from None
         if "ParameterMissing" in code:
             raise CypherError(f"missing query parameter: {first_line(exc.message)}") from None
