@@ -81,6 +81,13 @@ def synthetic_neuronpedia(
         {"source": nodes[s]["node_id"], "target": nodes[t]["node_id"], "weight": float(w)}
         for (s, t), w in zip(ordered, weights)
     ]
+    return _neuronpedia_document(slug, n_pos, nodes, links)
+
+
+def _neuronpedia_document(
+    slug: str, n_pos: int, nodes: list[dict[str, Any]], links: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The schema-1 Neuronpedia file around synthetic nodes and links (one model, one set)."""
     return {
         "metadata": {
             "slug": slug,
@@ -224,14 +231,4 @@ def layered_neuronpedia(
         {"source": ids[s], "target": ids[t], "weight": float(w)}
         for (s, t), w in zip(ordered.tolist(), weights.tolist())
     ]
-    return {
-        "metadata": {
-            "slug": slug,
-            "scan": "synthetic-model",
-            "prompt_tokens": [f"t{p}" for p in range(n_pos)],
-            "schema_version": 1,
-            "info": {"transcoder_set": "synthetic-transcoders"},
-        },
-        "nodes": nodes,
-        "links": links,
-    }
+    return _neuronpedia_document(slug, n_pos, nodes, links)
