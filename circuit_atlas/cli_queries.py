@@ -22,7 +22,13 @@ from circuit_atlas.queries.library import (
 @click.option("--describe", is_flag=True, help="Show the query's parameters, columns and text.")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Repeatable.")
 @click.option("--format", "out", type=click.Choice(["table", "csv", "json"]), default="table")
-@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT_S, show_default=True)
+@click.option(
+    "--timeout",
+    type=float,
+    default=DEFAULT_TIMEOUT_S,
+    show_default=True,
+    help="Seconds; a query still running then is stopped.",
+)
 @pass_ctx
 def query(
     state: StoreContext,

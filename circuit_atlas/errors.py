@@ -50,7 +50,8 @@ class CypherError(StoreError):
 
 
 class QueryTimeout(CypherError):
-    """A query ran past its time limit (``--timeout``, ``timeout_s=``) and was abandoned."""
+    """A query ran past its time limit (``--timeout``, ``timeout_s=``): the caller stopped
+    waiting, and the server was asked to stop it (``store/abandon.py``)."""
 
 
 class LocalServerError(CircuitAtlasError):

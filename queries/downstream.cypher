@@ -11,7 +11,8 @@
 // @columns node_key, kind, layer, pos, label, hops
 MATCH (anchor:Node {graph_id: $graph_id, node_key: $node_key})
 MATCH path = (anchor)
-             (()-[r:EDGE WHERE abs(r.weight) >= $min_abs_weight]->()){1,{{hops}}}(other:Node)
+             (()-[r:EDGE WHERE $min_abs_weight <= 0.0 OR abs(r.weight) >= $min_abs_weight]->())
+             {1,{{hops}}}(other:Node)
 WITH other, min(length(path)) AS hops
 RETURN other.node_key AS node_key, other.kind AS kind, other.layer AS layer, other.pos AS pos,
        other.label AS label, hops

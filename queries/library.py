@@ -18,7 +18,8 @@ else is ever formatted into query text.
 
 Runaway queries are guarded three ways: every library query is read-only, bounds its path lengths
 and ends in ``LIMIT $param`` with a declared range (all checked when the file is loaded, see
-``bounds.py``), and the runner abandons it after a timeout (``DEFAULT_TIMEOUT_S``).
+``bounds.py``), and the runner stops it after a timeout (``DEFAULT_TIMEOUT_S``, see
+``CircuitStore.query``).
 """
 
 from __future__ import annotations

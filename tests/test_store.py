@@ -253,14 +253,18 @@ def test_deadline_waits_for_a_commit_claimed_before_it():
     assert call_with_deadline(work, 0.05, lambda: QueryTimeout("late")) == "committed"
 
 
-def test_deadline_passes_errors_on_and_runs_inline_without_a_limit():
+def test_deadline_passes_errors_on_and_waits_for_ever_without_a_limit():
     def fail(claim):
         raise CypherError("bad")
 
     with pytest.raises(CypherError, match="bad"):
         call_with_deadline(fail, 5, lambda: QueryTimeout("late"))
-    here = call_with_deadline(lambda claim: threading.current_thread(), None, RuntimeError)
-    assert here is threading.current_thread()
+
+    def slow(claim):
+        time.sleep(0.5)  # several polling slices
+        return claim()
+
+    assert call_with_deadline(slow, None, RuntimeError) is True
 
 
 def test_abandoned_queries_are_recognised_by_text_and_user():

@@ -451,7 +451,11 @@ class CircuitStore:
                 "(timeout_s= in Python) or narrow the query"
             )
 
-        return call_with_deadline(work, timeout_s, give_up)
+        try:
+            return call_with_deadline(work, timeout_s, give_up)
+        except KeyboardInterrupt:  # Ctrl-C: do not leave the query running on a shared server
+            self._terminate_on_server(cypher)
+            raise
 
     def _terminate_on_server(self, cypher: str) -> bool:
         """Best effort: stop an abandoned query on the server (see ``store/abandon.py``)."""

@@ -16,12 +16,15 @@ otherwise it waits for the commit to finish and returns its outcome.
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, wait
 from typing import TypeVar
 
 T = TypeVar("T")
+POLL_S = 0.2
 
 
 class Handoff:
@@ -56,11 +59,11 @@ def call_with_deadline(
 
     ``claim`` is :meth:`Handoff.claim`; ``work`` calls it before committing and rolls back when
     it returns False. A daemon thread (not a ``ThreadPoolExecutor``, whose workers are joined at
-    interpreter exit) so that an abandoned query never keeps the process alive. With
-    ``timeout_s=None`` the work runs inline, unbounded.
+    interpreter exit) so that an abandoned query never keeps the process alive. The caller waits
+    in slices of ``POLL_S``: with the JVM's threads in the process, Ctrl-C may be delivered to
+    another thread and would otherwise only be noticed when a long wait ends. ``timeout_s=None``
+    waits for ever.
     """
-    if timeout_s is None:
-        return work(lambda: True)
     handoff = Handoff()
     future: Future[T] = Future()
 
@@ -73,7 +76,9 @@ def call_with_deadline(
             future.set_result(result)
 
     threading.Thread(target=target, name="circuit-atlas-query", daemon=True).start()
-    finished, _ = wait([future], timeout=timeout_s)
-    if not finished and handoff.abandon():
+    deadline = math.inf if timeout_s is None else time.monotonic() + timeout_s
+    while not future.done() and (left := deadline - time.monotonic()) > 0:
+        wait([future], timeout=min(left, POLL_S))
+    if not future.done() and handoff.abandon():
         raise timed_out()
     return future.result()  # done, or a write that claimed its commit: report how it ended
