@@ -2,7 +2,9 @@
 //
 // The quotient graph of a single-graph ROI run keeps tokens and logits and has one node per ROI
 // ('roi:::INDEX:'); this ranks token → ROI → … → logit paths by the product of |summed weights|,
-// ties by node keys.
+// ties by node keys. Exact and pruned like strongest_paths (see its header): the quotient's
+// nodes carry path bounds, a first walk keeps only edges that can reach a guess at the k-th
+// product, and a second walk runs only when the first cannot vouch for its answer.
 //
 // @param run_id: string — the ROI run; its quotient graph is '<run_id>-quotient'
 // @param target_key: string — node key of the logit in the quotient graph
@@ -10,8 +12,53 @@
 // @bound max_length: int = 4 (1..6) — longest path, in edges
 // @columns nodes, labels, weights, product
 MATCH (target:Node {graph_id: $run_id + '-quotient', node_key: $target_key})
-MATCH path = (source:Node {graph_id: $run_id + '-quotient', kind: 'embedding'})
-             -[:EDGE*1..{{max_length}}]->(target)
+CALL {
+    WITH target
+    MATCH (last:Node)-[r:EDGE]->(target)
+    WITH abs(r.weight) * last.prefix_bound[{{max_length}} - 1] AS product
+    WHERE product IS NOT NULL
+    ORDER BY product DESC
+    LIMIT $k
+    RETURN CASE WHEN count(product) < $k THEN 0.0 ELSE min(product) END AS guess
+}
+CALL {
+    WITH target, guess
+    MATCH (source:Node {graph_id: $run_id + '-quotient', kind: 'embedding'})
+    WITH target, guess, source
+    MATCH path = (source)
+        ((a)-[r:EDGE]->(b)
+          WHERE guess <= 0.0
+             OR abs(r.weight) * reduce(best = 0.0, i IN range(0, {{max_length}} - 1) |
+                  CASE WHEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i] > best
+                       THEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i]
+                       ELSE best END) >= guess * (1.0 - 1e-9)
+        ){1,{{max_length}}}(target)
+    WITH path, reduce(p = 1.0, r IN relationships(path) | p * abs(r.weight)) AS product
+    ORDER BY product DESC, [n IN nodes(path) | n.node_key]
+    LIMIT $k
+    RETURN collect(path) AS first, min(product) AS kth
+}
+WITH target, first, kth, guess <= 0.0 OR (size(first) = $k AND kth >= guess) AS exact
+CALL {
+    WITH target, first, kth, exact
+    WITH target, exact, CASE WHEN size(first) = $k THEN kth ELSE 0.0 END AS floor
+    WHERE NOT exact
+    MATCH (source:Node {graph_id: $run_id + '-quotient', kind: 'embedding'})
+    WITH target, floor, source
+    MATCH path = (source)
+        ((a)-[r:EDGE]->(b)
+          WHERE floor <= 0.0
+             OR abs(r.weight) * reduce(best = 0.0, i IN range(0, {{max_length}} - 1) |
+                  CASE WHEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i] > best
+                       THEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i]
+                       ELSE best END) >= floor * (1.0 - 1e-9)
+        ){1,{{max_length}}}(target)
+    WITH path, reduce(p = 1.0, r IN relationships(path) | p * abs(r.weight)) AS product
+    ORDER BY product DESC, [n IN nodes(path) | n.node_key]
+    LIMIT $k
+    RETURN collect(path) AS second
+}
+UNWIND CASE WHEN exact THEN first ELSE second END AS path
 WITH [n IN nodes(path) | n.node_key] AS nodes, [n IN nodes(path) | n.label] AS labels,
      [r IN relationships(path) | r.weight] AS weights
 RETURN nodes, labels, weights, reduce(p = 1.0, w IN weights | p * abs(w)) AS product

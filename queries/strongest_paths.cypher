@@ -3,10 +3,17 @@
 // Paths end at $target_key and start at an input token (an embedding node), or at $source_key
 // when it is given; every hop has |weight| >= $min_abs_weight. Ranked by the product of
 // |weights| (log_sum, the sum of log|weight|, ranks the same); ties by the paths' node keys.
-// Path length is bounded by max_length. Paths are enumerated (about 10x more per extra edge on
-// dense graphs), and the weight test prunes the walk edge by edge (a quantified path pattern), so
-// on dense graphs raise min_abs_weight to reach longer paths. The last two columns are computed
-// for the k paths kept only.
+// Path length is bounded by max_length; a path never repeats an edge (Cypher's trail semantics,
+// which only matters on graphs with cycles).
+//
+// Exact, without listing every path: each node stores upper bounds on the products of walks
+// into it from a token (prefix_bound) and out of it (suffix_bound), see
+// circuit_atlas/path_bounds.py. A guess at the k-th best product comes from the target's
+// in-edges (each bound there is a real path's product); the walk then never takes an edge whose
+// best path through it falls below the guess. If that finds k paths at or above the guess they
+// are the answer; otherwise a second walk prunes by the k-th product it did find (or by nothing,
+// when it found fewer than k). A $source_key that is not a token, or a graph stored without
+// bounds, gets the plain walk.
 //
 // @param graph_id: string — the graph
 // @param target_key: string — node key of the last node, e.g. a logit ('logit:27:6:64091:')
@@ -16,16 +23,67 @@
 // @bound max_length: int = 3 (1..6) — longest path, in edges
 // @columns nodes, weights, length, product, log_sum
 MATCH (target:Node {graph_id: $graph_id, node_key: $target_key})
-MATCH path = (source:Node {graph_id: $graph_id})
-             (()-[r:EDGE WHERE $min_abs_weight <= 0.0 OR abs(r.weight) >= $min_abs_weight]->())
-             {1,{{max_length}}}(target)
-WHERE CASE WHEN $source_key IS NULL THEN source.kind = 'embedding'
-           ELSE source.node_key = $source_key END
-WITH [n IN nodes(path) | n.node_key] AS nodes, [r IN relationships(path) | r.weight] AS weights
-WITH nodes, weights, reduce(p = 1.0, w IN weights | p * abs(w)) AS product
-ORDER BY product DESC, nodes
-LIMIT $k
-RETURN nodes, weights, size(weights) AS length, product,
-       reduce(s = 0.0, w IN weights | s + log(abs(w))) AS log_sum
+OPTIONAL MATCH (given:Node {graph_id: $graph_id, node_key: $source_key})
+WITH target, $source_key IS NULL OR given.kind = 'embedding' AS bounded
+CALL {
+    WITH target
+    MATCH (last:Node)-[r:EDGE]->(target)
+    WITH abs(r.weight) * last.prefix_bound[{{max_length}} - 1] AS product
+    WHERE product IS NOT NULL
+    ORDER BY product DESC
+    LIMIT $k
+    RETURN CASE WHEN count(product) < $k THEN 0.0 ELSE min(product) END AS guess
+}
+WITH target, bounded, CASE WHEN bounded THEN guess ELSE 0.0 END AS guess
+CALL {
+    WITH target, bounded, guess
+    MATCH (source:Node {graph_id: $graph_id})
+    WHERE CASE WHEN $source_key IS NULL THEN source.kind = 'embedding'
+               ELSE source.node_key = $source_key END
+    WITH target, bounded, guess, source
+    MATCH path = (source)
+        ((a)-[r:EDGE]->(b)
+          WHERE ($min_abs_weight <= 0.0 OR abs(r.weight) >= $min_abs_weight)
+            AND (guess <= 0.0 OR NOT bounded
+                 OR abs(r.weight) * reduce(best = 0.0, i IN range(0, {{max_length}} - 1) |
+                      CASE WHEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i] > best
+                           THEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i]
+                           ELSE best END) >= guess * (1.0 - 1e-9))
+        ){1,{{max_length}}}(target)
+    WITH [n IN nodes(path) | n.node_key] AS nodes, [r IN relationships(path) | r.weight] AS weights
+    WITH nodes, weights, reduce(p = 1.0, w IN weights | p * abs(w)) AS product
+    ORDER BY product DESC, nodes
+    LIMIT $k
+    RETURN collect({nodes: nodes, weights: weights, product: product}) AS first,
+           min(product) AS kth
+}
+WITH target, bounded, guess, first, kth,
+     guess <= 0.0 OR (size(first) = $k AND kth >= guess) AS exact
+CALL {
+    WITH target, bounded, first, kth, exact
+    WITH target, bounded, exact, CASE WHEN size(first) = $k THEN kth ELSE 0.0 END AS floor
+    WHERE NOT exact
+    MATCH (source:Node {graph_id: $graph_id})
+    WHERE CASE WHEN $source_key IS NULL THEN source.kind = 'embedding'
+               ELSE source.node_key = $source_key END
+    WITH target, bounded, floor, source
+    MATCH path = (source)
+        ((a)-[r:EDGE]->(b)
+          WHERE ($min_abs_weight <= 0.0 OR abs(r.weight) >= $min_abs_weight)
+            AND (floor <= 0.0 OR NOT bounded
+                 OR abs(r.weight) * reduce(best = 0.0, i IN range(0, {{max_length}} - 1) |
+                      CASE WHEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i] > best
+                           THEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i]
+                           ELSE best END) >= floor * (1.0 - 1e-9))
+        ){1,{{max_length}}}(target)
+    WITH [n IN nodes(path) | n.node_key] AS nodes, [r IN relationships(path) | r.weight] AS weights
+    WITH nodes, weights, reduce(p = 1.0, w IN weights | p * abs(w)) AS product
+    ORDER BY product DESC, nodes
+    LIMIT $k
+    RETURN collect({nodes: nodes, weights: weights, product: product}) AS second
+}
+UNWIND CASE WHEN exact THEN first ELSE second END AS found
+RETURN found.nodes AS nodes, found.weights AS weights, size(found.weights) AS length,
+       found.product AS product, reduce(s = 0.0, w IN found.weights | s + log(abs(w))) AS log_sum
 ORDER BY product DESC, nodes
 LIMIT $k

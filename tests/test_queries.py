@@ -55,17 +55,23 @@ def reference_paths(
     min_abs_weight: float = 0.0,
     source: str | None = None,
 ) -> list[tuple[list[str], list[float], float]]:
-    """Every path into ``target`` of ≤ max_length strong-enough edges, ranked like the query."""
-    incoming: dict[str, list[tuple[str, float]]] = {}
-    for s, t, w in edges:
+    """Every path into ``target`` of ≤ max_length strong-enough edges, ranked like the query.
+
+    A path never uses the same edge twice (Cypher's trail semantics), which only matters on
+    graphs with cycles, such as ROI quotient graphs.
+    """
+    incoming: dict[str, list[tuple[int, str, float]]] = {}
+    for index, (s, t, w) in enumerate(edges):
         if abs(w) >= min_abs_weight:
-            incoming.setdefault(t, []).append((s, w))
+            incoming.setdefault(t, []).append((index, s, w))
     found = []
 
-    def walk(node: str, suffix_nodes: list[str], suffix_weights: list[float]) -> None:
+    def walk(node: str, suffix_nodes: list[str], suffix_weights: list[float], used: set) -> None:
         if len(suffix_weights) >= max_length:
             return
-        for s, w in incoming.get(node, []):
+        for index, s, w in incoming.get(node, []):
+            if index in used:
+                continue
             nodes, weights = [s, *suffix_nodes], [w, *suffix_weights]
             starts = kinds[s] == "embedding" if source is None else s == source
             if starts:
@@ -73,9 +79,9 @@ def reference_paths(
                 for value in weights:
                     product *= abs(value)
                 found.append((nodes, weights, product))
-            walk(s, nodes, weights)
+            walk(s, nodes, weights, used | {index})
 
-    walk(target, [target], [])
+    walk(target, [target], [], set())
     return sorted(found, key=lambda p: (-p[2], p[0]))
 
 
@@ -118,6 +124,57 @@ def test_strongest_paths_match_the_reference_on_random_dags(fresh_store: Circuit
             assert log_sum == pytest.approx(sum(math.log(abs(w)) for w in weights), abs=1e-12)
 
 
+def strongest(store: CircuitStore, graph_id: str, target: str, **values) -> pd.DataFrame:
+    return run_query(
+        store, "strongest_paths", {"graph_id": graph_id, "target_key": target, **values}
+    )
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_strongest_paths_are_exact_at_every_length_source_threshold_and_k(
+    fresh_store: CircuitStore, seed
+):
+    """The bound-pruned search returns exactly what listing every path returns: at every
+    max_length, from a token or from a feature (whose paths the token bounds do not cover), with
+    thresholds that defeat the first guess at the k-th product (so the second walk runs), and
+    with k beyond the number of paths."""
+    graph = random_attribution_graph(seed, n_layers=5, n_pos=2, density=0.5)
+    fresh_store.write_graph(graph)
+    edges, kinds = stored_edges(fresh_store, graph), node_kinds(graph)
+    target = next(k for k, kind in kinds.items() if kind == "logit")
+    token = next(k for k, kind in kinds.items() if kind == "embedding")
+    feature = next(s for s, _, _ in edges if kinds[s] == "feature")
+    cases = [(length, 0.0, None, 10) for length in range(1, 7)]
+    cases += [(6, 0.8, None, 10), (5, 1.0, None, 3), (6, 0.0, token, 10), (4, 0.0, feature, 10)]
+    cases += [(2, 0.0, None, 5000), (6, 0.0, None, 1)]
+    for length, threshold, source, k in cases:
+        expected = reference_paths(edges, kinds, target, length, threshold, source)[:k]
+        got = strongest(
+            fresh_store, graph.graph_id, target, max_length=length, min_abs_weight=threshold,
+            source_key=source, k=k,
+        )  # fmt: skip
+        case = (length, threshold, source, k)
+        assert len(expected) > 0, case
+        assert got["nodes"].tolist() == [p[0] for p in expected], case
+        assert got["product"].tolist() == [p[2] for p in expected], case
+
+
+def test_strongest_paths_without_stored_bounds_list_every_path(fresh_store: CircuitStore):
+    """Graphs stored before the bounds existed get the plain walk, with the same answer."""
+    graph = random_attribution_graph(0, n_layers=4, n_pos=2, density=0.5)
+    fresh_store.write_graph(graph)
+    fresh_store.query(
+        "MATCH (n:Node {graph_id: $g}) REMOVE n.prefix_bound, n.suffix_bound",
+        {"g": graph.graph_id},
+        write=True,
+    )
+    edges, kinds = stored_edges(fresh_store, graph), node_kinds(graph)
+    target = next(k for k, kind in kinds.items() if kind == "logit")
+    expected = reference_paths(edges, kinds, target, 5)[:10]
+    got = strongest(fresh_store, graph.graph_id, target, max_length=5)
+    assert got["nodes"].tolist() == [p[0] for p in expected]
+
+
 def test_layered_synthetic_graphs_are_shaped_like_attribution_graphs():
     """The benchmark's strongest_paths graph: valid, scorable, edges forward in layer and
     position, every token and error node feeding every logit."""
@@ -150,6 +207,10 @@ def test_strongest_paths_on_a_real_graph_and_from_a_given_source(dollar):
     )
     assert got["nodes"].tolist() == [p[0] for p in expected]
     assert got["product"].tolist() == [p[2] for p in expected]
+    # Here the first walk finds 3 paths but the 3rd is below its guess: the second walk, pruned
+    # by that 3rd product, gives the answer.
+    got = strongest(store, graph.graph_id, target, min_abs_weight=2.0, k=3)
+    assert got["nodes"].tolist() == [p[0] for p in expected[:3]]
     source = "feature:18:6:10102:"
     expected = reference_paths(edges, kinds, target, 2, source=source)[:5]
     got = run_query(
@@ -160,6 +221,23 @@ def test_strongest_paths_on_a_real_graph_and_from_a_given_source(dollar):
     )  # fmt: skip
     assert got["nodes"].tolist() == [p[0] for p in expected]
     assert all(nodes[0] == source for nodes in got["nodes"])
+
+
+def test_roi_paths_match_the_reference_on_the_quotient_graph(dollar):
+    store, graph = dollar
+    run_id = roi_stored(store, [graph.graph_id], "louvain").result.run_id
+    quotient = store.read_graph(f"{run_id}-quotient")
+    edges, kinds = stored_edges(store, quotient), node_kinds(quotient)
+    target = "logit:27:6:64091:"
+    for length, k in [(4, 10), (6, 25), (2, 10000)]:
+        expected = reference_paths(edges, kinds, target, length)[:k]
+        got = run_query(
+            store,
+            "roi_paths",
+            {"run_id": run_id, "target_key": target, "max_length": length, "k": k},
+        )
+        assert got["nodes"].tolist() == [p[0] for p in expected], (length, k)
+        assert got["product"].tolist() == [p[2] for p in expected], (length, k)
 
 
 @pytest.mark.parametrize("direction", ["upstream", "downstream"])
@@ -380,7 +458,8 @@ def test_query_command(bolt_env):
     )
     slow = run_cli(
         "query", "strongest_paths", "--param", "graph_id=gemma-dollar",
-        "--param", "target_key=logit:27:6:64091:", "--param", "max_length=6", "--timeout", "1",
+        "--param", "target_key=logit:27:6:64091:", "--param", "max_length=6",
+        "--param", "k=10000", "--timeout", "1",
         env=bolt_env,
     )  # fmt: skip
     assert slow.returncode == 1
@@ -406,9 +485,12 @@ def test_cypher_command_timeout_is_one_line(bolt_env):
 
 def test_a_runaway_named_query_times_out(dollar):
     store, graph = dollar
-    values = {"graph_id": graph.graph_id, "target_key": "logit:27:6:64091:", "max_length": 6}
+    # k beyond the target's in-edges: no first guess, so every path of ≤ 6 edges is listed
+    values = {
+        "graph_id": graph.graph_id, "target_key": "logit:27:6:64091:", "max_length": 6, "k": 10000
+    }  # fmt: skip
     started = time.perf_counter()
     with pytest.raises(QueryTimeout, match="^strongest_paths: query exceeded the 1 s time limit"):
         run_query(store, "strongest_paths", values, timeout_s=1)
     assert time.perf_counter() - started < 6
-    assert len(run_query(store, "strongest_paths", {**values, "max_length": 2}, 30)) == 10
+    assert len(run_query(store, "strongest_paths", {**values, "max_length": 2, "k": 10}, 30)) == 10

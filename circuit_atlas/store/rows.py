@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from circuit_atlas.graph import KEY_FIELDS, CircuitGraph, GraphMetadata, NodeKind
+from circuit_atlas.path_bounds import PREFIX_PROPERTY, SUFFIX_PROPERTY, path_bounds
 
 UNKNOWN = "unknown"
 # Metadata fields stored as top-level :Graph properties (scalars or lists of strings).
@@ -46,15 +47,19 @@ def _plain(value: Any) -> Any:
 
 
 def node_property_rows(graph: CircuitGraph) -> list[dict[str, Any]]:
+    """Per-node property maps, with the derived path bounds the path queries prune by."""
     nodes, _ = graph.to_dataframes()
     gid = graph.graph_id
+    prefix, suffix = path_bounds(graph)
     rows = []
-    for record in nodes.to_dict("records"):
+    for i, record in enumerate(nodes.to_dict("records")):
         row = {"graph_id": gid}
         for key, value in record.items():
             plain = _plain(value)
             if plain is not None:
                 row[key] = plain
+        row[PREFIX_PROPERTY] = prefix[i].tolist()
+        row[SUFFIX_PROPERTY] = suffix[i].tolist()
         rows.append(row)
     return rows
 
@@ -123,7 +128,7 @@ def graph_from_rows(
     metadata: GraphMetadata, node_rows: list[dict[str, Any]], edge_rows: list[dict[str, Any]]
 ) -> CircuitGraph:
     """Rebuild a graph from stored properties (inverse of the functions above)."""
-    internal = {"graph_id", "node_key", "display_id"}
+    internal = {"graph_id", "node_key", "display_id", PREFIX_PROPERTY, SUFFIX_PROPERTY}
     nodes = pd.DataFrame([{k: v for k, v in r.items() if k not in internal} for r in node_rows])
     for field in KEY_FIELDS[1:]:
         if field not in nodes.columns:

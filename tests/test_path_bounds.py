@@ -1,0 +1,119 @@
+"""The per-node path bounds that let strongest_paths prune exactly, on a hand-computed graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from score_graphs import build, feat, logit, tok
+
+from circuit_atlas.path_bounds import MAX_PATH_EDGES, path_bounds
+from circuit_atlas.store import CircuitStore
+
+
+def five_node_graph():
+    """T0, T1 → A → B → L, with shortcuts T0 → L and A → L.
+
+    prefix (best product from a token, ≤ i edges), by hand:
+      A: 0, 3 (T1 → A), 3, …        B: 0, 0, 1.5 (T1 → A → B), …
+      L: 0, 1 (T0 → L), 1 (T1 → A → L is 0.3), 6 (T1 → A → B → L), …
+    suffix (best product of a walk starting here, ≤ j edges):
+      T1: 1, 3, 3 (T1 → A → B is 1.5), 6 (… → L), …   A: 1, 1 (the empty walk), 2 (A → B → L)
+    """
+    nodes = {
+        "T0": tok(0),
+        "T1": tok(1),
+        "A": feat(0, 1, 7),
+        "B": feat(1, 1, 8),
+        "L": logit(1, 99, 0.5),
+    }
+    edges = [
+        ("T0", "A", 2.0),
+        ("T1", "A", -3.0),
+        ("A", "B", 0.5),
+        ("B", "L", 4.0),
+        ("T0", "L", 1.0),
+        ("A", "L", -0.1),
+    ]
+    return build("bounds-by-hand", nodes, edges)
+
+
+def row(*values: float) -> list[float]:
+    """A bound row: the values given, then the last one repeated (bounds only grow)."""
+    return [*values, *[values[-1]] * (MAX_PATH_EDGES - len(values))]
+
+
+EXPECTED_PREFIX = {
+    "T0": row(1),
+    "T1": row(1),
+    "A": row(0, 3),
+    "B": row(0, 0, 1.5),
+    "L": row(0, 1, 1, 6),
+}
+EXPECTED_SUFFIX = {
+    "T0": row(1, 2, 2, 4),  # T0 → A → B → L: 2 · 0.5 · 4
+    "T1": row(1, 3, 3, 6),
+    "A": row(1, 1, 2),  # the empty walk (1) beats A → B (0.5)
+    "B": row(1, 4),
+    "L": row(1),
+}
+
+
+def test_path_bounds_by_hand():
+    graph = five_node_graph()
+    prefix, suffix = path_bounds(graph)
+    names = graph.nodes["label"].tolist()
+    assert {n: prefix[i].tolist() for i, n in enumerate(names)} == EXPECTED_PREFIX
+    assert {n: suffix[i].tolist() for i, n in enumerate(names)} == EXPECTED_SUFFIX
+
+
+def test_path_bounds_equal_a_brute_force_over_walks():
+    """Max product over every walk of ≤ i edges, enumerated, on a graph with a cycle."""
+    rng = np.random.default_rng(0)
+    nodes = {"T": tok(0), **{f"F{i}": feat(0, 0, i) for i in range(5)}}
+    names = list(nodes)
+    edges = [
+        (s, t, rng.normal() * 2) for s in names for t in names[1:] if s != t and rng.random() < 0.5
+    ]
+    graph = build("walks", nodes, edges)
+    prefix, suffix = path_bounds(graph)
+    out: dict[str, list[tuple[str, float]]] = {}
+    for s, t, w in edges:
+        out.setdefault(s, []).append((t, abs(w)))
+
+    def best_walks(start: str, length: int) -> dict[str, float]:
+        """Best product of a walk of exactly ``length`` edges from ``start`` to each node."""
+        frontier = {start: 1.0}
+        for _ in range(length):
+            step: dict[str, float] = {}
+            for node, product in frontier.items():
+                for nxt, w in out.get(node, []):
+                    step[nxt] = max(step.get(nxt, 0.0), product * w)
+            frontier = step
+        return frontier
+
+    for j in range(MAX_PATH_EDGES):
+        from_token = {}
+        for length in range(j + 1):
+            for node, product in best_walks("T", length).items():
+                from_token[node] = max(from_token.get(node, 0.0), product)
+        for i, name in enumerate(names):
+            assert prefix[i, j] == pytest.approx(from_token.get(name, 0.0), rel=1e-12)
+            starting = max(max(best_walks(name, n).values(), default=0.0) for n in range(j + 1))
+            assert suffix[i, j] == pytest.approx(starting, rel=1e-12)
+
+
+@pytest.mark.parametrize("force_bolt", [False, True], ids=["bulk path", "Bolt path"])
+def test_every_stored_node_carries_its_bounds(fresh_store: CircuitStore, force_bolt: bool):
+    graph = five_node_graph()
+    assert fresh_store.write_graph(graph, force_bolt=force_bolt).path == (
+        "bolt" if force_bolt else "bulk"
+    )
+    rows = fresh_store.query(
+        "MATCH (n:Node {graph_id: $g}) RETURN n.label AS name, n.prefix_bound AS prefix, "
+        "n.suffix_bound AS suffix",
+        {"g": graph.graph_id},
+    )
+    assert {r["name"]: r["prefix"] for r in rows} == EXPECTED_PREFIX
+    assert {r["name"]: r["suffix"] for r in rows} == EXPECTED_SUFFIX
+    # Derived, not part of the graph: reading it back gives the nodes table that was written.
+    assert "prefix_bound" not in fresh_store.read_graph(graph.graph_id).nodes.columns
