@@ -159,6 +159,9 @@ def anchors(store: CircuitStore, graph_id: str, run_id: str, graph_ids: list[str
         "subgraph_scores": {},
         "roi_members": {"run_id": run_id},
         "roi_paths": {"run_id": run_id, "target_key": logit},
+        "roi_edges": {"run_id": run_id},
+        "roi_influence": {"run_id": run_id},
+        "rois_with_feature": {"layer": feature["layer"], "feature": feature["feature"]},
     }
     missing = set(library()) - set(arguments)
     if missing:

@@ -15,7 +15,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
-from score_graphs import random_attribution_graph
+from score_graphs import build, feat, random_attribution_graph, tok
 
 from circuit_atlas.analysis.roi.stored import roi_stored
 from circuit_atlas.analysis.score_report import score_graph
@@ -240,6 +240,87 @@ def test_roi_paths_match_the_reference_on_the_quotient_graph(dollar):
         assert got["product"].tolist() == [p[2] for p in expected], (length, k)
 
 
+def test_roi_level_queries_match_the_run_computed_in_python(dollar):
+    """roi_edges, roi_influence and rois_with_feature against the RoiResult and the stored scores
+    of the same one-graph run."""
+    store, graph = dollar
+    score_stored_graph(store, graph.graph_id)
+    stored = roi_stored(store, [graph.graph_id], "louvain")
+    run_id, members = stored.result.run_id, stored.result.members()
+    sizes = members["roi"].value_counts()
+
+    quotient = stored.quotient
+    keys = [k.encode() for k in quotient.keys()]
+    q = quotient.edges.assign(
+        source=[keys[i] for i in quotient.edges["source"]],
+        target=[keys[i] for i in quotient.edges["target"]],
+    )
+    q = q.assign(strength=q["weight"].abs()).sort_values(
+        ["strength", "source", "target"], ascending=[False, True, True]
+    )
+    edges = run_query(store, "roi_edges", {"run_id": run_id, "k": 15})
+    assert edges["source"].tolist() == q["source"].head(15).tolist()
+    assert edges["target"].tolist() == q["target"].head(15).tolist()
+    assert np.allclose(edges["weight"], q["weight"].head(15), rtol=1e-12)
+    for end in ("source", "target"):
+        for key, size in zip(edges[end], edges[f"{end}_size"]):
+            if key.startswith("roi:"):
+                assert size == sizes[int(key.split(":")[3])], key
+            else:  # tokens and logits are no ROI
+                assert pd.isna(size), key
+
+    influence = {
+        r["key"]: r["influence"]
+        for r in store.query(
+            "MATCH (n:Node {graph_id: $g}) "
+            "RETURN n.node_key AS key, n.score_influence AS influence",
+            {"g": graph.graph_id},
+        )
+    }
+    members["influence"] = members["id"].map(influence)
+    per_roi = members.groupby("roi")["influence"].sum().sort_values(ascending=False)
+    rois = run_query(store, "roi_influence", {"run_id": run_id, "k": 100000})
+    assert rois["roi"].tolist() == per_roi.index.tolist()
+    assert np.allclose(rois["influence"], per_roi.to_numpy(), rtol=1e-9)
+    assert np.allclose(rois["share"], per_roi.to_numpy() / per_roi.sum(), rtol=1e-9)
+    assert rois["scored"].tolist() == sizes[per_roi.index].tolist()
+    best = members.loc[members.groupby("roi")["influence"].idxmax(), ["roi", "id"]]
+    assert dict(zip(rois["roi"], rois["top_member"])) == dict(zip(best["roi"], best["id"]))
+
+    feature = "feature:18:6:10102:"
+    roi_of = dict(zip(members["id"], members["roi"]))
+    found = run_query(store, "rois_with_feature", {"layer": 18, "feature": 10102})
+    instances = [k for k in roi_of if k.startswith("feature:18:") and k.endswith(":10102:")]
+    assert feature in instances
+    expected = {roi_of[k] for k in instances}
+    assert set(found["roi"]) == expected and set(found["run_id"]) == {run_id}
+    assert sorted(p for ps in found["positions"] for p in ps) == sorted(
+        int(k.split(":")[2]) for k in instances
+    )
+
+
+def test_roi_level_queries_on_a_cross_prompt_run(fresh_store: CircuitStore):
+    """Members are :Feature identities: found by rois_with_feature without positions; with no
+    scores stored, roi_influence reports null influence rather than zero."""
+    a, b, c = feat(0, 0, 1), feat(0, 1, 2), feat(1, 2, 3)
+    graphs = [
+        build(f"p{i}", {"T": tok(0), "A": a, "B": b, "C": c},
+              [("T", "A", 1.0), ("A", "B", 2.0 + i), ("B", "C", 1.0), ("A", "C", 0.5)])
+        for i in range(3)
+    ]  # fmt: skip
+    for g in graphs:
+        fresh_store.write_graph(g)
+    stored = roi_stored(fresh_store, [g.graph_id for g in graphs], "louvain")
+    run_id = stored.result.run_id
+    found = run_query(fresh_store, "rois_with_feature", {"layer": 0, "feature": 2})
+    assert found["run_id"].tolist() == [run_id]
+    assert found["positions"].tolist() == [[]]
+    assert sorted(found["graph_ids"][0]) == ["p0", "p1", "p2"]
+    rois = run_query(fresh_store, "roi_influence", {"run_id": run_id})
+    assert rois["size"].sum() == 3
+    assert rois["influence"].isna().all() and (rois["scored"] == 0).all()
+
+
 @pytest.mark.parametrize("direction", ["upstream", "downstream"])
 def test_neighbourhoods_match_networkx(dollar, direction):
     store, graph = dollar
@@ -307,6 +388,9 @@ def test_every_named_query_runs_and_returns_its_declared_columns(dollar):
         "feature_jaccard": {"graph_ids": []},
         "roi_members": {"run_id": run_id},
         "roi_paths": {"run_id": run_id, "target_key": "logit:27:6:64091:"},
+        "roi_edges": {"run_id": run_id},
+        "roi_influence": {"run_id": run_id},
+        "rois_with_feature": {"layer": 18, "feature": 10102},
     }
     assert set(arguments) == set(library())
     for name, values in arguments.items():

@@ -1,0 +1,30 @@
+// ROIs, in every stored run, that contain a given transcoder feature: the ROI-level
+// graphs_with_feature.
+//
+// A one-graph run lists the feature when one of its instances (a node at some position) is a
+// member; a cross-prompt run when the :Feature itself is. `positions` are the member instances'
+// token positions (empty for cross-prompt runs, whose members have none).
+//
+// @param layer: int — the feature's layer
+// @param feature: int — the feature's index within its layer
+// @param model: string = null — only this model
+// @param transcoder_set: string = null — only this transcoder set
+// @param limit: int = 1000 (1..1000000) — row limit
+// @columns run_id, method, roi, size, min_layer, max_layer, graph_ids, positions
+MATCH (f:Feature {layer: $layer, feature: $feature})
+WHERE ($model IS NULL OR f.model = $model)
+  AND ($transcoder_set IS NULL OR f.transcoder_set = $transcoder_set)
+CALL {
+    WITH f
+    MATCH (f)<-[:INSTANCE_OF]-(n:Node)-[:IN_ROI]->(r:ROI)
+    RETURN r, n.pos AS pos
+  UNION
+    WITH f
+    MATCH (f)-[:IN_ROI]->(r:ROI)
+    RETURN r, null AS pos
+}
+WITH r, [p IN collect(pos) WHERE p IS NOT NULL] AS positions
+RETURN r.run_id AS run_id, r.method AS method, r.index AS roi, r.size AS size,
+       r.min_layer AS min_layer, r.max_layer AS max_layer, r.graph_ids AS graph_ids, positions
+ORDER BY run_id, roi
+LIMIT $limit
