@@ -196,6 +196,23 @@ def cypher(
     print_table(pd.DataFrame(rows), out)
 
 
+@cli.command()
+@pass_ctx
+def upgrade(state: StoreContext) -> None:
+    """Add to stored graphs what a newer Circuit Atlas derives at ingest: today the path bounds
+    that let strongest_paths and roi_paths prune (graphs without them get exact but slow,
+    unpruned walks). Computed from each graph's exact artifact; running it again changes
+    nothing."""
+    store = state.store()
+    missing = store.graphs_without_path_bounds()
+    if not missing:
+        click.echo("every graph is up to date")
+        return
+    for graph_id in tqdm(missing, desc="path bounds", unit="graph", disable=not progress_enabled()):
+        nodes = store.add_path_bounds(graph_id)
+        click.echo(f"{graph_id}: path bounds added to {nodes} nodes")
+
+
 # ---------------------------------------------------------------------- local server
 @cli.group()
 def db() -> None:

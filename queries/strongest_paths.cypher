@@ -13,7 +13,7 @@
 // best path through it falls below the guess. If that finds k paths at or above the guess they
 // are the answer; otherwise a second walk prunes by the k-th product it did find (or by nothing,
 // when it found fewer than k). A $source_key that is not a token, or a graph stored without
-// bounds, gets the plain walk.
+// bounds (by an older version; `circuit-atlas upgrade` adds them), gets the plain walk.
 //
 // @param graph_id: string — the graph
 // @param target_key: string — node key of the last node, e.g. a logit ('logit:27:6:64091:')

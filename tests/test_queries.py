@@ -24,6 +24,7 @@ from circuit_atlas.errors import CypherError, QueryTimeout
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.ingest.neuronpedia import parse_neuronpedia
+from circuit_atlas.path_bounds import path_bounds
 from circuit_atlas.queries.library import (
     QueryError,
     coerce_text,
@@ -171,6 +172,19 @@ def test_strongest_paths_without_stored_bounds_list_every_path(fresh_store: Circ
     edges, kinds = stored_edges(fresh_store, graph), node_kinds(graph)
     target = next(k for k, kind in kinds.items() if kind == "logit")
     expected = reference_paths(edges, kinds, target, 5)[:10]
+    got = strongest(fresh_store, graph.graph_id, target, max_length=5)
+    assert got["nodes"].tolist() == [p[0] for p in expected]
+    # `circuit-atlas upgrade` adds them from the artifact; the answer stays the same
+    assert fresh_store.graphs_without_path_bounds() == [graph.graph_id]
+    assert fresh_store.add_path_bounds(graph.graph_id) == graph.n_nodes
+    assert fresh_store.graphs_without_path_bounds() == []
+    prefix, _ = path_bounds(graph)
+    stored = fresh_store.query(
+        "MATCH (n:Node {graph_id: $g}) RETURN n.node_key AS key, n.prefix_bound AS prefix",
+        {"g": graph.graph_id},
+    )
+    by_key = {r["key"]: r["prefix"] for r in stored}
+    assert [by_key[k.encode()] for k in graph.keys()] == prefix.tolist()
     got = strongest(fresh_store, graph.graph_id, target, max_length=5)
     assert got["nodes"].tolist() == [p[0] for p in expected]
 
@@ -517,6 +531,11 @@ def test_a_write_clause_in_a_query_file_is_refused():
 
 def test_query_command(bolt_env):
     run_cli("ingest", str(bundled("dollar.json.gz")), env=bolt_env, check=True)
+    upgraded = run_cli("upgrade", env=bolt_env, check=True)
+    assert upgraded.stdout == "every graph is up to date\n"
+    run_cli("cypher", "MATCH (n:Node) REMOVE n.prefix_bound", "--write", env=bolt_env, check=True)
+    upgraded = run_cli("upgrade", env=bolt_env, check=True)
+    assert upgraded.stdout == "gemma-dollar: path bounds added to 829 nodes\n"
     listed = run_cli("query", "--list", "--format", "csv", env=bolt_env, check=True)
     assert "strongest_paths," in listed.stdout
     paths = run_cli(

@@ -34,6 +34,7 @@ from circuit_atlas.errors import (
 )
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.local_server import LocalServer, running_shared_server
+from circuit_atlas.path_bounds import PREFIX_PROPERTY, SUFFIX_PROPERTY, path_bounds
 
 from . import schema, write_back
 from .abandon import stop_on_server
@@ -312,6 +313,30 @@ class CircuitStore:
         self._in_write_transaction(
             write_back.write_rois, run_id, roi_rows, members, member_kind, scope
         )
+
+    def graphs_without_path_bounds(self) -> list[str]:
+        """Graphs written by a Circuit Atlas older than the stored path bounds (see
+        ``circuit_atlas/path_bounds.py``): path queries on them are exact but unpruned."""
+        rows = self._read(
+            "MATCH (n:Node) WHERE n.prefix_bound IS NULL WITH DISTINCT n.graph_id AS gid "
+            "MATCH (g:Graph {graph_id: gid, status: $ready}) RETURN gid ORDER BY gid",
+            {"ready": schema.READY},
+        )
+        return [row["gid"] for row in rows]
+
+    def add_path_bounds(self, graph_id: str) -> int:
+        """Compute a stored graph's path bounds from its exact artifact and set them on its
+        nodes, in one transaction; returns the number of nodes."""
+        graph = self.read_artifact(graph_id)
+        prefix, suffix = path_bounds(graph)
+        rows = [
+            {"node_key": key.encode(), "props": {PREFIX_PROPERTY: p, SUFFIX_PROPERTY: s}}
+            for key, p, s in zip(graph.keys(), prefix.tolist(), suffix.tolist())
+        ]
+        self._in_write_transaction(
+            lambda run: run(write_back.SET_NODE_PROPERTIES, {"gid": graph_id, "rows": rows})
+        )
+        return len(rows)
 
     def _in_write_transaction(self, writer: Callable[..., None], *args: Any) -> None:
         """Run ``writer(run, *args)`` in one retried write transaction (``run(q, p)`` → rows)."""
