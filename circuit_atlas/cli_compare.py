@@ -8,6 +8,7 @@ import click
 import pandas as pd
 from click.core import ParameterSource
 
+from circuit_atlas.analysis.compare.consensus import ALIGNMENTS
 from circuit_atlas.analysis.compare.identities import GRANULARITIES
 from circuit_atlas.analysis.compare.metrics import METRICS
 from circuit_atlas.analysis.compare.omnibus import ASSUMPTIONS
@@ -148,6 +149,14 @@ def check_one_fraction(fraction_given: bool, union_: bool, intersection: bool) -
 )
 @click.option("--intersection", is_flag=True, help="Same as --min-fraction 1.")
 @click.option("--union", "union_", is_flag=True, help="Keep edges present in any graph.")
+@click.option(
+    "--align",
+    type=click.Choice(ALIGNMENTS),
+    default="start",
+    show_default=True,
+    help="Which positions line up: start = positions as they are (prompts of one template); "
+    "end = prompts right-aligned, so the last tokens (and the logits) match across lengths.",
+)
 @click.option("--graph-id", "new_graph_id", help="Id of the consensus graph (default: derived).")
 @click.option("--replace", is_flag=True, help="Overwrite a stored graph of that id.")
 @pass_ctx
@@ -160,14 +169,18 @@ def consensus(
     min_fraction: float,
     intersection: bool,
     union_: bool,
+    align: str,
     new_graph_id: str | None,
     replace: bool,
 ) -> None:
     """Store the consensus circuit of graphs, linked [:DERIVED_FROM] to each of them.
 
-    Nodes and edges are matched by node key, which includes the token position: prompts of
-    different lengths or templates only match where positions coincide. For features across
-    such prompts use `compare --by feature` or the shared_features query (docs/compare.md).
+    Nodes and edges are matched by node key, which includes the token position. With
+    --align start, prompts of different lengths only match where positions coincide from the
+    first token; --align end right-aligns the prompts so their last tokens coincide (the
+    consensus graph's positions are the longest prompt's). Token text and labels are kept only
+    where all matched prompts agree. For features at any position use `compare --by feature`
+    or the shared_features query (docs/compare.md).
     """
     check_one_fraction(min_fraction_given(), union_, intersection)
     store = state.store()
@@ -176,16 +189,26 @@ def consensus(
         min_fraction = 1.0
     elif union_:
         min_fraction = 1.0 / len(ids)
-    result, graph = store_consensus(store, ids, min_fraction, new_graph_id, replace, allow_mixed)
+    result, graph = store_consensus(
+        store, ids, min_fraction, new_graph_id, replace, allow_mixed, align
+    )
+    aligned = ", right-aligned" if align == "end" else ""
     click.echo(
-        f"{graph.graph_id}: consensus of {len(ids)} graphs at >= {min_fraction:.0%}: "
+        f"{graph.graph_id}: consensus of {len(ids)} graphs at >= {min_fraction:.0%}{aligned}: "
         f"{graph.n_nodes} nodes, {graph.n_edges} edges ({result.status})"
     )
     frame = pd.DataFrame(graph.summary(), index=[0])
     print_table(frame)
     lengths = graph.metadata.extra.get("prompt_lengths", [])
-    if len(lengths) > 1:
+    if len(lengths) > 1 and align == "start":
         click.echo(
             f"note: the prompts have {min(lengths)} to {max(lengths)} tokens and nodes match by "
-            "position; compare --by feature matches features at any position"
+            "position from the first token; --align end lines up their last tokens, and "
+            "compare --by feature matches features at any position"
+        )
+    elif len(lengths) > 1:
+        click.echo(
+            f"note: the prompts have {min(lengths)} to {max(lengths)} tokens, right-aligned: "
+            "nodes match at the same distance from the last token; compare --by feature "
+            "matches features at any position"
         )

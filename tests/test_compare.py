@@ -24,7 +24,7 @@ from circuit_atlas.analysis.compare.stored import compare_stored, store_consensu
 from circuit_atlas.analysis.influence import influence, normalise
 from circuit_atlas.cli_compare import comparison_payload
 from circuit_atlas.errors import CircuitAtlasError
-from circuit_atlas.graph import CircuitGraph
+from circuit_atlas.graph import CircuitGraph, GraphMetadata
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.json_output import strict_json
 from circuit_atlas.queries.library import run_query
@@ -217,6 +217,135 @@ def test_mixed_models_and_too_few_graphs_are_refused():
         consensus_graph([g1, other])
 
 
+def prompt_graph(
+    graph_id: str,
+    tokens: list[str],
+    activation: float,
+    prob: float,
+    edges: list[tuple[str, str, float]],
+    record_tokens: bool = True,
+) -> CircuitGraph:
+    """One prompt: embeddings T0… with their tokens, feature F (L0 #7) and logit L (vocab 5) on
+    the last token, and an MLP node M without a position. Labels and source ids as Neuronpedia
+    writes them (a source id names its own position, a logit label its probability)."""
+    last = len(tokens) - 1
+    nodes = {
+        f"T{i}": {**tok(i), "label": f'Emb: "{t}"', "token": t, "source_id": f"E_{i}"}
+        for i, t in enumerate(tokens)
+    }
+    text = {"token": tokens[-1], "source_id": f"0_7_{last}", "label": "say is"}
+    nodes["F"] = {**feat(0, last, 7), "activation": activation, **text}
+    text = {"token": tokens[-1], "source_id": f"27_5_{last}", "label": f'Output " x" (p={prob})'}
+    nodes["L"] = {**logit(last, 5, prob), "is_target_logit": True, **text}
+    nodes["M"] = {"kind": "mlp", "layer": 0, "label": "m0", "source_id": "m0"}
+    index = {name: i for i, name in enumerate(nodes)}
+    edge_rows = [{"source": index[s], "target": index[t], "weight": w} for s, t, w in edges]
+    metadata = GraphMetadata(graph_id=graph_id, model="toy", transcoder_set="toy",
+                             tokens=tokens if record_tokens else [])  # fmt: skip
+    return CircuitGraph(pd.DataFrame(list(nodes.values())), pd.DataFrame(edge_rows), metadata)
+
+
+def three_prompts() -> list[CircuitGraph]:
+    """Lengths 3, 4 and 2 (C records no tokens: its length is its last position + 1)."""
+    a = prompt_graph("A", ["<bos>", "x", " is"], 1.0, 0.6,
+                     [("T2", "F", 1.0), ("T0", "F", 0.5), ("F", "L", 2.0)])  # fmt: skip
+    b = prompt_graph("B", ["<bos>", "w", "x", " is"], 2.0, 0.2,
+                     [("T3", "F", 3.0), ("T1", "F", 1.0), ("F", "L", 4.0)])  # fmt: skip
+    c = prompt_graph("C", ["<bos>", " is"], 3.0, 0.4, [("T1", "F", 5.0), ("F", "L", 6.0)],
+                     record_tokens=False)  # fmt: skip
+    return [a, b, c]
+
+
+def by_slot(graph: CircuitGraph) -> dict[tuple[str, object], dict]:
+    """(kind, pos) → the node's row; pos None for nodes without one."""
+    rows = graph.nodes.to_dict("records")
+    return {(r["kind"], None if pd.isna(r["pos"]) else int(r["pos"])): r for r in rows}
+
+
+def slot_edges(graph: CircuitGraph) -> dict[tuple[str, str], tuple[float, float]]:
+    """'kind@pos' → 'kind@pos': (weight, support)."""
+    keys = graph.keys()
+    name = [f"{k.kind}@{k.pos}" for k in keys]
+    return {
+        (name[s], name[t]): (w, sup)
+        for s, t, w, sup in zip(graph.edges["source"], graph.edges["target"],
+                                graph.edges["weight"], graph.edges["support"])
+    }  # fmt: skip
+
+
+def test_consensus_align_end_merges_the_last_tokens_that_start_keeps_apart():
+    graphs = three_prompts()
+    # start: F and L sit at positions 2 (A), 3 (B), 1 (C): each in 1/3 < 0.5 of the graphs.
+    start = consensus_graph(graphs, 0.5)
+    nodes = by_slot(start)
+    assert sorted(nodes, key=str) == sorted(
+        [("embedding", 0), ("embedding", 1), ("embedding", 2), ("mlp", None)], key=str
+    )
+    assert start.n_edges == 0
+    assert nodes[("embedding", 0)]["token"] == "<bos>"  # all three agree
+    assert nodes[("embedding", 0)]["label"] == 'Emb: "<bos>"'
+    assert nodes[("embedding", 0)]["source_id"] == "E_0"
+    assert nodes[("embedding", 1)]["token"] is None  # x, w, " is": no prompt's token is claimed
+    assert nodes[("embedding", 2)]["support"] == pytest.approx(2 / 3)  # A and B only
+    assert start.metadata.extra["align"] == "start"
+    assert "position_shifts" not in start.metadata.extra
+
+    # end: L_max = 4, shifts A +1, B 0, C +2, so every prompt's last token is at position 3.
+    end = consensus_graph(graphs, 0.5, align="end")
+    assert end.metadata.extra["position_shifts"] == {"A": 1, "B": 0, "C": 2}
+    assert end.metadata.extra["prompt_lengths"] == [3, 4]  # C records no tokens
+    nodes = by_slot(end)
+    # embedding@0 is B's <bos> only (1/3): dropped; @1 = A's <bos> + B's "w" (2/3);
+    # @2 = A's "x", B's "x", C's <bos>; @3 = every prompt's " is".
+    assert sorted(nodes, key=str) == sorted(
+        [("embedding", 1), ("embedding", 2), ("embedding", 3), ("feature", 3), ("logit", 3),
+         ("mlp", None)], key=str,
+    )  # fmt: skip
+    assert nodes[("embedding", 1)]["support"] == pytest.approx(2 / 3)
+    assert nodes[("embedding", 2)]["support"] == 1.0
+    assert nodes[("embedding", 2)]["token"] is None and nodes[("embedding", 2)]["label"] is None
+    last = nodes[("embedding", 3)]
+    assert (last["token"], last["label"], last["support"]) == (" is", 'Emb: " is"', 1.0)
+    assert last["source_id"] is None  # E_2, E_3, E_1: each names its own prompt's position
+    feature = nodes[("feature", 3)]
+    assert feature["support"] == 1.0 and feature["activation"] == pytest.approx(2.0)  # (1+2+3)/3
+    assert (feature["label"], feature["token"], feature["source_id"]) == ("say is", " is", None)
+    answer = nodes[("logit", 3)]
+    assert answer["token_prob"] == pytest.approx(0.4)  # (0.6 + 0.2 + 0.4) / 3
+    assert answer["label"] is None  # each label carries its own prompt's probability
+    assert answer["is_target_logit"] is True and answer["feature"] == 5
+    assert nodes[("mlp", None)]["label"] == "m0" and nodes[("mlp", None)]["support"] == 1.0
+    assert slot_edges(end) == {
+        ("embedding@3", "feature@3"): (pytest.approx(3.0), 1.0),  # mean(1, 3, 5)
+        ("embedding@1", "feature@3"): (pytest.approx(0.75), pytest.approx(2 / 3)),  # A 0.5, B 1
+        ("feature@3", "logit@3"): (pytest.approx(4.0), 1.0),  # mean(2, 4, 6)
+    }
+    # The intersection keeps only what all three share.
+    both = consensus_graph(graphs, 1.0, align="end")
+    assert sorted(slot_edges(both)) == [("embedding@3", "feature@3"), ("feature@3", "logit@3")]
+
+
+def test_consensus_alignment_ids_and_bad_values():
+    from click.testing import CliRunner
+
+    from circuit_atlas.analysis.compare.consensus import default_consensus_id
+    from circuit_atlas.cli import cli
+
+    graphs = three_prompts()
+    digest = "2e70d7238a"  # sha256("A\nB\nC")[:10]: the start id is what it always was
+    assert default_consensus_id(["C", "A", "B"], 0.5) == f"consensus-0.5-3graphs-{digest}"
+    assert consensus_graph(graphs, 0.5).graph_id == f"consensus-0.5-3graphs-{digest}"
+    assert consensus_graph(graphs, 0.5, align="end").graph_id == (
+        f"consensus-0.5-3graphs-{digest}-end"
+    )
+    with pytest.raises(CircuitAtlasError, match="unknown alignment 'middle'.*'start'.*'end'"):
+        consensus_graph(graphs, 0.5, align="middle")
+    result = CliRunner().invoke(cli, ["consensus", "A", "B", "--align", "middle"])
+    assert result.exit_code == 2
+    error = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and "'middle' is not one of 'start', 'end'" in error[0]
+
+
 def test_cypher_jaccard_equals_pure_python_on_bundled_graphs(fresh_store: CircuitStore):
     graphs = [load_graph(bundled(name)) for name in ATTRIBUTION_GRAPHS]
     for graph in graphs:
@@ -291,6 +420,94 @@ def test_compare_and_consensus_commands(bolt_env, tmp_path: Path):
 
     mixed = run_cli("compare", ids[0], "gpt2-ioi", env=bolt_env)
     assert mixed.returncode == 1 and "no graph 'gpt2-ioi'" in error_lines(mixed)[0]
+
+
+def write_neuronpedia_prompt(
+    path: Path, slug: str, tokens: list[str], weights: tuple[float, float], prob: float
+) -> Path:
+    """A minimal Neuronpedia file: embeddings, feature L0 #7 and logit 5 on the last token,
+    edges last embedding → feature → logit."""
+    from circuit_atlas.ingest.neuronpedia import cantor_pair
+
+    last = len(tokens) - 1
+    nodes = [
+        {"node_id": f"E_{100 + i}_{i}", "feature": 100 + i, "layer": "E", "ctx_idx": i,
+         "feature_type": "embedding", "clerp": f'Emb: "{t}"'}
+        for i, t in enumerate(tokens)
+    ]  # fmt: skip
+    nodes.append({"node_id": f"0_7_{last}", "feature": cantor_pair(0, 7), "layer": "0",
+                  "ctx_idx": last, "feature_type": "cross layer transcoder"})  # fmt: skip
+    nodes.append({"node_id": f"27_5_{last}", "feature": 5, "layer": "27", "ctx_idx": last,
+                  "feature_type": "logit", "token_prob": prob, "is_target_logit": True,
+                  "clerp": f'Output " x" (p={prob})'})  # fmt: skip
+    links = [
+        {"source": f"E_{100 + last}_{last}", "target": f"0_7_{last}", "weight": weights[0]},
+        {"source": f"0_7_{last}", "target": f"27_5_{last}", "weight": weights[1]},
+    ]
+    metadata = {"slug": slug, "scan": "toy-model", "prompt_tokens": tokens, "schema_version": 1,
+                "info": {"transcoder_set": "toy"}}  # fmt: skip
+    path.write_text(json.dumps({"metadata": metadata, "nodes": nodes, "links": links}))
+    return path
+
+
+def test_consensus_command_aligns_prompts_at_the_end(bolt_env, tmp_path: Path):
+    from circuit_atlas.analysis.compare.consensus import default_consensus_id
+
+    from conftest import cypher_json
+
+    short = write_neuronpedia_prompt(tmp_path / "p.json", "p", ["<bos>", "a", " is"], (1, 2), 0.6)
+    long = write_neuronpedia_prompt(
+        tmp_path / "q.json", "q", ["<bos>", "b", "c", " is"], (3, 4), 0.2
+    )
+    run_cli("ingest", str(short), str(long), env=bolt_env, check=True)
+
+    # start: feature and logit at positions 2 and 3 never meet; embeddings 0-2 do.
+    start = run_cli("consensus", "p", "q", "--intersection", env=bolt_env, check=True)
+    start_id = default_consensus_id(["p", "q"], 1.0)
+    assert f"{start_id}: consensus of 2 graphs at >= 100%: 3 nodes, 0 edges" in start.stdout
+    assert "the prompts have 3 to 4 tokens" in start.stdout and "--align end" in start.stdout
+
+    end = run_cli("consensus", "p", "q", "--intersection", "--align", "end", env=bolt_env,
+                  check=True)  # fmt: skip
+    end_id = default_consensus_id(["p", "q"], 1.0, "end")
+    assert end_id != start_id
+    assert f"{end_id}: consensus of 2 graphs at >= 100%, right-aligned: 5 nodes, 2 edges" in (
+        end.stdout
+    )
+    assert "right-aligned: nodes match at the same distance from the last token" in end.stdout
+
+    # Both stay stored side by side; the links record the alignment and each source's shift.
+    links = cypher_json(
+        bolt_env, "MATCH (c:Graph)-[r:DERIVED_FROM {operation: 'consensus'}]->(s:Graph) "
+        "RETURN c.graph_id AS consensus, s.graph_id AS source, r.align AS align, "
+        "r.position_shift AS shift ORDER BY align DESC, source",
+    )  # fmt: skip
+    assert links == [
+        {"consensus": start_id, "source": "p", "align": "start", "shift": 0},
+        {"consensus": start_id, "source": "q", "align": "start", "shift": 0},
+        {"consensus": end_id, "source": "p", "align": "end", "shift": 1},
+        {"consensus": end_id, "source": "q", "align": "end", "shift": 0},
+    ]
+    nodes = cypher_json(
+        bolt_env, f"MATCH (n:Node {{graph_id: '{end_id}'}}) RETURN n.kind AS kind, n.pos AS pos, "
+        "n.token AS token, n.label AS label ORDER BY kind, pos",
+    )  # fmt: skip
+    assert nodes == [
+        {"kind": "embedding", "pos": 1, "token": None, "label": None},  # <bos> vs "b"
+        {"kind": "embedding", "pos": 2, "token": None, "label": None},  # "a" vs "c"
+        {"kind": "embedding", "pos": 3, "token": " is", "label": 'Emb: " is"'},
+        {"kind": "feature", "pos": 3, "token": " is", "label": None},
+        {"kind": "logit", "pos": 3, "token": " is", "label": None},  # p differs per prompt
+    ]
+    edges = cypher_json(
+        bolt_env, f"MATCH (a:Node {{graph_id: '{end_id}'}})-[e:EDGE]->(b:Node) "
+        "RETURN a.kind AS source, b.kind AS target, e.weight AS weight, e.support AS support "
+        "ORDER BY source",
+    )  # fmt: skip
+    assert edges == [
+        {"source": "embedding", "target": "feature", "weight": 2.0, "support": 1.0},  # mean(1, 3)
+        {"source": "feature", "target": "logit", "weight": 3.0, "support": 1.0},  # mean(2, 4)
+    ]
 
 
 @pytest.mark.slow

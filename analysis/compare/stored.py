@@ -8,7 +8,7 @@ from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph
 
 from ..score_store import load_for_analysis
-from .consensus import consensus_graph
+from .consensus import check_align, consensus_graph, position_shifts
 from .pairwise import Comparison, compare_graphs
 
 if TYPE_CHECKING:
@@ -48,12 +48,26 @@ def store_consensus(
     graph_id: str | None = None,
     replace: bool = False,
     allow_mixed: bool = False,
+    align: str = "start",
 ) -> tuple[WriteResult, CircuitGraph]:
-    """Build the consensus graph, store it, and link it ``DERIVED_FROM`` each source graph."""
-    consensus = consensus_graph(load_graphs(store, graph_ids), min_fraction, graph_id, allow_mixed)
+    """Build the consensus graph, store it, and link it ``DERIVED_FROM`` each source graph.
+
+    Each link records the operation, the fraction, the alignment and ``position_shift``, the
+    positions added to that source's nodes (a source position is the consensus one minus it)."""
+    check_align(align)
+    graphs = load_graphs(store, graph_ids)
+    consensus = consensus_graph(graphs, min_fraction, graph_id, allow_mixed, align)
+    shifts = position_shifts(graphs, align)
     result = store.write_graph(consensus, replace=replace)
     for source in graph_ids:
         store.link_derived(
-            consensus.graph_id, source, {"operation": "consensus", "min_fraction": min_fraction}
+            consensus.graph_id,
+            source,
+            {
+                "operation": "consensus",
+                "min_fraction": min_fraction,
+                "align": align,
+                "position_shift": shifts[source],
+            },
         )
     return result, consensus
