@@ -20,7 +20,9 @@ whose warm-up takes over 10 s is reported from that single run.
 
 Target: strongest_paths on the 10k-node graph < 1 s. It is reported at its default
 (``max_length`` 3) and at every length up to its maximum (6), with and without an edge threshold,
-next to the number of token → logit paths each setting admits (counted exactly in Python).
+next to the number of token → logit paths each setting admits (counted exactly in Python):
+what listing every path would have to enumerate, and the query, pruning by stored path bounds
+(docs/queries.md), does not.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import scipy.sparse as sp
 
 from circuit_atlas.analysis.roi.stored import roi_stored
 from circuit_atlas.analysis.score_store import score_stored_graph
-from circuit_atlas.errors import QueryTimeout
+from circuit_atlas.errors import CircuitAtlasError, QueryTimeout
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.ingest.neuronpedia import parse_neuronpedia
@@ -70,7 +72,8 @@ def median_seconds(action: Callable[[], Any], repeats: int) -> float:
 def time_query(
     store: CircuitStore, name: str, values: dict[str, Any], repeats: int, timeout: float
 ) -> tuple[float | None, int, int]:
-    """(median seconds, rows, runs timed); (None, 0, 0) when a run went past ``timeout``.
+    """(median seconds, rows, runs timed); (None, 0, 0) when a run went past ``timeout``, and
+    (None, 0, -1) when the database refused it (the error is printed; the benchmark goes on).
 
     The first run is the warm-up. A query whose warm-up takes more than ``SLOW_S`` is timed by
     that one run: repeating a minute-long enumeration would not change the verdict.
@@ -87,11 +90,14 @@ def time_query(
         return statistics.median(seconds_of(run) for _ in range(repeats)), rows[0], repeats
     except QueryTimeout:
         return None, 0, 0
+    except CircuitAtlasError as error:
+        print(f"  {name}: {error}", flush=True)
+        return None, 0, -1
 
 
 def show(seconds: float | None, runs: int, timeout: float) -> str:
     if seconds is None:
-        return f"> {timeout:.0f} s (stopped)"
+        return "failed (above)" if runs < 0 else f"> {timeout:.0f} s (stopped)"
     return f"{seconds * 1000:9.1f} ms" + (" (1 run)" if runs == 1 else "")
 
 
@@ -99,7 +105,7 @@ def token_paths(graph: CircuitGraph, target_key: str, max_length: int, threshold
     """Number of token → target paths of at most ``max_length`` edges with |w| >= threshold.
 
     Counted exactly by sparse products ``c ← M c`` (M[s, t] = 1 for a kept edge s → t) from the
-    target's indicator, summed over the token rows: what the query must enumerate.
+    target's indicator, summed over the token rows: what listing every path must enumerate.
     """
     edges = graph.edges[graph.edges["weight"].abs() >= threshold]
     n = graph.n_nodes

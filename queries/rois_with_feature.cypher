@@ -1,5 +1,4 @@
-// ROIs, in every stored run, that contain a given transcoder feature: the ROI-level
-// graphs_with_feature.
+// Every ROI, in any stored run, that holds a given transcoder feature (ROI graphs_with_feature).
 //
 // A one-graph run lists the feature when one of its instances (a node at some position) is a
 // member; a cross-prompt run when the :Feature itself is. `positions` are the member instances'

@@ -418,8 +418,10 @@ def test_every_named_query_runs_and_returns_its_declared_columns(dollar):
 
 
 def test_every_library_query_is_read_only_bounded_and_documented():
+    listed = (Path(__file__).parent.parent / "docs" / "queries.md").read_text()
     for query in library().values():
         assert query.purpose and query.columns, query.name
+        assert f"`{query.name}`" in listed, f"{query.name} is missing from docs/queries.md"
         assert "LIMIT $" in query.body, query.name
         for parameter in query.parameters:
             assert parameter.doc, (query.name, parameter.name)
