@@ -244,6 +244,29 @@ def test_deadline_abandoned_work_can_no_longer_claim_its_commit():
     assert claimed == [False]
 
 
+def test_deadline_interrupted_work_can_no_longer_claim_its_commit(monkeypatch):
+    """Ctrl-C while waiting: a write still running must not commit after the caller left."""
+    release, claimed = threading.Event(), []
+
+    def work(claim):
+        release.wait(5)
+        claimed.append(claim())
+        return "rows"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("circuit_atlas.store.deadline.wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        call_with_deadline(work, None, lambda: QueryTimeout("late"))
+    release.set()
+    for _ in range(500):
+        if claimed:
+            break
+        time.sleep(0.01)
+    assert claimed == [False]
+
+
 def test_deadline_waits_for_a_commit_claimed_before_it():
     def work(claim):
         assert claim()

@@ -77,8 +77,12 @@ def call_with_deadline(
 
     threading.Thread(target=target, name="circuit-atlas-query", daemon=True).start()
     deadline = math.inf if timeout_s is None else time.monotonic() + timeout_s
-    while not future.done() and (left := deadline - time.monotonic()) > 0:
-        wait([future], timeout=min(left, POLL_S))
+    try:
+        while not future.done() and (left := deadline - time.monotonic()) > 0:
+            wait([future], timeout=min(left, POLL_S))
+    except BaseException:  # Ctrl-C while waiting: the caller is gone, so no commit may follow
+        handoff.abandon()
+        raise
     if not future.done() and handoff.abandon():
         raise timed_out()
     return future.result()  # done, or a write that claimed its commit: report how it ended
