@@ -27,6 +27,7 @@ import pandas as pd
 from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase
 
 from circuit_atlas.errors import (
+    ArtifactUnavailable,
     CypherError,
     GraphConflict,
     GraphNotFound,
@@ -34,7 +35,6 @@ from circuit_atlas.errors import (
 )
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.local_server import LocalServer, running_shared_server
-from circuit_atlas.path_bounds import PREFIX_PROPERTY, SUFFIX_PROPERTY, path_bounds
 
 from . import schema, write_back
 from .abandon import stop_on_server
@@ -42,7 +42,12 @@ from .artifact import read_artifact, write_artifact
 from .cypher_guard import assert_read_only
 from .deadline import call_with_deadline
 from .errors_map import translated
-from .rows import graph_from_rows, graph_properties, metadata_from_properties
+from .rows import (
+    graph_from_rows,
+    graph_properties,
+    metadata_from_properties,
+    path_bound_properties,
+)
 from .settings import ConnectionSettings
 from .writer import write_bulk_embedded, write_over_bolt
 
@@ -325,13 +330,16 @@ class CircuitStore:
         return [row["gid"] for row in rows]
 
     def add_path_bounds(self, graph_id: str) -> int:
-        """Compute a stored graph's path bounds from its exact artifact and set them on its
-        nodes, in one transaction; returns the number of nodes."""
-        graph = self.read_artifact(graph_id)
-        prefix, suffix = path_bounds(graph)
+        """Compute a stored graph's path bounds from its exact artifact (or, when that is
+        unreadable, from the database copy) and set them on its nodes, in one transaction;
+        returns the number of nodes."""
+        try:
+            graph = self.read_artifact(graph_id)
+        except ArtifactUnavailable:
+            graph = self.read_graph(graph_id)
         rows = [
-            {"node_key": key.encode(), "props": {PREFIX_PROPERTY: p, SUFFIX_PROPERTY: s}}
-            for key, p, s in zip(graph.keys(), prefix.tolist(), suffix.tolist())
+            {"node_key": key.encode(), "props": props}
+            for key, props in zip(graph.keys(), path_bound_properties(graph))
         ]
         self._in_write_transaction(
             lambda run: run(write_back.SET_NODE_PROPERTIES, {"gid": graph_id, "rows": rows})

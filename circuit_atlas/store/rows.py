@@ -46,11 +46,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def path_bound_properties(graph: CircuitGraph) -> list[dict[str, list[float]]]:
+    """Per node, its derived path bounds as stored properties (``circuit_atlas/path_bounds.py``)."""
+    prefix, suffix = path_bounds(graph)
+    return [
+        {PREFIX_PROPERTY: p, SUFFIX_PROPERTY: s} for p, s in zip(prefix.tolist(), suffix.tolist())
+    ]
+
+
 def node_property_rows(graph: CircuitGraph) -> list[dict[str, Any]]:
     """Per-node property maps, with the derived path bounds the path queries prune by."""
     nodes, _ = graph.to_dataframes()
     gid = graph.graph_id
-    prefix, suffix = path_bounds(graph)
+    bounds = path_bound_properties(graph)
     rows = []
     for i, record in enumerate(nodes.to_dict("records")):
         row = {"graph_id": gid}
@@ -58,8 +66,7 @@ def node_property_rows(graph: CircuitGraph) -> list[dict[str, Any]]:
             plain = _plain(value)
             if plain is not None:
                 row[key] = plain
-        row[PREFIX_PROPERTY] = prefix[i].tolist()
-        row[SUFFIX_PROPERTY] = suffix[i].tolist()
+        row.update(bounds[i])
         rows.append(row)
     return rows
 
