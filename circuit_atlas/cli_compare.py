@@ -12,9 +12,8 @@ from circuit_atlas.analysis.compare.consensus import ALIGNMENTS
 from circuit_atlas.analysis.compare.identities import GRANULARITIES
 from circuit_atlas.analysis.compare.metrics import METRICS
 from circuit_atlas.analysis.compare.omnibus import ASSUMPTIONS
-from circuit_atlas.analysis.compare.pairwise import Comparison
+from circuit_atlas.analysis.compare.pairwise import Comparison, compare_graphs
 from circuit_atlas.analysis.compare.stored import (
-    compare_stored,
     load_graphs,
     select_graph_ids,
     store_consensus,
@@ -73,14 +72,14 @@ def compare(
     activation Spearman, influence overlap (definitions: docs/compare.md)."""
     store = state.store()
     ids = select_graph_ids(store, list(graph_ids), contains, model)
-    comparison = compare_stored(store, ids, by, allow_mixed)
+    graphs = load_graphs(store, ids)  # read once: the metrics and --stats both use them
+    comparison = compare_graphs(graphs, by, allow_mixed)
     sections: list[tuple[str, str]] = []
     statistics: dict[str, object] = {}
     if stats:
         from circuit_atlas.analysis.compare.omnibus import latent_distribution_pvalues, omnibus
         from circuit_atlas.analysis.compare.report import statistics_sections
 
-        graphs = load_graphs(store, ids)
         result = omnibus(graphs, by)
         statistics["omnibus_distance"] = result.distances.round(6).to_dict()
         statistics["shared_nodes"] = len(result.node_ids)

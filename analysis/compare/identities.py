@@ -156,10 +156,15 @@ def influence_shares(graph: CircuitGraph, by: str) -> pd.Series | None:
 
 
 def graph_items(graph: CircuitGraph, by: str) -> GraphItems:
-    """Everything the pairwise metrics need from one graph at granularity ``by``."""
+    """Everything the pairwise metrics need from one graph at granularity ``by``.
+
+    ``items`` is one of the other two series (edges for ``by="edge"``, nodes otherwise; node and
+    edge identities coincide outside ``"feature"``), so each is built once."""
+    unit = "feature" if check_granularity(by) == "feature" else "node"
+    edges, activations = edge_items(graph, unit), node_items(graph, unit)
     return GraphItems(
-        items=items(graph, by),
-        edges=edge_items(graph, "feature" if by == "feature" else "node"),
-        activations=node_items(graph, "feature" if by == "feature" else "node"),
+        items=edges if by == "edge" else activations,
+        edges=edges,
+        activations=activations,
         shares=influence_shares(graph, by),
     )
