@@ -168,7 +168,8 @@ def cross_prompt_affinity(
             cols.append(src[keep].to_numpy(dtype=np.int64))
             weights.append(edges["weight"][keep].abs().to_numpy())
     if kind == "cooccurrence":
-        matrix = sp.csr_matrix(present.T @ present)
+        occurs = sp.csr_matrix(present)  # the product of sparse presence stays sparse
+        matrix = (occurs.T @ occurs).tocsr()
     elif kind == "correlation":
         centred = activity - activity.mean(axis=0)
         scale = np.sqrt((centred**2).sum(axis=0))
