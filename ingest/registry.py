@@ -83,7 +83,7 @@ def read_json(path: Path) -> Any:
 def file_stem(path: Path) -> str:
     """``a/b.json.gz`` → ``b``: the default graph id of a file without one of its own."""
     name = path.name
-    for suffix in (".gz", ".json", ".pt"):
+    for suffix in (".gz", ".json", *READERS):
         name = name.removesuffix(suffix)
     return name
 
