@@ -89,20 +89,13 @@ def position_shifts(graphs: list[CircuitGraph], align: str = "start") -> dict[st
 
 
 def shifted_frames(graph: CircuitGraph, shift: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``graph.to_dataframes()`` with every position moved by ``shift`` (keys re-encoded)."""
-    nodes, edges = graph.to_dataframes()
-    if shift:
-        nodes["pos"] = nodes["pos"] + shift  # a missing position stays missing
-        keys = [
-            NodeKey(k.kind, k.layer, None if k.pos is None else k.pos + shift, k.feature, k.head)
-            for k in graph.keys()
-        ]
-        node_keys = np.array([k.encode() for k in keys], dtype=object)
-        nodes["node_key"] = node_keys
-        nodes["display_id"] = [k.display_id() for k in keys]
-        edges["source_key"] = node_keys[edges["source"].to_numpy()]
-        edges["target_key"] = node_keys[edges["target"].to_numpy()]
-    return nodes, edges
+    """``graph.to_dataframes()`` with every position moved by ``shift``: the same graph with
+    shifted positions (a uniform shift keeps keys unique), so keys are encoded in one place."""
+    if not shift:
+        return graph.to_dataframes()
+    nodes = graph.nodes.copy()
+    nodes["pos"] = nodes["pos"] + shift  # a missing position stays missing
+    return CircuitGraph(nodes, graph.edges, graph.metadata).to_dataframes()
 
 
 def consensus_graph(
