@@ -133,20 +133,15 @@ def prune_stored_graph(
     graph = load_for_analysis(store, graph_id).graph
     pruning = prune(AttributionMatrix.from_graph(graph), node_threshold, edge_threshold)
     child = pruned_graph(graph, pruning, new_graph_id)
-    result = store.write_graph(child, replace=replace)
-    try:
-        store.link_derived(
-            child.graph_id,
-            graph_id,
-            {
+    result = store.write_derived(
+        child,
+        {
+            graph_id: {
                 "operation": "prune",
                 "node_threshold": pruning.node_threshold,
                 "edge_threshold": pruning.edge_threshold,
-            },
-        )
-    except Exception:
-        # An unlinked child would look like an ordinary graph: take back what this call wrote.
-        if result.status == "created":
-            store.delete_graph(child.graph_id)
-        raise
+            }
+        },
+        replace=replace,
+    )
     return result, child

@@ -58,16 +58,13 @@ def store_consensus(
     graphs = load_graphs(store, graph_ids)
     consensus = consensus_graph(graphs, min_fraction, graph_id, allow_mixed, align)
     shifts = position_shifts(graphs, align)
-    result = store.write_graph(consensus, replace=replace)
-    for source in graph_ids:
-        store.link_derived(
-            consensus.graph_id,
-            source,
-            {
-                "operation": "consensus",
-                "min_fraction": min_fraction,
-                "align": align,
-                "position_shift": shifts[source],
-            },
-        )
-    return result, consensus
+    links = {
+        source: {
+            "operation": "consensus",
+            "min_fraction": min_fraction,
+            "align": align,
+            "position_shift": shifts[source],
+        }
+        for source in graph_ids
+    }
+    return store.write_derived(consensus, links, replace=replace), consensus

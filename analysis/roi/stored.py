@@ -147,9 +147,8 @@ def roi_stored(
     quotient_id = f"{result.run_id}-quotient"
     quotient = quotient_graph(result, graphs, quotient_id)
     if write:
-        store.write_graph(quotient, replace=True)
-        for source in graph_ids:
-            store.link_derived(quotient_id, source, {"operation": "roi-quotient", "method": method})
+        links = {source: {"operation": "roi-quotient", "method": method} for source in graph_ids}
+        store.write_derived(quotient, links, replace=True)
         rows = roi_rows(result, quotient_id)
         if affinity.scope == "graph":
             members = [

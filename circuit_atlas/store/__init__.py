@@ -366,6 +366,22 @@ class CircuitStore:
             {"gid": graph_id},
         )
 
+    def write_derived(
+        self, child: CircuitGraph, links: dict[str, dict[str, Any]], replace: bool = False
+    ) -> WriteResult:
+        """Write a graph computed from stored ones and link it ``DERIVED_FROM`` each parent
+        (``links``: parent id → link properties). If a link fails, a child this call created is
+        deleted again: an unlinked child would look like an ordinary graph."""
+        result = self.write_graph(child, replace=replace)
+        try:
+            for parent, props in links.items():
+                self.link_derived(child.graph_id, parent, props)
+        except Exception:
+            if result.status == "created":
+                self.delete_graph(child.graph_id)
+            raise
+        return result
+
     def link_derived(self, child: str, parent: str, props: dict[str, Any]) -> None:
         """``(child:Graph)-[:DERIVED_FROM props]->(parent:Graph)``, idempotently."""
         rows = self._write(
