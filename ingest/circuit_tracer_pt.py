@@ -140,7 +140,12 @@ def _logit_targets(document: dict[str, Any], n_logits: int) -> list[LogitTarget]
 def parse_circuit_tracer_pt(document: Any, path: Path, graph_id: str | None = None) -> CircuitGraph:
     import torch
 
-    adjacency = _tensor(document, "adjacency_matrix", 2).to(torch.float64).numpy()
+    # Dense n × n: kept in its own dtype (bf16/fp16 widened to float32, which is exact) and
+    # read only at its non-zero entries; only those become float64.
+    adjacency = _tensor(document, "adjacency_matrix", 2)
+    if adjacency.dtype in (torch.bfloat16, torch.float16):
+        adjacency = adjacency.to(torch.float32)
+    adjacency = adjacency.numpy()
     active = _tensor(document, "active_features", 2).to(torch.int64).numpy()
     selected = _tensor(document, "selected_features", 1).to(torch.int64).numpy()
     tokens = _tensor(document, "input_tokens", 1).to(torch.int64).numpy()
@@ -159,12 +164,14 @@ def parse_circuit_tracer_pt(document: Any, path: Path, graph_id: str | None = No
     out_of_range = selected.size and (selected.min() < 0 or selected.max() >= len(active))
     if active.shape[1:] != (3,) or out_of_range:
         raise InvalidGraphError("selected_features: indices outside active_features (n × 3)")
-    if not np.isfinite(adjacency).all():
+    target_rows, source_rows = np.nonzero(adjacency)  # NaN and ±inf are non-zero: kept
+    weights = adjacency[target_rows, source_rows].astype(np.float64)
+    if not np.isfinite(weights).all():
         raise InvalidGraphError("adjacency_matrix: contains NaN or infinite weights")
     targets = _logit_targets(document, n_logits)
     feature_rows = active[selected]
     feature_activation = (
-        activations.detach().to("cpu", torch.float64).numpy()[selected]
+        activations.detach().to("cpu")[torch.from_numpy(selected)].to(torch.float64).numpy()
         if isinstance(activations, torch.Tensor) and activations.numel() == len(active)
         else np.full(n_feat, np.nan)
     )
@@ -195,8 +202,6 @@ def parse_circuit_tracer_pt(document: Any, path: Path, graph_id: str | None = No
         }
         for i, (target, p) in enumerate(zip(targets, probabilities))
     ]
-    target_rows, source_rows = np.nonzero(adjacency)
-    weights = adjacency[target_rows, source_rows]
     edges = pd.DataFrame({"source": source_rows, "target": target_rows, "weight": weights})
     scan = document.get("scan_name", document.get("scan"))
     model = getattr(cfg, "model_name", None)
