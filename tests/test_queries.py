@@ -577,7 +577,9 @@ def test_query_command(bolt_env):
 
 
 def test_cypher_command_timeout_is_one_line(bolt_env):
-    slow = "UNWIND range(1, 20000000) AS i WITH i WHERE i % 7 = 0 RETURN count(*) AS c"
+    # 200M rows (one range may hold at most ~27M on ArcadeDB)
+    slow = "UNWIND range(1, 20000) AS i UNWIND range(1, 10000) AS j WITH i + j AS s "
+    slow += "WHERE s % 7 = 0 RETURN count(*) AS c"
     started = time.perf_counter()
     result = run_cli("cypher", slow, "--timeout", "1", env=bolt_env)
     assert result.returncode == 1
@@ -585,7 +587,9 @@ def test_cypher_command_timeout_is_one_line(bolt_env):
         "error: query exceeded the 1 s time limit and was stopped; raise the limit with "
         "--timeout SECONDS (timeout_s= in Python) or narrow the query"
     ]
-    assert time.perf_counter() - started < 15  # process start included; the query alone: ~16 s
+    # not a speed test: the query alone runs ~160 s, so 60 s (process start included) proves the
+    # command stopped waiting; "was stopped" above says the server stopped it too
+    assert time.perf_counter() - started < 60
 
 
 def test_a_runaway_named_query_times_out(dollar):
@@ -597,5 +601,7 @@ def test_a_runaway_named_query_times_out(dollar):
     started = time.perf_counter()
     with pytest.raises(QueryTimeout, match="^strongest_paths: query exceeded the 1 s time limit"):
         run_query(store, "strongest_paths", values, timeout_s=1)
-    assert time.perf_counter() - started < 6
+    # not a speed test: unguarded this query runs for minutes (over 220 s measured), so 30 s
+    # proves the caller stopped waiting; the slack is for stopping it on a loaded CI machine
+    assert time.perf_counter() - started < 30
     assert len(run_query(store, "strongest_paths", {**values, "max_length": 2, "k": 10}, 30)) == 10
