@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from attribution_models import TINY_CONFIG, random_task, tiny_model
 
 from circuit_atlas.ingest.attribution.circuit import greedy, prune_dangling, select, top_n
 from circuit_atlas.ingest.attribution.component_graph import ComponentGraph
@@ -22,6 +21,7 @@ from circuit_atlas.ingest.attribution.model_adapter import (
 )
 from circuit_atlas.ingest.attribution.tasks import TaskError, load_task
 
+from attribution_models import TINY_CONFIG, random_task, tiny_model
 from conftest import SHARED, cypher_json, error_lines, run_cli
 
 

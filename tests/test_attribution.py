@@ -10,6 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from circuit_atlas.ingest.attribution.component_graph import ComponentGraph
+from circuit_atlas.ingest.attribution.engine import patched_metric, record_outputs
+from circuit_atlas.ingest.attribution.methods import METHODS, attribute
+from circuit_atlas.ingest.attribution.metrics import get_metric
+from circuit_atlas.ingest.attribution.tasks import Batch
+from circuit_atlas.ingest.eap_ig import component_key
+
 from attribution_models import (
     TINY_CONFIG,
     input_gradients,
@@ -18,13 +26,6 @@ from attribution_models import (
     random_task,
     tiny_model,
 )
-
-from circuit_atlas.ingest.attribution.component_graph import ComponentGraph
-from circuit_atlas.ingest.attribution.engine import patched_metric, record_outputs
-from circuit_atlas.ingest.attribution.methods import METHODS, attribute
-from circuit_atlas.ingest.attribution.metrics import get_metric
-from circuit_atlas.ingest.attribution.tasks import Batch
-from circuit_atlas.ingest.eap_ig import component_key
 
 torch.set_num_threads(1)
 

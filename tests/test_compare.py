@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from score_graphs import build, err, feat, logit, tok
 
 from circuit_atlas.analysis.compare.consensus import consensus_graph
 from circuit_atlas.analysis.compare.identities import edge_flows, edge_keys, influence_shares
@@ -31,6 +30,7 @@ from circuit_atlas.queries.library import run_query
 from circuit_atlas.store import CircuitStore
 
 from conftest import bundled, error_lines, run_cli
+from score_graphs import build, err, feat, logit, tok
 
 ATTRIBUTION_GRAPHS = ["bee-insect-clt.json.gz", "nobel-clt.json.gz", "dollar.json.gz"]
 
@@ -147,9 +147,9 @@ def test_json_payload_is_strict_json_with_nan_as_null():
 
 
 def test_statistical_test_matrices_by_feature_and_without_shared_edges():
-    from score_graphs import random_attribution_graph
-
     from circuit_atlas.analysis.compare.omnibus import shared_adjacencies
+
+    from score_graphs import random_attribution_graph
 
     a = random_attribution_graph(1, n_layers=4, n_pos=4, features_per_slot=2, density=0.6)
     b = CircuitGraph(a.nodes, a.edges, a.metadata.model_copy(update={"graph_id": "copy"}))
@@ -360,9 +360,9 @@ def test_cypher_jaccard_equals_pure_python_on_bundled_graphs(fresh_store: Circui
 
 
 def test_identical_graphs_are_at_distance_zero_and_differ_from_others():
-    from score_graphs import random_attribution_graph
-
     from circuit_atlas.analysis.compare.omnibus import latent_distribution_pvalues, omnibus
+
+    from score_graphs import random_attribution_graph
 
     a = random_attribution_graph(1, n_layers=4, n_pos=4, features_per_slot=2, density=0.6)
     b = CircuitGraph(a.nodes, a.edges, a.metadata.model_copy(update={"graph_id": "copy"}))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from score_graphs import build, feat, logit, tok
 
 from circuit_atlas.path_bounds import MAX_PATH_EDGES, path_bounds
 from circuit_atlas.store import CircuitStore
+
+from score_graphs import build, feat, logit, tok
 
 
 def five_node_graph():

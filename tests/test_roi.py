@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from score_graphs import build, err, feat, logit, tok
 from sklearn.metrics import adjusted_rand_score
 
 from circuit_atlas.analysis.roi.affinity import (
@@ -43,6 +42,7 @@ from circuit_atlas.queries.library import run_query
 from circuit_atlas.store import CircuitStore
 
 from conftest import SHARED_GRAPHS, bundled, cypher_json, error_lines, needs_shared, run_cli
+from score_graphs import build, err, feat, logit, tok
 
 
 def planted(n: int, blocks: int, seed: int, p_in: float = 0.25, p_out: float = 0.02):

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from score_graphs import nine_node_graph, ten_node_graph
 
 from circuit_atlas.analysis.attribution_matrix import AttributionMatrix
 from circuit_atlas.analysis.pruning import prune
@@ -20,6 +19,7 @@ from circuit_atlas.ingest import load_graph
 from circuit_atlas.store import CircuitStore
 
 from conftest import bundled, cypher_json, error_lines, run_cli
+from score_graphs import nine_node_graph, ten_node_graph
 
 SCORE_PROPERTIES = "MATCH (g:Graph {graph_id: $gid}) RETURN properties(g) AS p"
 

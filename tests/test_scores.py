@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from score_graphs import nine_node_graph, random_attribution_graph, ten_node_graph
 
 from circuit_atlas.analysis.attribution_matrix import FEATURE, AttributionMatrix
 from circuit_atlas.analysis.folding import fold_into_errors
@@ -24,6 +23,8 @@ from circuit_atlas.analysis.pruning import find_threshold, prune
 from circuit_atlas.analysis.scores import graph_scores, pruned_scores, subgraph_scores
 from circuit_atlas.errors import InvalidGraphError
 from circuit_atlas.graph import CircuitGraph
+
+from score_graphs import nine_node_graph, random_attribution_graph, ten_node_graph
 
 EXACT = 1e-12
 
