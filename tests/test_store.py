@@ -10,13 +10,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circuit_atlas.errors import CypherError, GraphConflict, GraphNotFound, QueryTimeout
+from circuit_atlas.errors import (
+    ConnectionFailed,
+    CypherError,
+    GraphConflict,
+    GraphNotFound,
+    QueryTimeout,
+)
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.store import CircuitStore
 from circuit_atlas.store.abandon import SHOW, matching_transactions
 from circuit_atlas.store.deadline import call_with_deadline
+from circuit_atlas.store.settings import ConnectionSettings
 
+from bolt_proxy import CuttingRelay
 from conftest import bundled
 
 # ~16 s on the 2-core development machine (20M is close to ArcadeDB's largest allowed range).
@@ -302,3 +310,43 @@ def test_abandoned_queries_are_recognised_by_text_and_user():
     assert matching_transactions(rows, SLOW, "root") == ["q1"]
     assert matching_transactions(rows, SLOW, None) == ["q1", "q3"]
     assert matching_transactions(rows, long, "root") == ["q4"]
+
+
+def test_a_connection_dropped_mid_query_by_a_live_server_is_not_called_unreachable(
+    server, tmp_path
+):
+    """ArcadeDB drops the connection of a query that exhausts its heap but stays up; the
+    user must hear "ran out of memory, narrow it", not "is the server running?"."""
+    relay = CuttingRelay(("127.0.0.1", int(server.endpoint.uri.rsplit(":", 1)[1])), b"cut-here")
+    endpoint = server.endpoint
+    settings = ConnectionSettings(
+        uri=f"bolt://127.0.0.1:{relay.port}",
+        user=endpoint.user,
+        password=endpoint.password,
+        database=endpoint.database,
+        artifact_dir=tmp_path / "artifacts",
+    )
+    try:
+        with CircuitStore.open(settings) as store:
+            with pytest.raises(CypherError, match=r"dropped the connection .* still answers: "):
+                store.query("RETURN $tag AS tag", {"tag": "cut-here"}, timeout_s=30)
+            assert relay.cuts == 1
+            assert store.query("RETURN 1 AS x", timeout_s=30) == [{"x": 1}]
+    finally:
+        relay.close()
+
+
+def test_a_connection_dropped_by_a_server_that_went_away_says_so(server, tmp_path):
+    relay = CuttingRelay(("127.0.0.1", int(server.endpoint.uri.rsplit(":", 1)[1])), b"cut-here")
+    endpoint = server.endpoint
+    settings = ConnectionSettings(
+        uri=f"bolt://127.0.0.1:{relay.port}",
+        user=endpoint.user,
+        password=endpoint.password,
+        database=endpoint.database,
+        artifact_dir=tmp_path / "artifacts",
+    )
+    with CircuitStore.open(settings) as store:
+        relay.close()  # no new connection gets through any more
+        with pytest.raises(ConnectionFailed, match="is it running"):
+            store.query("RETURN $tag AS tag", {"tag": "cut-here"}, timeout_s=30)

@@ -28,6 +28,7 @@ from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase
 
 from circuit_atlas.errors import (
     ArtifactUnavailable,
+    ConnectionFailed,
     CypherError,
     GraphConflict,
     GraphNotFound,
@@ -505,6 +506,24 @@ class CircuitStore:
         except KeyboardInterrupt:  # Ctrl-C: do not leave the query running on a shared server
             self._terminate_on_server(cypher)
             raise
+        except ConnectionFailed:
+            if not self._answers():
+                raise
+            # ArcadeDB drops the Bolt connection of a query that exhausts its heap, and stays up
+            raise CypherError(
+                f"the graph database at {self.uri} dropped the connection while running the "
+                "query but still answers: the query most likely ran out of server memory; "
+                "narrow it (a smaller k, max_length or hops) or give the server more memory "
+                "(for the zero-setup server: ARCADEDB_JVM_ARGS=-Xmx8g)"
+            ) from None
+
+    def _answers(self) -> bool:
+        """Whether the server accepts a new connection now (after one broke)."""
+        try:
+            self.driver.verify_connectivity()
+        except Exception:
+            return False
+        return True
 
     def _terminate_on_server(self, cypher: str) -> bool:
         """Best effort: stop an abandoned query on the server (see ``store/abandon.py``)."""
