@@ -28,10 +28,9 @@ CALL {
     MATCH path = (source)
         ((a)-[r:EDGE]->(b)
           WHERE guess <= 0.0
-             OR abs(r.weight) * reduce(best = 0.0, i IN range(0, {{max_length}} - 1) |
-                  CASE WHEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i] > best
-                       THEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i]
-                       ELSE best END) >= guess * (1.0 - 1e-9)
+             OR any(i IN range(0, {{max_length}} - 1)
+                    WHERE abs(r.weight) * a.prefix_bound[i]
+                          * b.suffix_bound[{{max_length}} - 1 - i] >= guess * (1.0 - 1e-9))
         ){1,{{max_length}}}(target)
     WITH path, reduce(p = 1.0, r IN relationships(path) | p * abs(r.weight)) AS product
     ORDER BY product DESC, [n IN nodes(path) | n.node_key]
@@ -48,10 +47,9 @@ CALL {
     MATCH path = (source)
         ((a)-[r:EDGE]->(b)
           WHERE floor <= 0.0
-             OR abs(r.weight) * reduce(best = 0.0, i IN range(0, {{max_length}} - 1) |
-                  CASE WHEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i] > best
-                       THEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i]
-                       ELSE best END) >= floor * (1.0 - 1e-9)
+             OR any(i IN range(0, {{max_length}} - 1)
+                    WHERE abs(r.weight) * a.prefix_bound[i]
+                          * b.suffix_bound[{{max_length}} - 1 - i] >= floor * (1.0 - 1e-9))
         ){1,{{max_length}}}(target)
     WITH path, reduce(p = 1.0, r IN relationships(path) | p * abs(r.weight)) AS product
     ORDER BY product DESC, [n IN nodes(path) | n.node_key]

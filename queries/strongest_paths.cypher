@@ -45,10 +45,9 @@ CALL {
         ((a)-[r:EDGE]->(b)
           WHERE ($min_abs_weight <= 0.0 OR abs(r.weight) >= $min_abs_weight)
             AND (guess <= 0.0 OR NOT bounded
-                 OR abs(r.weight) * reduce(best = 0.0, i IN range(0, {{max_length}} - 1) |
-                      CASE WHEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i] > best
-                           THEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i]
-                           ELSE best END) >= guess * (1.0 - 1e-9))
+                 OR any(i IN range(0, {{max_length}} - 1)
+                        WHERE abs(r.weight) * a.prefix_bound[i]
+                              * b.suffix_bound[{{max_length}} - 1 - i] >= guess * (1.0 - 1e-9)))
         ){1,{{max_length}}}(target)
     WITH [n IN nodes(path) | n.node_key] AS nodes, [r IN relationships(path) | r.weight] AS weights
     WITH nodes, weights, reduce(p = 1.0, w IN weights | p * abs(w)) AS product
@@ -71,10 +70,9 @@ CALL {
         ((a)-[r:EDGE]->(b)
           WHERE ($min_abs_weight <= 0.0 OR abs(r.weight) >= $min_abs_weight)
             AND (floor <= 0.0 OR NOT bounded
-                 OR abs(r.weight) * reduce(best = 0.0, i IN range(0, {{max_length}} - 1) |
-                      CASE WHEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i] > best
-                           THEN a.prefix_bound[i] * b.suffix_bound[{{max_length}} - 1 - i]
-                           ELSE best END) >= floor * (1.0 - 1e-9))
+                 OR any(i IN range(0, {{max_length}} - 1)
+                        WHERE abs(r.weight) * a.prefix_bound[i]
+                              * b.suffix_bound[{{max_length}} - 1 - i] >= floor * (1.0 - 1e-9)))
         ){1,{{max_length}}}(target)
     WITH [n IN nodes(path) | n.node_key] AS nodes, [r IN relationships(path) | r.weight] AS weights
     WITH nodes, weights, reduce(p = 1.0, w IN weights | p * abs(w)) AS product
