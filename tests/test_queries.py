@@ -189,6 +189,18 @@ def test_strongest_paths_without_stored_bounds_list_every_path(fresh_store: Circ
     assert got["nodes"].tolist() == [p[0] for p in expected]
 
 
+def test_reingesting_a_graph_stored_without_bounds_adds_them_and_nothing_else(fresh_store):
+    graph = random_attribution_graph(1, n_layers=3, n_pos=2, density=0.5)
+    fresh_store.write_graph(graph)
+    before = stored_edges(fresh_store, graph)
+    fresh_store.query("MATCH (n:Node) REMOVE n.prefix_bound, n.suffix_bound", write=True)
+    assert fresh_store.graphs_without_path_bounds() == [graph.graph_id]
+    assert fresh_store.write_graph(graph).status == "unchanged"
+    assert fresh_store.graphs_without_path_bounds() == []
+    assert stored_edges(fresh_store, graph) == before
+    assert fresh_store.read_graph(graph.graph_id).content_hash() == graph.content_hash()
+
+
 def test_layered_synthetic_graphs_are_shaped_like_attribution_graphs():
     """The benchmark's strongest_paths graph: valid, scorable, edges forward in layer and
     position, every token and error node feeding every logit."""

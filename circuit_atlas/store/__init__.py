@@ -205,6 +205,8 @@ class CircuitStore:
                 if existing.get("content_hash") == content_hash:
                     if not Path(existing.get("artifact_path", "")).exists():
                         write_artifact(graph, self.artifact_dir, content_hash)
+                    if self._lacks_path_bounds(gid):  # stored by an older version
+                        self._set_path_bounds(gid, graph)
                     return WriteResult(
                         gid,
                         "unchanged",
@@ -338,6 +340,17 @@ class CircuitStore:
             graph = self.read_artifact(graph_id)
         except ArtifactUnavailable:
             graph = self.read_graph(graph_id)
+        return self._set_path_bounds(graph_id, graph)
+
+    def _lacks_path_bounds(self, graph_id: str) -> bool:
+        rows = self._read(
+            "MATCH (n:Node {graph_id: $gid}) WHERE n.prefix_bound IS NULL "
+            "RETURN n.node_key AS key LIMIT 1",
+            {"gid": graph_id},
+        )
+        return bool(rows)
+
+    def _set_path_bounds(self, graph_id: str, graph: CircuitGraph) -> int:
         rows = [
             {"node_key": key.encode(), "props": props}
             for key, props in zip(graph.keys(), path_bound_properties(graph))
