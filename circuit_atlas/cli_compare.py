@@ -77,13 +77,18 @@ def compare(
     sections: list[tuple[str, str]] = []
     statistics: dict[str, object] = {}
     if stats:
-        from circuit_atlas.analysis.compare.omnibus import latent_distribution_pvalues, omnibus
+        from circuit_atlas.analysis.compare.omnibus import (
+            latent_distribution_pvalues,
+            omnibus,
+            ranked_adjacencies,
+        )
         from circuit_atlas.analysis.compare.report import statistics_sections
 
-        result = omnibus(graphs, by)
+        ranked = ranked_adjacencies(graphs, by)  # the embedding and the tests share them
+        result = omnibus(graphs, by, ranked=ranked)
         statistics["omnibus_distance"] = result.distances.round(6).to_dict()
         statistics["shared_nodes"] = len(result.node_ids)
-        tests = latent_distribution_pvalues(graphs, by)
+        tests = latent_distribution_pvalues(graphs, by, ranked=ranked)
         statistics["latent_distribution_test"] = tests.to_dict("records")
         statistics["statistics_assumptions"] = ASSUMPTIONS
         sections = statistics_sections(result.distances, tests)

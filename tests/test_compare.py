@@ -360,7 +360,11 @@ def test_cypher_jaccard_equals_pure_python_on_bundled_graphs(fresh_store: Circui
 
 
 def test_identical_graphs_are_at_distance_zero_and_differ_from_others():
-    from circuit_atlas.analysis.compare.omnibus import latent_distribution_pvalues, omnibus
+    from circuit_atlas.analysis.compare.omnibus import (
+        latent_distribution_pvalues,
+        omnibus,
+        ranked_adjacencies,
+    )
 
     from score_graphs import random_attribution_graph
 
@@ -374,6 +378,15 @@ def test_identical_graphs_are_at_distance_zero_and_differ_from_others():
     tests = latent_distribution_pvalues([a, b], n_bootstraps=50)
     assert 0.0 <= tests["pvalue"][0] <= 1.0
     assert tests["pvalue"][0] > 0.5  # the same graph twice
+    # `compare --stats` builds the ranked matrices once for both: same numbers, inputs untouched
+    ranked = ranked_adjacencies([a, b, c])
+    before = [m.copy() for m in ranked[1]]
+    shared = omnibus([a, b, c], by="node", n_components=2, ranked=ranked)
+    assert shared.distances.equals(result.distances)
+    assert latent_distribution_pvalues(
+        [a, b], n_bootstraps=50, ranked=ranked_adjacencies([a, b])
+    ).equals(tests)
+    assert all(np.array_equal(x, y) for x, y in zip(before, ranked[1]))
 
 
 def test_compare_and_consensus_commands(bolt_env, tmp_path: Path):

@@ -88,18 +88,31 @@ def shared_adjacencies(
     return shared, matrices
 
 
-def omnibus(
-    graphs: list[CircuitGraph], by: str = "node", n_components: int | None = None
-) -> OmnibusResult:
-    from graspologic.embed import OmnibusEmbed
+def ranked_adjacencies(
+    graphs: list[CircuitGraph], by: str = "node"
+) -> tuple[list[str], list[np.ndarray]]:
+    """:func:`shared_adjacencies` with each matrix passed to ranks (the input of both the
+    embedding and the test): compute once when running both."""
     from graspologic.utils import pass_to_ranks
 
     shared, matrices = shared_adjacencies(graphs, by)
-    ranked = [pass_to_ranks(m) for m in matrices]
+    return shared, [pass_to_ranks(m) for m in matrices]
+
+
+def omnibus(
+    graphs: list[CircuitGraph],
+    by: str = "node",
+    n_components: int | None = None,
+    ranked: tuple[list[str], list[np.ndarray]] | None = None,
+) -> OmnibusResult:
+    """``ranked``: the graphs' :func:`ranked_adjacencies`, when already computed."""
+    from graspologic.embed import OmnibusEmbed
+
+    shared, ranked_matrices = ranked if ranked is not None else ranked_adjacencies(graphs, by)
     embedder = OmnibusEmbed(n_components=n_components, algorithm="full", check_lcc=False)
     with jvm_safe_threads(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "not fully connected": expected for circuits
-        embeddings = np.asarray(embedder.fit_transform(ranked))
+        embeddings = np.asarray(embedder.fit_transform(ranked_matrices))
     ids = [g.graph_id for g in graphs]
     flat = embeddings.reshape(len(graphs), -1)
     distance = np.sqrt(((flat[:, None, :] - flat[None, :, :]) ** 2).sum(-1)) / np.sqrt(len(shared))
@@ -112,12 +125,14 @@ def latent_distribution_pvalues(
     n_bootstraps: int = 200,
     seed: int = 0,
     max_pairs: int = 50,
+    ranked: tuple[list[str], list[np.ndarray]] | None = None,
 ) -> pd.DataFrame:
-    """One latent distribution test per pair of graphs (dcorr, bootstrap p-value)."""
-    from graspologic.inference import latent_distribution_test
-    from graspologic.utils import pass_to_ranks
+    """One latent distribution test per pair of graphs (dcorr, bootstrap p-value).
 
-    _, matrices = shared_adjacencies(graphs, by)
+    ``ranked``: the graphs' :func:`ranked_adjacencies`, when already computed."""
+    from graspologic.inference import latent_distribution_test
+
+    _, matrices = ranked if ranked is not None else ranked_adjacencies(graphs, by)
     pairs = list(combinations(range(len(graphs)), 2))
     if len(pairs) > max_pairs:
         raise CircuitAtlasError(
@@ -130,8 +145,8 @@ def latent_distribution_pvalues(
         with jvm_safe_threads(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = latent_distribution_test(
-                pass_to_ranks(matrices[i]),
-                pass_to_ranks(matrices[j]),
+                matrices[i],
+                matrices[j],
                 test="dcorr",
                 metric="euclidean",
                 n_bootstraps=n_bootstraps,
