@@ -312,22 +312,30 @@ def test_abandoned_queries_are_recognised_by_text_and_user():
     assert matching_transactions(rows, long, "root") == ["q4"]
 
 
-def test_a_connection_dropped_mid_query_by_a_live_server_is_not_called_unreachable(
-    server, tmp_path
-):
-    """ArcadeDB drops the connection of a query that exhausts its heap but stays up; the
-    user must hear "ran out of memory, narrow it", not "is the server running?"."""
-    relay = CuttingRelay(("127.0.0.1", int(server.endpoint.uri.rsplit(":", 1)[1])), b"cut-here")
+def relayed_settings(server, relay: CuttingRelay, tmp_path) -> ConnectionSettings:
+    """Settings for the session server, reached through ``relay``."""
     endpoint = server.endpoint
-    settings = ConnectionSettings(
+    return ConnectionSettings(
         uri=f"bolt://127.0.0.1:{relay.port}",
         user=endpoint.user,
         password=endpoint.password,
         database=endpoint.database,
         artifact_dir=tmp_path / "artifacts",
     )
+
+
+def cutting_relay(server) -> CuttingRelay:
+    return CuttingRelay(("127.0.0.1", int(server.endpoint.uri.rsplit(":", 1)[1])), b"cut-here")
+
+
+def test_a_connection_dropped_mid_query_by_a_live_server_is_not_called_unreachable(
+    server, tmp_path
+):
+    """ArcadeDB drops the connection of a query that exhausts its heap but stays up; the
+    user must hear "ran out of memory, narrow it", not "is the server running?"."""
+    relay = cutting_relay(server)
     try:
-        with CircuitStore.open(settings) as store:
+        with CircuitStore.open(relayed_settings(server, relay, tmp_path)) as store:
             with pytest.raises(CypherError, match=r"dropped the connection .* still answers: "):
                 store.query("RETURN $tag AS tag", {"tag": "cut-here"}, timeout_s=30)
             assert relay.cuts == 1
@@ -337,16 +345,8 @@ def test_a_connection_dropped_mid_query_by_a_live_server_is_not_called_unreachab
 
 
 def test_a_connection_dropped_by_a_server_that_went_away_says_so(server, tmp_path):
-    relay = CuttingRelay(("127.0.0.1", int(server.endpoint.uri.rsplit(":", 1)[1])), b"cut-here")
-    endpoint = server.endpoint
-    settings = ConnectionSettings(
-        uri=f"bolt://127.0.0.1:{relay.port}",
-        user=endpoint.user,
-        password=endpoint.password,
-        database=endpoint.database,
-        artifact_dir=tmp_path / "artifacts",
-    )
-    with CircuitStore.open(settings) as store:
+    relay = cutting_relay(server)
+    with CircuitStore.open(relayed_settings(server, relay, tmp_path)) as store:
         relay.close()  # no new connection gets through any more
         with pytest.raises(ConnectionFailed, match="is it running"):
             store.query("RETURN $tag AS tag", {"tag": "cut-here"}, timeout_s=30)
