@@ -109,17 +109,21 @@ def test_feature_identity_links_graphs(fresh_store: CircuitStore):
 
 def test_failed_write_leaves_nothing(fresh_store: CircuitStore, monkeypatch):
     graph = load_graph(bundled("bee-insect-clt.json.gz"))
+    import circuit_atlas.store.bulk_json as bulk_json
     import circuit_atlas.store.writer as writer
 
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    for path in ("bulk", "bolt"):
-        real = writer.edge_property_rows
-        monkeypatch.setattr(writer, "edge_property_rows", explode)
-        with pytest.raises(RuntimeError, match="disk full"):
-            fresh_store.write_graph(graph, force_bolt=path == "bolt")
-        monkeypatch.setattr(writer, "edge_property_rows", real)
+    # fails while edges are written: after the nodes, on each path
+    for path, module, name in [
+        ("bulk", bulk_json, "edge_json_rows"),
+        ("bolt", writer, "edge_property_rows"),
+    ]:
+        with monkeypatch.context() as patched:
+            patched.setattr(module, name, explode)
+            with pytest.raises(RuntimeError, match="disk full"):
+                fresh_store.write_graph(graph, force_bolt=path == "bolt")
         assert fresh_store.list_graphs().empty
         assert (
             fresh_store.query("MATCH (n) WHERE n:Node OR n:Graph RETURN count(n) AS c")[0]["c"] == 0
@@ -350,3 +354,41 @@ def test_a_connection_dropped_by_a_server_that_went_away_says_so(server, tmp_pat
         relay.close()  # no new connection gets through any more
         with pytest.raises(ConnectionFailed, match="is it running"):
             store.query("RETURN $tag AS tag", {"tag": "cut-here"}, timeout_s=30)
+
+
+def test_bulk_json_rows_carry_every_channel_and_weight_exactly(fresh_store, monkeypatch):
+    """The bulk path formats its own JSON rows (store/bulk_json.py): quotes, backslashes,
+    newlines and non-ASCII channels, and full-precision float64 weights, come back unchanged."""
+    import circuit_atlas.store.bulk_json as bulk_json
+
+    graph = load_graph(bundled("gpt2-ioi-eap-ig.json.gz"))
+    edges = graph.edges.drop(columns=["in_graph"])  # an extra column takes the package's path
+    tricky = np.array(["q", 'k"\\', "v\n", "é→", ""], dtype=object)
+    edges["channel"] = tricky[np.arange(len(edges)) % len(tricky)]
+    edges["weight"] = edges["weight"] * np.pi / 7
+    plain = CircuitGraph(graph.nodes, edges, graph.metadata.model_copy(update={"graph_id": "json"}))
+    formatted = []
+    real = bulk_json.edge_json_rows
+    monkeypatch.setattr(bulk_json, "edge_json_rows", lambda *a: formatted.append(1) or real(*a))
+    assert fresh_store.write_graph(plain).path == "bulk"
+    assert formatted  # the rows really went through our JSON
+    back = fresh_store.read_graph("json")
+    assert_same_graph(plain, back)
+    assert back.content_hash() == plain.content_hash()
+
+
+def test_edge_json_rows_are_the_json_of_the_values():
+    import json
+
+    from circuit_atlas.store.bulk_json import edge_json_rows, json_safe
+
+    weights = [0.1, -1e-300, 2.5e20, 1 / 3]
+    channels = ["", 'a"b\\', "é\n", "q"]
+    rows = edge_json_rows(["#1:0"] * 4, ["#1:1"] * 4, weights, channels)
+    parsed = [json.loads(row) for row in rows]
+    assert [p["weight"] for p in parsed] == weights  # exact, not rounded
+    assert [p.get("channel", "") for p in parsed] == channels
+    assert "channel" not in parsed[0]
+    assert json_safe([0.5, 1e300]) and json_safe("x") and json_safe(3)
+    assert not json_safe([0.5, float("inf")]) and not json_safe([1.0, float("nan")])
+    assert not json_safe(float("nan")) and not json_safe([1, 2])  # ints in lists: package path

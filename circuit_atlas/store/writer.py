@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from circuit_atlas.graph import CircuitGraph
 
 from . import schema
+from .bulk_json import buffer_edges, create_vertices
 from .rows import edge_property_rows, feature_rows, graph_properties, node_property_rows
 
 BOLT_BATCH = 20_000
@@ -129,10 +130,9 @@ def write_bulk_embedded(
                 row["rid"]
             )
     nodes = node_property_rows(graph)
-    edges = edge_property_rows(graph)
     with (
         tqdm(
-            total=len(nodes) + len(edges),
+            total=len(nodes) + graph.n_edges,
             desc=f"bulk {gid}",
             unit="row",
             disable=not progress,
@@ -140,7 +140,7 @@ def write_bulk_embedded(
         ) as bar,
         database.graph_batch() as batch,
     ):
-        node_rids = np.array(batch.create_vertices(schema.NODE, nodes), dtype=object)
+        node_rids = np.array(create_vertices(batch, schema.NODE, nodes), dtype=object)
         bar.update(len(nodes))
         batch.new_edges(node_rids.tolist(), schema.IN_GRAPH, [str(graph_rid)] * len(nodes))
         if features:
@@ -153,15 +153,9 @@ def write_bulk_embedded(
                     for f in features
                 ],
             )
-        src = node_rids[graph.edges["source"].to_numpy()]
-        dst = node_rids[graph.edges["target"].to_numpy()]
-        chunk = 100_000
-        for start in range(0, len(edges), chunk):
-            stop = min(start + chunk, len(edges))
-            batch.new_edges(
-                src[start:stop].tolist(), schema.EDGE, dst[start:stop].tolist(), edges[start:stop]
-            )
-            bar.update(stop - start)
+        src = node_rids[graph.edges["source"].to_numpy()].tolist()
+        dst = node_rids[graph.edges["target"].to_numpy()].tolist()
+        buffer_edges(batch, schema.EDGE, src, dst, graph, bar.update)
     run(
         "MATCH (g:Graph {graph_id: $gid}) SET g.status = $ready",
         {"gid": gid, "ready": schema.READY},
