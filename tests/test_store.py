@@ -380,7 +380,7 @@ def test_bulk_json_rows_carry_every_channel_and_weight_exactly(fresh_store, monk
 def test_edge_json_rows_are_the_json_of_the_values():
     import json
 
-    from circuit_atlas.store.bulk_json import edge_json_rows, json_safe
+    from circuit_atlas.store.bulk_json import edge_json_rows, rows_json
 
     weights = [0.1, -1e-300, 2.5e20, 1 / 3]
     channels = ["", 'a"b\\', "é\n", "q"]
@@ -389,6 +389,15 @@ def test_edge_json_rows_are_the_json_of_the_values():
     assert [p["weight"] for p in parsed] == weights  # exact, not rounded
     assert [p.get("channel", "") for p in parsed] == channels
     assert "channel" not in parsed[0]
-    assert json_safe([0.5, 1e300]) and json_safe("x") and json_safe(3)
-    assert not json_safe([0.5, float("inf")]) and not json_safe([1.0, float("nan")])
-    assert not json_safe(float("nan")) and not json_safe([1, 2])  # ints in lists: package path
+
+    def carried(value):
+        return rows_json([{"a": 1, "b": value}]) is not None
+
+    safe = [[0.5, 1e300], "x", "é", 3, -(2**63), True, None, 0.25]
+    assert all(carried(v) for v in safe)
+    assert json.loads(rows_json([{"b": v} for v in safe])) == [{"b": v} for v in safe]
+    # what JSON would change or cannot carry: the package's per-value path takes those rows
+    unsafe = [[0.5, float("inf")], [1.0, float("nan")], float("nan"), -float("inf"), [1, 2],
+              2**63, "\ud800", b"x", (1.0,)]  # fmt: skip
+    assert not any(carried(v) for v in unsafe)
+    assert rows_json([{1: "a"}]) is None
