@@ -30,15 +30,13 @@ from circuit_atlas.graph import CircuitGraph
 from .rows import edge_property_rows
 
 CHUNK = 100_000  # rows per crossing into the engine, as in the package's own bulk path
+INT64 = 2**63
 
 
 def _bridge(name: str) -> Any | None:
     from arcadedb_embedded.results import _bridge_class
 
     return _bridge_class(name)
-
-
-INT64 = 2**63
 
 
 def _utf8_encodable(text: str) -> bool:
@@ -126,7 +124,8 @@ def buffer_edges(
     weights = edges["weight"].to_numpy(dtype=np.float64)
     channels = edges["channel"].tolist()
     plain = set(edges.columns) <= {"source", "target", "weight", "channel"}
-    plain = plain and all(type(c) is str for c in set(channels)) and np.isfinite(weights).all()
+    plain = plain and np.isfinite(weights).all()
+    plain = plain and all(type(c) is str and _utf8_encodable(c) for c in set(channels))
     batcher = _bridge("EdgeBatcher") if plain else None
     if batcher is None:
         rows = edge_property_rows(graph)
