@@ -238,6 +238,15 @@ def test_timeout_must_be_positive(fresh_store: CircuitStore):
         fresh_store.query("RETURN 1", timeout_s=0)
 
 
+def claim_outcome(claimed: list[bool]) -> list[bool]:
+    """What the released worker's ``claim()`` returned, once it has run (at most ~5 s)."""
+    for _ in range(500):
+        if claimed:
+            break
+        time.sleep(0.01)
+    return claimed
+
+
 def test_deadline_abandoned_work_can_no_longer_claim_its_commit():
     release, claimed = threading.Event(), []
 
@@ -249,11 +258,7 @@ def test_deadline_abandoned_work_can_no_longer_claim_its_commit():
     with pytest.raises(QueryTimeout):
         call_with_deadline(work, 0.05, lambda: QueryTimeout("late"))
     release.set()
-    for _ in range(500):
-        if claimed:
-            break
-        time.sleep(0.01)
-    assert claimed == [False]
+    assert claim_outcome(claimed) == [False]
 
 
 def test_deadline_interrupted_work_can_no_longer_claim_its_commit(monkeypatch):
@@ -272,11 +277,7 @@ def test_deadline_interrupted_work_can_no_longer_claim_its_commit(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         call_with_deadline(work, None, lambda: QueryTimeout("late"))
     release.set()
-    for _ in range(500):
-        if claimed:
-            break
-        time.sleep(0.01)
-    assert claimed == [False]
+    assert claim_outcome(claimed) == [False]
 
 
 def test_deadline_waits_for_a_commit_claimed_before_it():
