@@ -307,12 +307,18 @@ class CircuitGraph:
         return cls(nodes, edges, metadata)
 
     # ------------------------------------------------------------------ tables
-    def to_dataframes(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(nodes, edges) with ``node_key``/``display_id`` and endpoint keys added for joins."""
+    def nodes_frame(self) -> pd.DataFrame:
+        """The nodes table with ``node_key`` and ``display_id`` added: the node half of
+        :meth:`to_dataframes`, without copying the (possibly million-row) edge table."""
         nodes = self.nodes.copy()
         keys = self.keys()
         nodes["node_key"] = [k.encode() for k in keys]
         nodes["display_id"] = [k.display_id() for k in keys]
+        return nodes
+
+    def to_dataframes(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(nodes, edges) with ``node_key``/``display_id`` and endpoint keys added for joins."""
+        nodes = self.nodes_frame()
         edges = self.edges.copy()
         node_keys = nodes["node_key"].to_numpy()
         edges["source_key"] = node_keys[edges["source"].to_numpy()]

@@ -56,7 +56,7 @@ def path_bound_properties(graph: CircuitGraph) -> list[dict[str, list[float]]]:
 
 def node_property_rows(graph: CircuitGraph) -> list[dict[str, Any]]:
     """Per-node property maps, with the derived path bounds the path queries prune by."""
-    nodes, _ = graph.to_dataframes()
+    nodes = graph.nodes_frame()
     gid = graph.graph_id
     bounds = path_bound_properties(graph)
     rows = []
@@ -99,7 +99,7 @@ def feature_identity(graph: CircuitGraph) -> tuple[str, str]:
 def feature_rows(graph: CircuitGraph) -> list[dict[str, Any]]:
     """One row per feature node: its key and the ``:Feature`` identity it is an instance of."""
     model, transcoder_set = feature_identity(graph)
-    nodes, _ = graph.to_dataframes()
+    nodes = graph.nodes_frame()
     features = nodes[nodes["kind"] == NodeKind.FEATURE.value]
     return [
         {
