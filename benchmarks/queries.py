@@ -240,6 +240,8 @@ def main() -> None:
             database=endpoint.database,
             data_dir=Path(folder),
             artifact_dir=Path(folder) / "artifacts",
+            read_user=endpoint.reader_user,
+            read_password=endpoint.reader_password,
         )
         store = CircuitStore.open(settings)
         store.local_server = server

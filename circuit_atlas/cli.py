@@ -8,6 +8,7 @@ local server. Errors are one line on stderr and a non-zero exit; ``--debug`` sho
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -171,12 +172,19 @@ def show(state: StoreContext, graph_id: str) -> None:
 
 @cli.command()
 @click.argument("graph_ids", nargs=-1, required=True)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also delete a graph another process claims (a load or delete whose process died on "
+    "another host).",
+)
 @pass_ctx
-def rm(state: StoreContext, graph_ids: tuple[str, ...]) -> None:
-    """Delete graphs (nodes, edges and artifact)."""
+def rm(state: StoreContext, graph_ids: tuple[str, ...], force: bool) -> None:
+    """Delete graphs (nodes, edges and artifact). Readers stop seeing a graph at once; a
+    delete that is interrupted is finished when the local server next starts."""
     store = state.store()
     for graph_id in graph_ids:
-        store.delete_graph(graph_id)
+        store.delete_graph(graph_id, force=force, progress=progress_enabled())
         click.echo(f"{graph_id}: deleted")
 
 
@@ -374,6 +382,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(argv: list[str] | None) -> int:
+    # The driver logs each retry as a warning; with no handler Python would print them to
+    # stderr, burying the one-line error. --debug shows them.
+    logging.getLogger("neo4j").addHandler(logging.NullHandler())
     try:
         cli.main(args=argv, prog_name="circuit-atlas", standalone_mode=False)
     except click.exceptions.Exit as exc:

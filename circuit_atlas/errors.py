@@ -56,3 +56,17 @@ class QueryTimeout(CypherError):
 
 class LocalServerError(CircuitAtlasError):
     """The embedded local graph server could not be started, found or stopped."""
+
+
+class GraphBusy(StoreError):
+    """Another process is writing or deleting this graph id right now (see ``store/claims.py``)."""
+
+
+class DuplicateKey(CypherError):
+    """A write met a uniqueness constraint: another transaction stored the same key first."""
+
+
+class WriteConflict(StoreError):
+    """A write collided with a concurrent one (a lock or optimistic-concurrency conflict); it
+    was rolled back and may simply be run again (``CircuitStore`` does, a bounded number of
+    times)."""

@@ -10,6 +10,7 @@ path (the engine's ``GraphBatch`` API) that Bolt cannot match.
 Data folder layout (``--data-dir`` or the user's data directory)::
 
     password       root password, 0600
+    reader-password  password of the read-only ``reader`` user, 0600
     server.lock    flock held by the process hosting the server (one host per folder)
     server.json    where a shared server listens (written by ``circuit-atlas db start``)
     server.log     the engine's log
@@ -19,6 +20,11 @@ Data folder layout (``--data-dir`` or the user's data directory)::
 One process hosts the server for a folder at a time (an exclusive ``flock``). A second process
 either connects to a running shared server (``server.json``) or gets a clear error — never two
 engines writing one folder.
+
+The folder is private (0700) and its secrets 0600: graphs are research data, and the server's
+root password is in it. Besides ``root``, the server has a ``reader`` user whose group may only
+read records: read-only Cypher connects as it, so the server itself refuses every write, schema
+change and write procedure, whatever the query's spelling (``docs/security.md``).
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ import json
 import os
 import secrets
 import socket
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +49,8 @@ from circuit_atlas.errors import LocalServerError
 
 DEFAULT_DATABASE = "circuits"
 ROOT_USER = "root"
+READER_USER = "reader"
+READER_GROUP = "reader"
 BOLT_PLUGIN = "Bolt:com.arcadedb.bolt.BoltProtocolPlugin"
 
 
@@ -56,9 +66,18 @@ class BoltEndpoint:
     user: str
     password: str
     database: str
+    reader_user: str | None = None
+    reader_password: str | None = None
 
     def __repr__(self) -> str:
         return f"BoltEndpoint(uri={self.uri!r}, user={self.user!r}, database={self.database!r})"
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) and make it readable by its owner only."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
 
 
 def _free_port() -> int:
@@ -83,16 +102,29 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def read_password(data_dir: Path) -> str:
-    """The folder's root password, created (0600) on first use."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / "password"
+def read_password(data_dir: Path, name: str = "password") -> str:
+    """A password of the folder (``password``: root, ``reader-password``: the read-only user),
+    created (0600) on first use."""
+    private_dir(data_dir)
+    path = data_dir / name
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(24))
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(24))
     os.chmod(path, 0o600)
     return path.read_text().strip()
+
+
+def _endpoint(data_dir: Path, bolt_port: int, database: str) -> BoltEndpoint:
+    return BoltEndpoint(
+        f"bolt://127.0.0.1:{bolt_port}",
+        ROOT_USER,
+        read_password(data_dir),
+        database,
+        READER_USER,
+        read_password(data_dir, "reader-password"),
+    )
 
 
 def running_shared_server(data_dir: Path) -> BoltEndpoint | None:
@@ -104,18 +136,14 @@ def running_shared_server(data_dir: Path) -> BoltEndpoint | None:
         return None
     if not _pid_alive(int(info.get("pid", -1))) or not _port_open(int(info["bolt_port"])):
         return None
-    return BoltEndpoint(
-        f"bolt://127.0.0.1:{info['bolt_port']}",
-        ROOT_USER,
-        read_password(data_dir),
-        info.get("database", DEFAULT_DATABASE),
-    )
+    return _endpoint(data_dir, int(info["bolt_port"]), info.get("database", DEFAULT_DATABASE))
 
 
 def _logging_jvm_args(data_dir: Path) -> list[str]:
     """JVM flags that send the engine's java.util.logging output to ``server.log``."""
     config = data_dir / "logging.properties"
     log_path = str(data_dir / "server.log").replace("\\", "/")
+    _private_file(data_dir / "server.log")
     config.write_text(
         "handlers = java.util.logging.FileHandler\n"
         ".level = INFO\n"
@@ -126,6 +154,76 @@ def _logging_jvm_args(data_dir: Path) -> list[str]:
         "java.util.logging.FileHandler.formatter = java.util.logging.SimpleFormatter\n"
     )
     return [f"-Djava.util.logging.config.file={config}"]
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` if needed, readable by its owner only (logs can hold query text)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    os.chmod(path, 0o600)
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send this process's file descriptor 2 to ``path`` for a while.
+
+    The JVM writes ``WARNING: Using incubator modules`` (and any start-up complaint) straight to
+    descriptor 2, below Python; users get one-line errors, so it goes to the server log."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.dup2(fd, 2)
+        finally:
+            os.close(fd)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _start_jvm(data_dir: Path) -> None:
+    import arcadedb_embedded
+
+    with _stderr_to(data_dir / "server.log"):
+        arcadedb_embedded.jvm.start_jvm(jvm_args=_logging_jvm_args(data_dir))
+
+
+def ensure_reader(server: Any, password: str) -> None:
+    """Give the running server a ``reader`` user that may only read records.
+
+    Its group grants ``readRecord`` on every type and nothing else: no record creation, update
+    or deletion and no schema change (so a rolled-back query cannot leave new labels either).
+    Checked through Bolt in ``tests/store/test_read_only.py``. Idempotent: the group is saved
+    and the password set at every start, so a folder made by an older version gains the user
+    and a changed ``reader-password`` file takes effect."""
+    import jpype
+
+    json_object = jpype.JClass("com.arcadedb.serializer.json.JSONObject")
+    json_array = jpype.JClass("com.arcadedb.serializer.json.JSONArray")
+    security = server._java_server.getSecurity()
+    group = json_object(
+        json.dumps(
+            {
+                "resultSetLimit": -1,
+                "readTimeout": -1,
+                "access": [],
+                "types": {"*": {"access": ["readRecord"]}},
+            }
+        )
+    )
+    security.saveGroup("*", READER_GROUP, group)
+    user = json_object()
+    user.put("name", READER_USER)
+    user.put("password", security.encodePassword(password))
+    databases = json_object()
+    databases.put("*", json_array(json.dumps([READER_GROUP])))
+    user.put("databases", databases)
+    if security.existsUser(READER_USER):
+        security.updateUser(user)
+    else:
+        security.createUser(user)
 
 
 class LocalServer:
@@ -153,13 +251,13 @@ class LocalServer:
             raise LocalServerError(
                 f"this process already hosts the local server for {LocalServer._active.data_dir}"
             )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         password = read_password(self.data_dir)
         self._acquire_lock()
         try:
             import arcadedb_embedded
 
-            arcadedb_embedded.jvm.start_jvm(jvm_args=_logging_jvm_args(self.data_dir))
+            _start_jvm(self.data_dir)
             self.bolt_port, self.http_port = _free_port(), _free_port()
             server = arcadedb_embedded.create_server(
                 str(self.data_dir / "arcadedb"),
@@ -172,8 +270,10 @@ class LocalServer:
                     "server_defaultDatabases": f"{self.database}[{ROOT_USER}]",
                 },
             )
-            server.start()
+            with _stderr_to(self.data_dir / "server.log"):
+                server.start()
             self._server = server
+            ensure_reader(server, read_password(self.data_dir, "reader-password"))
             LocalServer._active = self
             atexit.register(self.stop)
             deadline = time.monotonic() + timeout_s
@@ -209,12 +309,7 @@ class LocalServer:
     def endpoint(self) -> BoltEndpoint:
         if self.bolt_port is None:
             raise LocalServerError("local server is not started")
-        return BoltEndpoint(
-            f"bolt://127.0.0.1:{self.bolt_port}",
-            ROOT_USER,
-            read_password(self.data_dir),
-            self.database,
-        )
+        return _endpoint(self.data_dir, self.bolt_port, self.database)
 
     # ------------------------------------------------------------------ engine access
     def embedded_database(self, name: str | None = None) -> Any:

@@ -21,7 +21,7 @@ def exit_process(code: int) -> NoReturn:
     if not jvm_started():
         sys.exit(code)
     from .local_server import LocalServer
-    from .store import _close_open_stores
+    from .store.circuit_store import _close_open_stores
 
     _close_open_stores()
     if LocalServer._active is not None:

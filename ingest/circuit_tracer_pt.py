@@ -9,24 +9,29 @@ Layout, as circuit-tracer documents it: rows are targets and columns sources, in
 is ``active_features[selected_features[i]]`` = (layer, position, index), its activation
 ``activation_values[selected_features[i]]``; logits sit at the last position.
 
-The file is a pickle. It is read with a restricted unpickler that accepts only tensors, plain
-containers and circuit-tracer's two record classes (stand-ins, so circuit-tracer need not be
-installed); any other object in the file is refused rather than executed.
+The file is torch.save's zip format, whose ``data.pkl`` is a pickle. It is read by
+:func:`~circuit_atlas.ingest.safe_torch.load_torch_file`, never by ``torch.load``: only the zip
+format is accepted (a plain pickle, torch's legacy or tar format, a TorchScript archive or any
+other zip is refused before anything is unpickled, since those paths of ``torch.load`` unpickle
+without restriction), and ``data.pkl`` goes through a restricted unpickler that accepts only
+tensors, plain containers and circuit-tracer's record classes (stand-ins below, so circuit-tracer
+need not be installed); any other object in the file is refused rather than executed.
 """
 
 from __future__ import annotations
 
-import pickle
+import copyreg
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from circuit_atlas.errors import ImportFormatError, InvalidGraphError
+from circuit_atlas.errors import InvalidGraphError
 from circuit_atlas.graph import CircuitGraph, GraphMetadata, NodeKind, nodes_from_records
 
 from .registry import Importer, file_stem, register, register_reader
+from .safe_torch import load_torch_file
 
 if TYPE_CHECKING:
     import torch
@@ -56,62 +61,15 @@ _STAND_INS: dict[tuple[str, str], Any] = {
     ("circuit_tracer.attribution.targets", "LogitTarget"): LogitTarget,
     ("circuit_tracer.utils.tl_nnsight_mapping", "UnifiedConfig"): RecordedConfig,
     ("transformer_lens.HookedTransformerConfig", "HookedTransformerConfig"): RecordedConfig,
+    # what pickle protocols 0 and 1 name to rebuild a plain object such as a config
+    ("copyreg", "_reconstructor"): copyreg._reconstructor,
+    ("builtins", "object"): object,
 }
-# Everything else a torch file may legitimately name: tensor rebuilding, sizes, dtypes.
-_ALLOWED = frozenset(
-    {
-        ("torch._utils", "_rebuild_tensor_v2"),
-        ("torch._utils", "_rebuild_tensor"),
-        ("torch", "Size"),
-        ("torch", "device"),
-        ("collections", "OrderedDict"),
-        ("copyreg", "_reconstructor"),
-        ("builtins", "object"),
-    }
-)
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        import torch
-
-        if (module, name) in _STAND_INS:
-            return _STAND_INS[(module, name)]
-        if (module, name) in _ALLOWED:
-            return super().find_class(module, name)
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
-        raise pickle.UnpicklingError(
-            f"the file holds a {module}.{name} object, which is not part of a circuit-tracer "
-            "graph; refusing to unpickle it"
-        )
-
-
-class _RestrictedPickle:
-    """The ``pickle_module`` torch.load is given: the standard module with our unpickler."""
-
-    Unpickler = _RestrictedUnpickler
-    load = staticmethod(pickle.load)
-    UnpicklingError = pickle.UnpicklingError
 
 
 def read_pt(path: Path) -> Any:
     """Load a ``.pt`` file safely, turning every failure into a one-line error naming the file."""
-    import torch  # lazily: the CLI should not pay for torch unless a .pt file is read
-
-    try:
-        return torch.load(
-            path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickle
-        )
-    except FileNotFoundError:
-        raise ImportFormatError(path, "no such file") from None
-    except IsADirectoryError:
-        raise ImportFormatError(path, "is a directory, not a graph file") from None
-    except pickle.UnpicklingError as exc:
-        raise ImportFormatError(path, str(exc)) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImportFormatError(path, f"not a readable torch file ({first})") from None
+    return load_torch_file(path, stand_ins=_STAND_INS, expected="part of a circuit-tracer graph")
 
 
 def _tensor(document: dict[str, Any], key: str, ndim: int) -> torch.Tensor:

@@ -56,6 +56,8 @@ def _open(server: LocalServer, database: str, artifacts: Path) -> CircuitStore:
         database=database,
         data_dir=server.data_dir,
         artifact_dir=artifacts,
+        read_user=endpoint.reader_user,
+        read_password=endpoint.reader_password,
     )
     store = CircuitStore.open(settings)
     store.local_server = server  # same process hosts it: enables the bulk path
@@ -84,6 +86,8 @@ def bolt_env(server: LocalServer, tmp_path: Path) -> dict[str, str]:
         NEO4J_USER=endpoint.user,
         NEO4J_PASSWORD=endpoint.password,
         NEO4J_DATABASE=name,
+        CIRCUIT_ATLAS_READ_USER=endpoint.reader_user or "",
+        CIRCUIT_ATLAS_READ_PASSWORD=endpoint.reader_password or "",
         CIRCUIT_ATLAS_DATA_DIR=str(tmp_path / "cli-data"),
     )
     return env

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +16,7 @@ import pytest
 from circuit_atlas.synthetic import synthetic_neuronpedia
 
 from conftest import run_cli
+from processes import kill_when
 
 pytestmark = pytest.mark.slow
 
@@ -33,26 +30,7 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def ingest_and_kill(path: Path, env: dict[str, str], marker: str) -> None:
     """Start an ingest, wait until its write has begun (progress bar), then SIGKILL it."""
-    env = dict(env, CIRCUIT_ATLAS_PROGRESS="1")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "circuit_atlas.cli", "ingest", str(path)],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        env=env,
-    )
-    assert process.stderr is not None
-    os.set_blocking(process.stderr.fileno(), False)
-    seen = b""
-    deadline = time.monotonic() + 240
-    while marker.encode() not in seen:
-        chunk = process.stderr.read()
-        seen += chunk or b""
-        assert process.poll() is None, f"ingest ended before it was killed: {seen[-500:]!r}"
-        assert time.monotonic() < deadline, "ingest never started writing"
-        time.sleep(0.02)
-    time.sleep(0.3)  # let it get some rows in
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_when(["ingest", str(path)], env, marker)
 
 
 def counts(env: dict[str, str]) -> tuple[list, int]:

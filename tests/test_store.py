@@ -326,6 +326,8 @@ def relayed_settings(server, relay: CuttingRelay, tmp_path) -> ConnectionSetting
         password=endpoint.password,
         database=endpoint.database,
         artifact_dir=tmp_path / "artifacts",
+        read_user=endpoint.reader_user,
+        read_password=endpoint.reader_password,
     )
 
 

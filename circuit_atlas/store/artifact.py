@@ -9,6 +9,7 @@ node records its path and SHA-256.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from circuit_atlas.errors import ArtifactUnavailable
 from circuit_atlas.graph import CircuitGraph, GraphMetadata
+from circuit_atlas.local_server import _pid_alive
 
 ARTIFACT_SCHEMA_VERSION = 1
 
@@ -55,13 +57,15 @@ def file_sha256(path: Path) -> str:
 
 
 def write_artifact(graph: CircuitGraph, directory: Path, content_hash: str) -> tuple[Path, str]:
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write the artifact privately (folder 0700, file 0600: graphs are research data)."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(directory, 0o700)
     path = artifact_path(directory, graph.graph_id)
     header = ArtifactHeader(
         schema_version=ARTIFACT_SCHEMA_VERSION, graph_id=graph.graph_id, content_hash=content_hash
     )
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-    with open(tmp, "wb") as handle:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
         np.savez(
             handle,
             header=np.array(header.model_dump_json()),
@@ -95,3 +99,17 @@ def read_artifact(path: Path, expected_sha256: str | None = None) -> CircuitGrap
             f"adjacency artifact {path}: schema_version {header.schema_version} is not supported"
         )
     return CircuitGraph(nodes, edges, metadata)
+
+
+def remove_dead_temporaries(directory: Path) -> list[Path]:
+    """Delete half-written artifacts (``*.tmp<pid>.npz``) whose writing process has died."""
+    if not directory.is_dir():
+        return []
+    removed = []
+    for path in directory.glob("*.tmp*.npz"):
+        pid = path.suffixes[-2].removeprefix(".tmp") if len(path.suffixes) >= 2 else ""
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed

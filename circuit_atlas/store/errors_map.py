@@ -11,7 +11,14 @@ from collections.abc import Iterator
 
 from neo4j import exceptions as neo
 
-from circuit_atlas.errors import ConnectionFailed, CypherError, QueryTimeout, StoreError
+from circuit_atlas.errors import (
+    ConnectionFailed,
+    CypherError,
+    DuplicateKey,
+    QueryTimeout,
+    StoreError,
+    WriteConflict,
+)
 
 
 def first_line(message: object) -> str:
@@ -21,6 +28,41 @@ def first_line(message: object) -> str:
             text = text.split(marker, 1)[1].rstrip("}")
             break
     return text.splitlines()[0] if text else "(no message)"
+
+
+def _is_duplicate_key(exc: neo.Neo4jError) -> bool:
+    """A uniqueness-constraint violation: Neo4j's code, or ArcadeDB's message."""
+    return "ConstraintValidationFailed" in (exc.code or "") or "Duplicated key" in str(
+        exc.message or ""
+    )
+
+
+# How servers word a write that lost to a concurrent one and should be retried: ArcadeDB's
+# page-level optimistic concurrency and commit locks, Neo4j's deadlocks and lock timeouts.
+_CONFLICT_MARKERS = (
+    "concurrent change",
+    "please retry",
+    "timeout on locking",
+    "concurrentmodification",
+    "deadlock",
+    "lockclient",
+    "locktimeout",
+)
+# Out-of-memory is reported as transient by Neo4j, but running the same transaction again
+# only fails again: never retried (the driver would do so silently for 30 s).
+_MEMORY_MARKERS = ("memorypool", "outofmemory", "memory limit")
+
+
+def _is_memory_error(exc: neo.Neo4jError) -> bool:
+    text = f"{exc.code or ''} {exc.message or ''}".lower()
+    return any(marker in text for marker in _MEMORY_MARKERS)
+
+
+def _is_conflict(exc: neo.Neo4jError) -> bool:
+    text = f"{exc.code or ''} {exc.message or ''}".lower()
+    return any(marker in text for marker in _CONFLICT_MARKERS) or (
+        isinstance(exc, neo.TransientError) and not _is_memory_error(exc)
+    )
 
 
 @contextlib.contextmanager
@@ -38,7 +80,20 @@ def translated(uri: str, user: str | None) -> Iterator[None]:
         ) from None
     except neo.CypherSyntaxError as exc:
         raise CypherError(f"Cypher syntax error: {first_line(exc.message)}") from None
-    except neo.ClientError as exc:
+    except neo.Neo4jError as exc:
+        if _is_duplicate_key(exc):
+            raise DuplicateKey(f"duplicate key: {first_line(exc.message)}") from None
+        if _is_memory_error(exc):
+            raise StoreError(
+                f"the graph database ran out of memory for this transaction "
+                f"({first_line(exc.message)}); give the server more memory or write less at once"
+            ) from None
+        if _is_conflict(exc):
+            raise WriteConflict(
+                f"a concurrent write conflicted with this one ({first_line(exc.message)})"
+            ) from None
+        if not isinstance(exc, neo.ClientError):
+            raise StoreError(f"graph database error: {first_line(exc.message)}") from None
         code = exc.code or ""
         if "AccessMode" in code or "Forbidden" in code:
             raise CypherError(
@@ -52,7 +107,5 @@ def translated(uri: str, user: str | None) -> Iterator[None]:
         if "ParameterMissing" in code:
             raise CypherError(f"missing query parameter: {first_line(exc.message)}") from None
         raise CypherError(f"query failed: {first_line(exc.message)}") from None
-    except neo.Neo4jError as exc:
-        raise StoreError(f"graph database error: {first_line(exc.message)}") from None
     except neo.DriverError as exc:
         raise StoreError(f"graph database driver error: {first_line(exc)}") from None

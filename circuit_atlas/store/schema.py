@@ -9,8 +9,9 @@ Analysis results (scores, ``:Subgraph``, ``DERIVED_FROM``) are described in :mod
 
 ``:Feature`` is the cross-graph identity: every prompt's node for transcoder feature
 (layer, index) of one model and transcoder set points to the same ``:Feature``, so Cypher can ask
-which prompts share a feature. ``Graph.status`` is ``'loading'`` while a bulk write is under way
-and ``'ready'`` after; every read of the store filters on it.
+which prompts share a feature. ``Graph.status`` is ``'loading'`` while a write is under way,
+``'deleting'`` while a delete is, and ``'ready'`` otherwise; every read of the store filters on
+it (``claims.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ IN_GRAPH = "IN_GRAPH"
 INSTANCE_OF = "INSTANCE_OF"
 
 READY = "ready"
-LOADING = "loading"
+LOADING = "loading"  # claimed by a writer (store/claims.py); hidden from every read
+DELETING = "deleting"  # claimed by a deleter; hidden from every read
 
 # Valid in Neo4j 5 and ArcadeDB's OpenCypher alike (checked by tests/test_store_schema.py).
 SCHEMA_STATEMENTS = (

@@ -1,5 +1,9 @@
 """Where the store connects: flags first, then ``NEO4J_*`` environment variables, then the
-zero-setup local server. Credentials are kept out of ``repr`` so they never reach logs."""
+zero-setup local server. Credentials are kept out of ``repr`` so they never reach logs.
+
+``read_user``/``read_password`` (``CIRCUIT_ATLAS_READ_USER``/``_PASSWORD``) name a principal that
+the server lets only read: read-only user Cypher runs as it. The local server has one built in;
+on Neo4j, READ access mode already makes the server refuse writes (``docs/security.md``)."""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ class ConnectionSettings:
     database: str | None = None
     data_dir: Path | None = None
     artifact_dir: Path | None = None
+    read_user: str | None = None
+    read_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def resolve(
@@ -28,6 +34,8 @@ class ConnectionSettings:
         database: str | None = None,
         data_dir: str | Path | None = None,
         artifact_dir: str | Path | None = None,
+        read_user: str | None = None,
+        read_password: str | None = None,
     ) -> ConnectionSettings:
         env = os.environ
         data = Path(data_dir or env.get("CIRCUIT_ATLAS_DATA_DIR") or default_data_dir())
@@ -38,6 +46,8 @@ class ConnectionSettings:
             database=database or env.get("NEO4J_DATABASE"),
             data_dir=data.expanduser().resolve(),
             artifact_dir=Path(artifact_dir).expanduser().resolve() if artifact_dir else None,
+            read_user=read_user or env.get("CIRCUIT_ATLAS_READ_USER") or None,
+            read_password=read_password or env.get("CIRCUIT_ATLAS_READ_PASSWORD"),
         )
 
     @property

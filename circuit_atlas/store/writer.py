@@ -1,13 +1,16 @@
 """The two ways a graph's nodes and edges reach the database.
 
-* :func:`write_over_bolt` — one explicit Bolt transaction of batched ``UNWIND … CREATE``
-  statements. Atomic by construction: nothing is visible until commit, and a client that dies
-  mid-write leaves a transaction the server rolls back. Used for Neo4j and any remote server.
+Both run after the store has claimed the graph id (its ``:Graph`` node exists, ``'loading'``,
+see ``claims.py``) and merged the graph's shared ``:Feature`` nodes; the store flips the status
+to ``'ready'`` after them.
+
+* :func:`write_over_bolt` — batched ``UNWIND … CREATE`` statements run in the one explicit Bolt
+  transaction that also flips the status: nothing is visible until commit, and a client that
+  dies mid-write leaves a transaction the server rolls back. Used for Neo4j and any remote server.
 * :func:`write_bulk_embedded` — the engine's ``GraphBatch`` API, available when this process
   hosts the local ArcadeDB server. It commits in chunks, so atomicity comes from the
-  ``status`` flag instead: the ``:Graph`` node is created ``'loading'``, flipped to ``'ready'``
-  last, every read filters on it, and an interrupted load is removed the next time the server
-  starts (:func:`circuit_atlas.store.recovery.remove_interrupted_loads`).
+  ``status`` flag instead: every read filters on ``'ready'``, and an interrupted load is removed
+  the next time the server starts (``CircuitStore.remove_interrupted_loads``).
 
 Both store the same properties (:mod:`.rows`). ``benchmarks/ingest.py`` measures them against
 the naive per-batch ``MERGE`` path.
@@ -25,7 +28,7 @@ from circuit_atlas.graph import CircuitGraph
 
 from . import schema
 from .bulk_json import buffer_edges, create_vertices
-from .rows import edge_property_rows, feature_rows, graph_properties, node_property_rows
+from .rows import edge_property_rows, feature_rows, node_property_rows
 
 BOLT_BATCH = 20_000
 
@@ -44,15 +47,11 @@ MERGE_FEATURES = (
 )
 
 
-def write_over_bolt(
-    run: Run, graph: CircuitGraph, graph_props: dict[str, Any], progress: bool = False
-) -> None:
-    """Write everything with ``run`` (a statement runner bound to one open transaction)."""
+def write_over_bolt(run: Run, graph: CircuitGraph, progress: bool = False) -> None:
+    """Write nodes, feature links and edges with ``run`` (a statement runner bound to one open
+    transaction) under the already claimed ``:Graph``."""
     gid = graph.graph_id
-    run("CREATE (g:Graph) SET g = $props", {"props": graph_props})
     features = feature_rows(graph)
-    for batch in _batches(features, BOLT_BATCH):
-        run(MERGE_FEATURES, {"rows": list(batch)})
     nodes = node_property_rows(graph)
     keys = [row["node_key"] for row in nodes]
     edges = edge_property_rows(graph)
@@ -95,26 +94,14 @@ def _rids(database: Any, sql: str, *args: Any) -> list[dict[str, Any]]:
     return [dict(row.to_dict()) for row in database.query("sql", sql, *args)]
 
 
-def write_bulk_embedded(
-    run: Run,
-    database: Any,
-    graph: CircuitGraph,
-    graph_props: dict[str, Any],
-    progress: bool = False,
-    on_loading: Callable[[], None] | None = None,
-) -> None:
-    """Bulk-load through the in-process engine; ``run`` executes small Bolt transactions."""
+def write_bulk_embedded(database: Any, graph: CircuitGraph, progress: bool = False) -> None:
+    """Bulk-load nodes and edges through the in-process engine under the claimed ``:Graph``."""
     gid = graph.graph_id
     for vertex_type in (schema.GRAPH, schema.NODE, schema.FEATURE):
         database.command("sql", f"CREATE VERTEX TYPE {vertex_type} IF NOT EXISTS")
     for edge_type in (schema.EDGE, schema.IN_GRAPH, schema.INSTANCE_OF):
         database.command("sql", f"CREATE EDGE TYPE {edge_type} IF NOT EXISTS")
-    run("CREATE (g:Graph) SET g = $props", {"props": {**graph_props, "status": schema.LOADING}})
-    if on_loading is not None:
-        on_loading()
     features = feature_rows(graph)
-    for batch in _batches(features, BOLT_BATCH):
-        run(MERGE_FEATURES, {"rows": list(batch)})
     graph_rid = _rids(database, "SELECT @rid AS rid FROM Graph WHERE graph_id = ?", gid)[0]["rid"]
     feature_rid: dict[tuple[str, str, int, int], str] = {}
     if features:
@@ -156,11 +143,3 @@ def write_bulk_embedded(
         src = node_rids[graph.edges["source"].to_numpy()].tolist()
         dst = node_rids[graph.edges["target"].to_numpy()].tolist()
         buffer_edges(batch, schema.EDGE, src, dst, graph, bar.update)
-    run(
-        "MATCH (g:Graph {graph_id: $gid}) SET g.status = $ready",
-        {"gid": gid, "ready": schema.READY},
-    )
-
-
-def props_for_write(graph: CircuitGraph, **extra: Any) -> dict[str, Any]:
-    return graph_properties(graph, **extra)

@@ -31,7 +31,8 @@ from typing import Any
 
 import torch
 
-from circuit_atlas.errors import CircuitAtlasError
+from circuit_atlas.errors import CircuitAtlasError, ImportFormatError
+from circuit_atlas.ingest.safe_torch import load_torch_file
 
 SMOLLM2_ALIAS = "smollm2-135m"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -277,11 +278,14 @@ def _from_config(cfg: dict[str, Any], name: str, state_dict: dict | None = None)
 
 
 def _from_weights_file(path: Path) -> LoadedModel:
+    # Not torch.load: it reads legacy (non-zip) files through another path whatever
+    # weights_only says. load_torch_file reads torch.save's zip format only (see safe_torch).
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = load_torch_file(path)
         cfg, state_dict = saved["cfg"], saved["state_dict"]
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same message
-        raise ModelLoadError(f"{path}: not a Circuit Atlas weights file ({error})") from None
+        problem = error.problem if isinstance(error, ImportFormatError) else error
+        raise ModelLoadError(f"{path}: not a Circuit Atlas weights file ({problem})") from None
     loaded = _from_config(cfg, name=path.stem, state_dict=state_dict)
     return loaded
 

@@ -1,0 +1,123 @@
+"""Who may write or delete a graph id right now: claims, so concurrent writers never destroy
+each other's data.
+
+A writer first *claims* the id, in a transaction of its own: it creates the ``:Graph`` node with
+status ``'loading'`` and a random ``writer_token``. The uniqueness constraint on
+``Graph.graph_id`` lets exactly one of several concurrent claimers commit; the others get a
+duplicate-key error and read who holds the id. Everything the winner does afterwards — writing
+nodes and edges, flipping the status to ``'ready'``, cleaning up after a failure — is
+conditioned on its token, so a loser never touches the winner's graph.
+
+Deletes claim too: a ready graph is flipped to ``'deleting'`` (with the deleter's token) before
+its first node goes, so readers, which only see ``'ready'`` graphs, see it whole or not at all,
+and an interrupted delete is finished later (:meth:`CircuitStore.remove_interrupted_loads`).
+
+Taking an existing ``:Graph`` over (replace, delete, or a claim whose writer died) is a
+conditional update that first bumps ``claim_version``: on Neo4j that write takes the node's lock
+before the condition is read (the documented cure for lost updates), on ArcadeDB two such
+transactions conflict and only one commits. Either way exactly one taker wins.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from circuit_atlas.local_server import _pid_alive
+
+from . import schema
+
+CLAIM = (
+    "CREATE (g:Graph {graph_id: $gid, status: $status, writer_token: $token, writer: $writer, "
+    "claimed_at: $now, claim_version: 0})"
+)
+# Take an existing :Graph over from whoever holds it now, if it is still in the state we saw.
+TAKE_OVER = (
+    "MATCH (g:Graph {graph_id: $gid}) "
+    "SET g.claim_version = coalesce(g.claim_version, 0) + 1 "
+    "WITH g WHERE g.status = $seen_status AND coalesce(g.writer_token, '') = $seen_token "
+    "AND coalesce(g.content_hash, '') = $seen_hash "
+    "SET g.status = $status, g.writer_token = $token, g.writer = $writer, g.claimed_at = $now "
+    "RETURN count(g) AS n"
+)
+# After a take-over: the :Graph keeps only its identity and the claim (old metadata goes).
+RESET_CLAIMED = (
+    "MATCH (g:Graph {graph_id: $gid, writer_token: $token}) "
+    "SET g = {graph_id: $gid, status: $status, writer_token: $token, writer: $writer, "
+    "claimed_at: $now, claim_version: coalesce(g.claim_version, 0)} RETURN count(g) AS n"
+)
+SET_CLAIMED_PROPERTIES = (
+    "MATCH (g:Graph {graph_id: $gid, writer_token: $token}) SET g += $props RETURN count(g) AS n"
+)
+MARK_READY = (
+    "MATCH (g:Graph {graph_id: $gid, writer_token: $token}) "
+    "SET g.status = $ready RETURN count(g) AS n"
+)
+DELETE_CLAIMED_GRAPH = (
+    "MATCH (g:Graph {graph_id: $gid, writer_token: $token}) DETACH DELETE g RETURN count(*) AS n"
+)
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+def this_writer() -> str:
+    """``host:pid`` of this process: how a claim says who holds it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Holder:
+    """What a ``:Graph`` record says about who holds the id, as last read."""
+
+    status: str
+    token: str
+    content_hash: str
+    writer: str
+    claimed_at: float | None
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> Holder:
+        return cls(
+            status=str(record.get("status") or schema.READY),
+            token=str(record.get("writer_token") or ""),
+            content_hash=str(record.get("content_hash") or ""),
+            writer=str(record.get("writer") or ""),
+            claimed_at=record.get("claimed_at"),
+        )
+
+    def is_gone(self) -> bool:
+        """Whether the process holding a loading/deleting claim has certainly died: it ran on
+        this host and its process id no longer exists. A claim from another host cannot be
+        judged from here (``circuit-atlas rm --force`` clears it)."""
+        host, _, pid = self.writer.rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False
+        return int(pid) != os.getpid() and not _pid_alive(int(pid))
+
+    def describe(self) -> str:
+        since = (
+            time.strftime(" since %Y-%m-%d %H:%M:%S", time.localtime(self.claimed_at))
+            if isinstance(self.claimed_at, (int, float))
+            else ""
+        )
+        who = f"process {self.writer}" if self.writer else "another process"
+        return f"{who}{since}"
+
+
+def take_over_params(gid: str, seen: Holder, status: str, token: str) -> dict[str, Any]:
+    return {
+        "gid": gid,
+        "seen_status": seen.status,
+        "seen_token": seen.token,
+        "seen_hash": seen.content_hash,
+        "status": status,
+        "token": token,
+        "writer": this_writer(),
+        "now": time.time(),
+    }

@@ -1,0 +1,214 @@
+"""Writers sharing one store never destroy each other's data, and deletes are atomic as readers
+see them. Real processes against the real server; every count is checked exactly afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from circuit_atlas.errors import GraphBusy, GraphConflict, GraphNotFound
+from circuit_atlas.ingest import load_graph
+from circuit_atlas.store import CircuitStore, ConnectionSettings, claims, schema
+from circuit_atlas.synthetic import synthetic_neuronpedia
+
+from conftest import bundled, run_cli
+from processes import kill_when, start_cli
+
+BEE = "abeeisatypeof-1759386939498"
+
+
+def claim_as(store: CircuitStore, gid: str, pid: int, token: str = "theirs") -> None:
+    """Put a claim on ``gid`` as process ``pid`` of this host would have."""
+    store._write(
+        claims.CLAIM,
+        {
+            "gid": gid,
+            "status": schema.LOADING,
+            "token": token,
+            "writer": f"{socket.gethostname()}:{pid}",
+            "now": time.time(),
+        },
+    )
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_live_writers_claim_is_never_touched(fresh_store: CircuitStore):
+    graph = load_graph(bundled("bee-insect-clt.json.gz"))
+    claim_as(fresh_store, graph.graph_id, os.getppid())
+    with pytest.raises(GraphBusy, match=rf"graph '{BEE}' is being written by process .*:\d+"):
+        fresh_store.write_graph(graph)
+    with pytest.raises(GraphBusy, match="being written"):
+        fresh_store.write_graph(graph, replace=True)
+    with pytest.raises(GraphBusy, match="rm --force"):
+        fresh_store.delete_graph(graph.graph_id)
+    assert fresh_store._graph_record(graph.graph_id)["writer_token"] == "theirs"
+    assert fresh_store.list_graphs().empty  # a claim is not a graph
+    with pytest.raises(GraphNotFound):
+        fresh_store.graph_info(graph.graph_id)
+    fresh_store.delete_graph(graph.graph_id, force=True)
+    assert fresh_store._graph_record(graph.graph_id) is None
+
+
+def test_a_dead_writers_claim_and_leftovers_are_taken_over(fresh_store: CircuitStore):
+    graph = load_graph(bundled("bee-insect-clt.json.gz"))
+    claim_as(fresh_store, graph.graph_id, dead_pid())
+    fresh_store._write(  # half a load: nodes the dead writer got in
+        "UNWIND range(1, 7) AS i CREATE (:Node {graph_id: $gid, node_key: 'x' + i})",
+        {"gid": graph.graph_id},
+    )
+    result = fresh_store.write_graph(graph)
+    assert result.status == "created"
+    assert fresh_store.count_graph(graph.graph_id) == (graph.n_nodes, graph.n_edges)
+
+
+def test_a_losing_writer_leaves_the_winners_graph_whole(fresh_store: CircuitStore):
+    bee = load_graph(bundled("bee-insect-clt.json.gz"))
+    other = load_graph(bundled("nobel-clt.json.gz"), graph_id=bee.graph_id)
+    fresh_store.write_graph(bee)
+    with pytest.raises(GraphConflict):
+        fresh_store.write_graph(other)
+    assert fresh_store.count_graph(bee.graph_id) == (bee.n_nodes, bee.n_edges)
+    assert fresh_store.read_artifact(bee.graph_id).content_hash() == bee.content_hash()
+
+
+def test_replace_swaps_content_and_artifact(fresh_store: CircuitStore):
+    bee = load_graph(bundled("bee-insect-clt.json.gz"))
+    other = load_graph(bundled("nobel-clt.json.gz"), graph_id=bee.graph_id)
+    fresh_store.write_graph(bee)
+    assert fresh_store.write_graph(other, replace=True).status == "replaced"
+    assert fresh_store.count_graph(bee.graph_id) == (other.n_nodes, other.n_edges)
+    assert fresh_store.read_artifact(bee.graph_id).content_hash() == other.content_hash()
+    assert fresh_store.graph_info(bee.graph_id)["status"] == schema.READY
+
+
+# ---------------------------------------------------------------------- real processes
+def write_graph_file(folder: Path, name: str, seed: int, slug: str, nodes: int, edges: int) -> Path:
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(synthetic_neuronpedia(nodes, edges, seed=seed, slug=slug)))
+    return path
+
+
+def root_store(env: dict[str, str], tmp_path: Path) -> CircuitStore:
+    return CircuitStore.open(
+        ConnectionSettings(
+            uri=env["NEO4J_URI"],
+            user=env["NEO4J_USER"],
+            password=env["NEO4J_PASSWORD"],
+            database=env["NEO4J_DATABASE"],
+            artifact_dir=Path(env["CIRCUIT_ATLAS_DATA_DIR"]) / "artifacts",
+            read_user=env["CIRCUIT_ATLAS_READ_USER"],
+            read_password=env["CIRCUIT_ATLAS_READ_PASSWORD"],
+        )
+    )
+
+
+@pytest.mark.slow
+def test_two_processes_ingesting_one_new_id(bolt_env, tmp_path: Path):
+    files = [
+        write_graph_file(tmp_path, f"v{i}", seed=i, slug="same-id", nodes=2000, edges=60_000)
+        for i in range(2)
+    ]
+    graphs = [load_graph(f) for f in files]
+    processes = [start_cli("ingest", str(f), env=bolt_env) for f in files]
+    outcomes = [p.communicate(timeout=600) + (p.returncode,) for p in processes]
+    winners = [i for i, (out, _, rc) in enumerate(outcomes) if rc == 0 and "created" in out]
+    assert len(winners) == 1, outcomes
+    loser = outcomes[1 - winners[0]]
+    assert loser[2] == 1
+    assert loser[1].strip().startswith("error: graph 'same-id' ")
+    assert "being written by" in loser[1] or "already exists with different content" in loser[1]
+    winner = graphs[winners[0]]
+    with root_store(bolt_env, tmp_path) as store:
+        assert store.list_graphs()["graph_id"].tolist() == ["same-id"]
+        assert store.count_graph("same-id") == (winner.n_nodes, winner.n_edges)
+        assert store.read_artifact("same-id").content_hash() == winner.content_hash()
+
+
+@pytest.mark.slow
+def test_four_processes_ingesting_graphs_that_share_features(bolt_env, tmp_path: Path):
+    files = [
+        write_graph_file(tmp_path, f"g{i}", seed=i, slug=f"graph-{i}", nodes=1500, edges=40_000)
+        for i in range(4)
+    ]
+    graphs = [load_graph(f) for f in files]
+    processes = [start_cli("ingest", str(f), env=bolt_env) for f in files]
+    outcomes = [p.communicate(timeout=600) + (p.returncode,) for p in processes]
+    assert [rc for _, _, rc in outcomes] == [0] * 4, [err for _, err, _ in outcomes]
+    features = {
+        (int(layer), int(feature))
+        for g in graphs
+        for layer, feature, kind in zip(g.nodes["layer"], g.nodes["feature"], g.nodes["kind"])
+        if kind == "feature"
+    }
+    with root_store(bolt_env, tmp_path) as store:
+        assert sorted(store.list_graphs()["graph_id"]) == [f"graph-{i}" for i in range(4)]
+        for graph in graphs:
+            assert store.count_graph(graph.graph_id) == (graph.n_nodes, graph.n_edges)
+        stored_features = store.query("MATCH (f:Feature) RETURN count(f) AS c")[0]["c"]
+        assert stored_features == len(features)
+        links = store.query("MATCH (:Node)-[r:INSTANCE_OF]->(:Feature) RETURN count(r) AS c")
+        assert links[0]["c"] == sum(int((g.nodes["kind"] == "feature").sum()) for g in graphs)
+
+
+# ---------------------------------------------------------------------- killed deletes
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("big-delete")
+    return write_graph_file(folder, "big", seed=3, slug="big-graph", nodes=12_000, edges=60_000)
+
+
+def listed(env: dict[str, str]) -> list[str]:
+    rows = json.loads(run_cli("graphs", "--format", "json", env=env, check=True).stdout)
+    return [row["graph_id"] for row in rows]
+
+
+def node_count(env: dict[str, str]) -> int:
+    rows = run_cli(
+        "cypher", "MATCH (n:Node) RETURN count(n) AS c", "--format", "json", env=env, check=True
+    )
+    return json.loads(rows.stdout)[0]["c"]
+
+
+@pytest.mark.slow
+def test_a_delete_killed_midway_is_hidden_then_finished_at_next_start(big_file, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "CIRCUIT_ATLAS_"))}
+    env["CIRCUIT_ATLAS_DATA_DIR"] = str(tmp_path / "local")
+    run_cli("ingest", str(big_file), env=env, check=True)
+    kill_when(["rm", "big-graph"], env, "5000/12000", after_s=0)
+    assert listed(env) == []  # this start finished the delete
+    assert node_count(env) == 0
+    assert not list((tmp_path / "local" / "artifacts").glob("*.npz"))
+    assert "created" in run_cli("ingest", str(big_file), env=env, check=True).stdout
+
+
+@pytest.mark.slow
+def test_a_delete_killed_midway_on_a_shared_server_is_never_seen_half_done(
+    bolt_env, big_file, tmp_path
+):
+    run_cli("ingest", str(big_file), env=bolt_env, check=True)
+    kill_when(["rm", "big-graph"], bolt_env, "5000/12000", after_s=0)
+    with root_store(bolt_env, tmp_path) as store:
+        record = store._graph_record("big-graph")
+        assert record is not None and record["status"] == schema.DELETING
+        assert 0 < store.count_graph("big-graph")[0] < 12_000  # really killed midway
+    assert listed(bolt_env) == []
+    shown = run_cli("show", "big-graph", env=bolt_env)
+    assert shown.returncode == 1 and "no graph 'big-graph'" in shown.stderr
+    # the next writer (or rm) of that id finishes the dead process's delete
+    assert "created" in run_cli("ingest", str(big_file), env=bolt_env, check=True).stdout
+    with root_store(bolt_env, tmp_path) as store:
+        assert store.count_graph("big-graph") == (12_000, 60_000)
+    run_cli("rm", "big-graph", env=bolt_env, check=True)
+    assert listed(bolt_env) == [] and node_count(bolt_env) == 0
