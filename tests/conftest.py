@@ -1,7 +1,12 @@
-"""Shared fixtures: one real local Bolt server (ArcadeDB from its wheel) for the whole session.
+"""Shared fixtures: real Bolt servers for the whole session, one leg per backend.
 
-Nothing here is mocked: stores talk Bolt to a real server. Each test that needs isolation gets
-its own database on that server (``fresh_store``).
+Nothing here is mocked: stores talk Bolt to a real server. ``fresh_store`` and ``bolt_env`` run
+each test twice, against the zero-setup ArcadeDB server (a new database per test) and against
+Neo4j Community 5.26 (its one ``neo4j`` database, emptied before each test). The Neo4j leg needs
+``CIRCUIT_ATLAS_TEST_NEO4J`` naming the ``connection.env`` that ``.ci/neo4j/ctl start DIR`` writes
+(``.ci/run`` does this); without it that leg skips, saying why. A module (or test) opts into both
+legs with ``pytestmark = pytest.mark.backends("arcadedb", "neo4j")``; unmarked ones run on
+ArcadeDB only.
 """
 
 from __future__ import annotations
@@ -64,23 +69,96 @@ def _open(server: LocalServer, database: str, artifacts: Path) -> CircuitStore:
     return store
 
 
+BACKENDS = ("arcadedb", "neo4j")
+NEO4J_VARIABLE = "CIRCUIT_ATLAS_TEST_NEO4J"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "backends(*names): the servers the backend fixtures run this test on "
+        "(default: arcadedb only)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One leg per backend for tests (or modules) marked ``backends(...)``."""
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backends")
+        names = marker.args if marker is not None else ("arcadedb",)
+        metafunc.parametrize("backend", names, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def neo4j_connection() -> dict[str, str]:
+    """NEO4J_* of the Neo4j server ``.ci/neo4j/ctl start`` started, or a skip saying why."""
+    path = os.environ.get(NEO4J_VARIABLE)
+    if not path:
+        pytest.skip(
+            f"Neo4j leg: {NEO4J_VARIABLE} is not set (.ci/run sets it after "
+            "`.ci/neo4j/ctl start DIR`, which needs Java 17 and Maven)"
+        )
+    values = {}
+    for line in Path(path).read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
+
+
 @pytest.fixture
-def fresh_store(server: LocalServer, tmp_path: Path) -> CircuitStore:
-    """A store on a new, empty database of the session server."""
-    name = f"t{next(_counter)}_{os.getpid()}"
-    server.create_database(name)
-    store = _open(server, name, tmp_path / "artifacts")
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def _wipe(store: CircuitStore) -> None:
+    """Empty Neo4j's one database (Community has no other) in batches."""
+    while store._write("MATCH (n) WITH n LIMIT 10000 DETACH DELETE n RETURN count(*) AS c")[0]["c"]:
+        pass
+
+
+def neo4j_settings(connection: dict[str, str], artifacts: Path) -> ConnectionSettings:
+    return ConnectionSettings(
+        uri=connection["NEO4J_URI"],
+        user=connection["NEO4J_USER"],
+        password=connection["NEO4J_PASSWORD"],
+        database=connection.get("NEO4J_DATABASE"),
+        artifact_dir=artifacts,
+    )
+
+
+@pytest.fixture
+def fresh_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> CircuitStore:
+    """A store on an empty database: a new one of the session's ArcadeDB server, or Neo4j's."""
+    if backend == "neo4j":
+        store = CircuitStore.open(
+            neo4j_settings(request.getfixturevalue("neo4j_connection"), tmp_path / "artifacts")
+        )
+        _wipe(store)
+    else:
+        server = request.getfixturevalue("server")
+        name = f"t{next(_counter)}_{os.getpid()}"
+        server.create_database(name)
+        store = _open(server, name, tmp_path / "artifacts")
     yield store
     store.close()
 
 
 @pytest.fixture
-def bolt_env(server: LocalServer, tmp_path: Path) -> dict[str, str]:
-    """Environment for a CLI subprocess that talks to a fresh database of the session server."""
+def bolt_env(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Environment for a CLI subprocess that talks to an empty database (see ``fresh_store``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "CIRCUIT_ATLAS"))}
+    env["CIRCUIT_ATLAS_DATA_DIR"] = str(tmp_path / "cli-data")
+    if backend == "neo4j":
+        connection = request.getfixturevalue("neo4j_connection")
+        with CircuitStore.open(neo4j_settings(connection, tmp_path / "wipe")) as store:
+            _wipe(store)
+        env.update(connection)
+        return env
+    server = request.getfixturevalue("server")
     name = f"cli{next(_counter)}_{os.getpid()}"
     server.create_database(name)
     endpoint = server.endpoint
-    env = dict(os.environ)
     env.update(
         NEO4J_URI=endpoint.uri,
         NEO4J_USER=endpoint.user,
@@ -116,12 +194,8 @@ def cypher_json(env: dict[str, str], query: str, **params: str) -> list[dict]:
 
 
 def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
-    """stderr lines that are ours (the JVM may print its own warnings in local mode)."""
-    return [
-        line
-        for line in result.stderr.splitlines()
-        if line.strip() and not line.startswith("WARNING: Using incubator")
-    ]
+    """Non-empty stderr lines: everything the user sees (JVM chatter goes to the server log)."""
+    return [line for line in result.stderr.splitlines() if line.strip()]
 
 
 _exit_status: list[int] = []

@@ -23,6 +23,8 @@ from processes import kill_when, start_cli
 
 BEE = "abeeisatypeof-1759386939498"
 
+pytestmark = pytest.mark.backends("arcadedb", "neo4j")
+
 
 def claim_as(store: CircuitStore, gid: str, pid: int, token: str = "theirs") -> None:
     """Put a claim on ``gid`` as process ``pid`` of this host would have."""
@@ -106,10 +108,10 @@ def root_store(env: dict[str, str], tmp_path: Path) -> CircuitStore:
             uri=env["NEO4J_URI"],
             user=env["NEO4J_USER"],
             password=env["NEO4J_PASSWORD"],
-            database=env["NEO4J_DATABASE"],
+            database=env.get("NEO4J_DATABASE"),
             artifact_dir=Path(env["CIRCUIT_ATLAS_DATA_DIR"]) / "artifacts",
-            read_user=env["CIRCUIT_ATLAS_READ_USER"],
-            read_password=env["CIRCUIT_ATLAS_READ_PASSWORD"],
+            read_user=env.get("CIRCUIT_ATLAS_READ_USER"),
+            read_password=env.get("CIRCUIT_ATLAS_READ_PASSWORD"),
         )
     )
 

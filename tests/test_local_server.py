@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ import pytest
 from circuit_atlas.ingest.attribution.model_adapter import smollm2_gguf
 from circuit_atlas.local_server import LocalServer
 
-from conftest import error_lines, run_cli
+from conftest import bundled, error_lines, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -129,3 +131,44 @@ def test_a_script_that_never_closes_its_store_still_exits(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     assert "fatal error" not in result.stdout + result.stderr
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_data_folder_is_private_and_start_up_is_silent(tmp_path: Path):
+    """Graphs are research data: the folder is 0700, graph files and secrets 0600. Starting
+    the server prints nothing of the JVM's to the user's terminal."""
+    data = tmp_path / "private"
+    result = run_cli("ingest", str(bundled("bee-insect-clt.json.gz")), env=local_env(data))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert mode(data) == 0o700
+    assert mode(data / "artifacts") == 0o700
+    artifacts = list((data / "artifacts").glob("*.npz"))
+    assert len(artifacts) == 1 and mode(artifacts[0]) == 0o600
+    for secret in ("password", "reader-password", "server.log"):
+        assert mode(data / secret) == 0o600, secret
+    assert "Using incubator modules" in (data / "server.log").read_text()
+
+
+def test_a_server_killed_under_a_command_gives_one_line(tmp_path: Path):
+    """The shared server dies while a command uses it: one line, no driver retry warnings."""
+    env = local_env(tmp_path / "killed")
+    run_cli("db", "start", env=env, check=True)
+    pid = json.loads((tmp_path / "killed" / "server.json").read_text())["pid"]
+    slow = "UNWIND range(1, 20000000) AS i WITH i WHERE i % 7 = 0 RETURN count(*) AS c"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "circuit_atlas.cli", "cypher", slow, "--timeout", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(8)  # connected and running the query
+    os.kill(pid, signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr

@@ -53,6 +53,8 @@ SERVER_MUST_REFUSE = [
     "CALL do.when(true, 'CREATE (:Evil2)', '', {})",
 ]
 
+pytestmark = pytest.mark.backends("arcadedb", "neo4j")
+
 
 def snapshot(store: CircuitStore) -> tuple:
     """What must not change: every node and relationship count, labels and types."""

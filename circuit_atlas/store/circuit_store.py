@@ -100,7 +100,7 @@ class CircuitStore:
     def __init__(
         self,
         driver: Driver,
-        database: str,
+        database: str | None,
         artifact_dir: Path,
         uri: str,
         user: str | None,
@@ -146,7 +146,8 @@ class CircuitStore:
             reader_user, reader_password = endpoint.reader_user, endpoint.reader_password
         else:
             uri, user, password = settings.uri, settings.user or "neo4j", settings.password
-            database = settings.database_name
+            # None: the server's default database ('neo4j' on Neo4j; Community has no other)
+            database = settings.database
             reader_user, reader_password = settings.read_user, settings.read_password
         driver = _driver(uri, user, password)
         reader = None

@@ -104,6 +104,11 @@ def translated(uri: str, user: str | None) -> Iterator[None]:
                 f"the server stopped the query at its time limit ({first_line(exc.message)}); "
                 "raise the limit with --timeout SECONDS (timeout_s= in Python)"
             ) from None
+        if "DatabaseNotFound" in code:
+            raise StoreError(
+                f"the graph database at {uri} has no such database ({first_line(exc.message)}); "
+                "Neo4j Community has only 'neo4j': pass --database neo4j or leave it unset"
+            ) from None
         if "ParameterMissing" in code:
             raise CypherError(f"missing query parameter: {first_line(exc.message)}") from None
         raise CypherError(f"query failed: {first_line(exc.message)}") from None
