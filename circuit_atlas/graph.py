@@ -19,6 +19,14 @@ Orientation convention
     effect, column = the node causing it. This is circuit-tracer's convention, so its formulas
     (influence ``wᵀ Σ Âᵏ``, row normalisation) apply unchanged. Edges run from upstream
     (embeddings) to downstream (logits).
+
+What every graph must satisfy (:meth:`CircuitGraph.validate`, run on construction, so on every
+graph an importer, an attribution job or an analysis builds before it can be stored): known
+kinds with their key fields, non-negative key fields, unique identities, edges between existing
+nodes, no self-loops (no format stored here has them: attribution graphs and component graphs
+run from earlier to later nodes, and ROI quotients drop intra-ROI edges), finite weights, no
+infinite node or edge values (NaN in a float column means "missing"), ``token_prob`` in
+[0, 1], and strings small enough for the database (see ``MAX_STRING_BYTES``).
 """
 
 from __future__ import annotations
@@ -36,6 +44,59 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
 from circuit_atlas.errors import InvalidGraphError
+
+# Size limits on what reaches the database. A Neo4j/ArcadeDB server drops a Bolt message over
+# 16 MB and the client then waits forever, so no single value may come near that: one string
+# (label, token, prompt, …) at most 1 MiB as UTF-8, far above any real one (labels are tens of
+# characters, prompts a few hundred). The graph id is repeated in every stored node row, and the
+# Bolt writer sends 20,000 rows per message: 256 bytes of id add 5 MB to such a message (real
+# ids are slugs of at most ~60 characters). The metadata is stored twice on the :Graph node
+# (its fields and ``metadata_json``), so 4 MiB of it keeps that message under 16 MB.
+MAX_STRING_BYTES = 1 << 20
+MAX_GRAPH_ID_BYTES = 256
+MAX_METADATA_BYTES = 4 << 20
+_METADATA_STRINGS = (
+    "graph_id",
+    "model",
+    "prompt",
+    "method",
+    "source_tool",
+    "source_version",
+    "source_format",
+    "transcoder_set",
+    "created_at",
+)
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """``repr`` of a string from outside, cut to ``limit`` characters: messages stay one short
+    line even when the string is megabytes long or holds newlines."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text):,} characters)"
+
+
+def string_problem(text: str, limit: int = MAX_STRING_BYTES) -> str | None:
+    """Why ``text`` cannot be stored (too long as UTF-8, or not encodable at all), or None."""
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (it holds a lone surrogate such as \\ud800)"
+    if size > limit:
+        return f"is {size:,} bytes long; one string may be at most {limit:,} bytes"
+    return None
+
+
+def _first_bad_string(values: pd.Series) -> tuple[int, str] | None:
+    """Row and problem of the first string in ``values`` that cannot be stored."""
+    array = values.to_numpy(dtype=object)
+    try:
+        distinct = pd.unique(array)  # labels repeat little, channels a lot: check each once
+    except TypeError:  # unhashable values (lists): look at every one
+        distinct = array
+    for value in distinct:
+        if isinstance(value, str) and (problem := string_problem(value)) is not None:
+            row = next(i for i, v in enumerate(array) if isinstance(v, str) and v == value)
+            return row, problem
+    return None
 
 
 class NodeKind(str, Enum):
@@ -161,6 +222,11 @@ def _empty_column(dtype: str, n: int) -> pd.Series:
     return pd.Series([pd.NA if dtype in ("Int64", "boolean") else None] * n, dtype=dtype)
 
 
+def _cast_error(table: str, name: str, dtype: str, exc: Exception) -> InvalidGraphError:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return InvalidGraphError(f"{table} column {name!r} does not fit {dtype} ({first[:200]})")
+
+
 def normalise_nodes(nodes: pd.DataFrame) -> pd.DataFrame:
     """Return a copy with every standard column present and of its standard dtype."""
     out = nodes.reset_index(drop=True).copy()
@@ -170,7 +236,10 @@ def normalise_nodes(nodes: pd.DataFrame) -> pd.DataFrame:
         elif dtype == "object":
             out[name] = out[name].astype(object).where(out[name].notna(), None)
         else:
-            out[name] = out[name].astype(dtype)
+            try:  # e.g. an integer beyond 64 bits, or text in a number column
+                out[name] = out[name].astype(dtype)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise _cast_error("node", name, dtype, exc) from None
     out["kind"] = pd.Series(
         [k.value if isinstance(k, NodeKind) else k for k in out["kind"]], dtype=object
     )
@@ -185,9 +254,17 @@ def normalise_edges(edges: pd.DataFrame) -> pd.DataFrame:
         if name not in out.columns:
             raise InvalidGraphError(f"edge table lacks column {name!r}")
         if name == "channel":
-            out[name] = out[name].fillna("").astype(str).astype(object)
+            try:
+                out[name] = out[name].fillna("").astype(str).astype(object)
+            except UnicodeEncodeError:  # Arrow-backed strings cannot hold a lone surrogate
+                raise InvalidGraphError(
+                    "edge column 'channel' holds text that is not valid Unicode"
+                ) from None
         else:
-            out[name] = out[name].to_numpy().astype(dtype)
+            try:
+                out[name] = out[name].to_numpy().astype(dtype)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise _cast_error("edge", name, dtype, exc) from None
     return out
 
 
@@ -237,8 +314,19 @@ class CircuitGraph:
             ) from None
 
     # ------------------------------------------------------------------ checks
+    def describe_node(self, row: int) -> str:
+        """``node 17 (feature L3 #42 @5, id '3_42_5')``: a row named for messages (the id is
+        the one the source file gave it, when it gave one)."""
+        values = self.nodes.loc[row, list(KEY_FIELDS)].tolist()
+        rest = [None if v is None or v is pd.NA else int(v) for v in values[1:]]
+        source_id = self.nodes.at[row, "source_id"]
+        origin = f", id {shown(source_id)}" if isinstance(source_id, str) else ""
+        return f"node {row} ({NodeKey(values[0], *rest).display_id()}{origin})"
+
     def validate(self) -> None:
-        """Reject what would silently corrupt analysis: bad kinds, duplicate keys, bad edges."""
+        """Reject what would silently corrupt analysis or could not be stored: bad kinds,
+        duplicate keys, bad edges, self-loops, infinite values, oversized strings."""
+        self._validate_metadata()
         gid = self.metadata.graph_id
         kinds = set(self.nodes["kind"].unique()) - {k.value for k in NodeKind}
         if kinds:
@@ -253,6 +341,15 @@ class CircuitGraph:
                     raise InvalidGraphError(
                         f"graph {gid!r}: node row {first} of kind {kind.value!r} {need} {column!r}"
                     )
+        for column in KEY_FIELDS[1:]:
+            negative = self.nodes[column].to_numpy(dtype=np.float64, na_value=np.nan) < 0
+            if negative.any():
+                row = int(np.flatnonzero(negative)[0])
+                raise InvalidGraphError(
+                    f"graph {gid!r}: {self.describe_node(row)}: {column} is "
+                    f"{self.nodes.at[row, column]}; layers, positions, features and heads "
+                    "count from 0"
+                )
         dup = self.nodes.duplicated(subset=list(KEY_FIELDS), keep=False)
         if dup.any():
             first = self.keys()[int(np.flatnonzero(dup.to_numpy())[0])]
@@ -266,6 +363,15 @@ class CircuitGraph:
                     f"graph {gid!r}: edge {bad_row} has {end} index {values[bad_row]} "
                     f"outside the {n} nodes"
                 )
+        sources, targets = self.edges["source"].to_numpy(), self.edges["target"].to_numpy()
+        loops = np.flatnonzero(sources == targets)
+        if len(loops):
+            row = int(loops[0])
+            raise InvalidGraphError(
+                f"graph {gid!r}: edge {row} is a self-loop on "
+                f"{self.describe_node(int(sources[row]))}; no graph format stored here has "
+                "self-loops"
+            )
         weights = self.edges["weight"].to_numpy()
         if not np.isfinite(weights).all():
             bad_row = int(np.flatnonzero(~np.isfinite(weights))[0])
@@ -279,6 +385,75 @@ class CircuitGraph:
                 f"graph {gid!r}: more than one edge {int(row.source)}->{int(row.target)} "
                 f"in channel {row.channel!r}"
             )
+        self._validate_values()
+
+    def _validate_metadata(self) -> None:
+        meta = self.metadata
+        if len(meta.graph_id.encode("utf-8", "surrogatepass")) > MAX_GRAPH_ID_BYTES:
+            raise InvalidGraphError(
+                f"graph id {shown(meta.graph_id)} is longer than {MAX_GRAPH_ID_BYTES} bytes "
+                "(UTF-8); it is stored on every node"
+            )
+        gid = meta.graph_id
+        for name in _METADATA_STRINGS:
+            value = getattr(meta, name)
+            if isinstance(value, str) and (problem := string_problem(value)) is not None:
+                raise InvalidGraphError(f"graph {gid!r}: metadata {name} {problem}")
+        for i, token in enumerate(meta.tokens):
+            if (problem := string_problem(token)) is not None:
+                raise InvalidGraphError(f"graph {gid!r}: metadata tokens[{i}] {problem}")
+        for name in ("node_threshold", "edge_threshold"):
+            value = getattr(meta, name)
+            if value is not None and not np.isfinite(value):
+                raise InvalidGraphError(f"graph {gid!r}: metadata {name} is {value}")
+        try:
+            size = len(meta.model_dump_json().encode("utf-8"))
+        except ValueError as exc:  # pydantic's serialisation error (a lone surrogate in extra)
+            first = str(exc).splitlines()[0]
+            raise InvalidGraphError(f"graph {gid!r}: metadata cannot be stored ({first})") from None
+        if size > MAX_METADATA_BYTES:
+            raise InvalidGraphError(
+                f"graph {gid!r}: metadata is {size:,} bytes as JSON; at most "
+                f"{MAX_METADATA_BYTES:,} (it is stored on the graph's node)"
+            )
+
+    def _validate_values(self) -> None:
+        """Node and edge property values: finite numbers, probabilities, storable strings."""
+        gid = self.metadata.graph_id
+        for column in self.nodes.columns:
+            values = self.nodes[column]
+            if pd.api.types.is_float_dtype(values):
+                array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+                if np.isinf(array).any():
+                    row = int(np.flatnonzero(np.isinf(array))[0])
+                    raise InvalidGraphError(
+                        f"graph {gid!r}: {self.describe_node(row)}: {column} is {array[row]}"
+                    )
+            elif values.dtype == object or pd.api.types.is_string_dtype(values):
+                found = _first_bad_string(values)
+                if found is not None:
+                    raise InvalidGraphError(
+                        f"graph {gid!r}: {self.describe_node(found[0])}: {column} {found[1]}"
+                    )
+        prob = self.nodes["token_prob"].to_numpy()
+        outside = (prob < 0) | (prob > 1)
+        if outside.any():
+            row = int(np.flatnonzero(outside)[0])
+            raise InvalidGraphError(
+                f"graph {gid!r}: {self.describe_node(row)}: token_prob is {prob[row]}, "
+                "outside [0, 1]"
+            )
+        for column in self.edges.columns:
+            values = self.edges[column]
+            if pd.api.types.is_float_dtype(values):
+                array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+                if np.isinf(array).any():
+                    row = int(np.flatnonzero(np.isinf(array))[0])
+                    raise InvalidGraphError(f"graph {gid!r}: edge {row}: {column} is {array[row]}")
+            elif values.dtype == object or pd.api.types.is_string_dtype(values):
+                found = _first_bad_string(values)
+                if found is not None:
+                    raise InvalidGraphError(f"graph {gid!r}: edge {found[0]}: {column} {found[1]}")
 
     # ------------------------------------------------------------------ adjacency
     def adjacency(self, channel: str | None = None) -> sp.csr_matrix:
@@ -427,6 +602,27 @@ class CircuitGraph:
         return {"graph_id": self.graph_id, "nodes": self.n_nodes, "edges": self.n_edges, **kinds}
 
 
+def _unencodable_record(records: list[Mapping[str, Any]]) -> str:
+    for i, record in enumerate(records):
+        for name, value in record.items():
+            if isinstance(value, str) and (problem := string_problem(value)) is not None:
+                return f"node {i}: {name} {problem}"
+    return "a node's text is not valid Unicode"
+
+
 def nodes_from_records(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Build a normalised nodes table from dicts (importers' convenience)."""
-    return normalise_nodes(pd.DataFrame(list(records)))
+    rows = list(records)
+    try:
+        frame = pd.DataFrame(rows)
+    except UnicodeEncodeError:  # pandas' Arrow-backed strings cannot hold a lone surrogate
+        raise InvalidGraphError(_unencodable_record(rows)) from None
+    for name, dtype in NODE_COLUMNS.items():
+        # Straight from the Python ints: a column with gaps would otherwise pass through
+        # float64, which rounds integers beyond 2**53 (and wraps those beyond 2**63).
+        if dtype == "Int64" and name in frame.columns:
+            try:
+                frame[name] = pd.array([row.get(name) for row in rows], dtype=dtype)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise _cast_error("node", name, dtype, exc) from None
+    return normalise_nodes(frame)

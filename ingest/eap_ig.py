@@ -4,6 +4,18 @@ The file holds ``cfg`` (n_layers, n_heads, …), ``nodes`` (``input``, ``a{l}.h{
 ``logits`` → ``in_graph``) and ``edges`` (``"{src}->{dst}"`` or ``"{src}->{dst}<q|k|v>"`` →
 ``score``, ``in_graph``). Edges into attention heads come in three channels (q, k, v): they are
 kept as parallel edges with ``channel`` set, never summed, so the file round-trips.
+
+What is refused (each as a one-line error naming the field), beyond the JSON reader's checks:
+
+* ``cfg.n_layers``/``cfg.n_heads`` outside ``[1, MAX_LAYERS]``/``[1, MAX_HEADS]``, ``d_model``
+  outside ``[1, MAX_D_MODEL]``;
+* a component outside the model the file states: ``a{l}.h{h}`` needs ``l < n_layers`` and
+  ``h < n_heads``, ``m{l}`` needs ``l < n_layers``;
+* a non-finite edge ``score``;
+* self-loops: a component graph has none (every edge runs from a component to a later one:
+  input → heads/MLPs → logits), so an edge from a component to itself is refused.
+
+The format has no prompt tokens and no positions, so there is nothing to check there.
 """
 
 from __future__ import annotations
@@ -17,22 +29,32 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from circuit_atlas.errors import InvalidGraphError
-from circuit_atlas.graph import CircuitGraph, GraphMetadata, NodeKey, NodeKind, nodes_from_records
+from circuit_atlas.graph import (
+    CircuitGraph,
+    GraphMetadata,
+    NodeKey,
+    NodeKind,
+    nodes_from_records,
+    shown,
+)
 
-from .registry import Importer, file_stem, register
+from .registry import MAX_HEADS, MAX_LAYERS, Importer, file_stem, register
 
 FORMAT_NAME = "eap-ig"
+# The widest public models have d_model of a few ten thousands; far beyond is a broken file.
+MAX_D_MODEL = 1 << 20
 
-_NODE_NAME = re.compile(r"^(?:input|logits|a(\d+)\.h(\d+)|m(\d+))$")
+# ASCII digits only: ``\d`` would also read "a٣.h0" as head a3.h0.
+_NODE_NAME = re.compile(r"^(?:input|logits|a([0-9]+)\.h([0-9]+)|m([0-9]+))$")
 _EDGE_NAME = re.compile(r"^(?P<src>[^<>]+?)->(?P<dst>[^<>]+?)(?:<(?P<channel>[qkv])>)?$")
 
 
 class EapConfig(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
-    n_layers: int = Field(ge=1)
-    n_heads: int = Field(ge=1)
+    n_layers: int = Field(ge=1, le=MAX_LAYERS)
+    n_heads: int = Field(ge=1, le=MAX_HEADS)
     parallel_attn_mlp: bool = False
-    d_model: int | None = None
+    d_model: int | None = Field(None, ge=1, le=MAX_D_MODEL)
 
 
 class EapNode(BaseModel):
@@ -55,27 +77,47 @@ class EapGraphFile(BaseModel):
     edges: dict[str, EapEdge]
 
 
-def component_key(name: str) -> NodeKey:
-    """``a3.h4`` → attention head (layer 3, head 4); ``m2`` → MLP 2; ``input``/``logits``."""
-    match = _NODE_NAME.match(name)
+def _index(name: str, digits: str, what: str, bound: int, bound_name: str) -> int:
+    """A layer or head number of a component name, within the model the file states."""
+    # Compared as text first: int() of a 100,000-digit string is slow and then refused anyway.
+    if len(digits.lstrip("0")) > len(str(bound)) or int(digits) >= bound:
+        raise InvalidGraphError(
+            f"nodes[{shown(name)}]: {what} {digits[:20]} is outside the model's "
+            f"{bound} {what}s (cfg.{bound_name})"
+        )
+    return int(digits)
+
+
+def component_key(name: str, cfg: EapConfig | None = None) -> NodeKey:
+    """``a3.h4`` → attention head (layer 3, head 4); ``m2`` → MLP 2; ``input``/``logits``.
+
+    With ``cfg``, layers and heads must lie within ``[0, n_layers)`` and ``[0, n_heads)``.
+    """
+    match = _NODE_NAME.fullmatch(name)
     if match is None:
         raise InvalidGraphError(
-            f"nodes: {name!r} is not a component name (input, a{{l}}.h{{h}}, m{{l}}, logits)"
+            f"nodes: {shown(name)} is not a component name (input, a{{l}}.h{{h}}, m{{l}}, logits)"
         )
     head_layer, head, mlp_layer = match.groups()
     if name == "input":
         return NodeKey(NodeKind.INPUT.value)
     if name == "logits":
         return NodeKey(NodeKind.LOGITS.value)
+    n_layers = cfg.n_layers if cfg is not None else MAX_LAYERS
     if head is not None:
-        return NodeKey(NodeKind.ATTENTION_HEAD.value, layer=int(head_layer), head=int(head))
-    return NodeKey(NodeKind.MLP.value, layer=int(mlp_layer))
+        n_heads = cfg.n_heads if cfg is not None else MAX_HEADS
+        return NodeKey(
+            NodeKind.ATTENTION_HEAD.value,
+            layer=_index(name, head_layer, "layer", n_layers, "n_layers"),
+            head=_index(name, head, "head", n_heads, "n_heads"),
+        )
+    return NodeKey(NodeKind.MLP.value, layer=_index(name, mlp_layer, "layer", n_layers, "n_layers"))
 
 
 def parse_eap_ig(document: Any, path: Path, graph_id: str | None = None) -> CircuitGraph:
     data = EapGraphFile.model_validate(document)
     names = list(data.nodes)
-    keys = [component_key(name) for name in names]
+    keys = [component_key(name, data.cfg) for name in names]
     row_of = {name: i for i, name in enumerate(names)}
     nodes = nodes_from_records(
         {**key._asdict(), "source_id": name, "in_graph": data.nodes[name].in_graph}
@@ -87,15 +129,22 @@ def parse_eap_ig(document: Any, path: Path, graph_id: str | None = None) -> Circ
     targets = np.empty(n, dtype=np.int64)
     channels = []
     for i, name in enumerate(data.edges):
-        match = _EDGE_NAME.match(name)
+        match = _EDGE_NAME.fullmatch(name)
         if match is None:
-            raise InvalidGraphError(f"edges[{name!r}]: not of the form 'src->dst' or 'src->dst<q>'")
+            raise InvalidGraphError(
+                f"edges[{shown(name)}]: not of the form 'src->dst' or 'src->dst<q>'"
+            )
+        if match["src"] == match["dst"]:
+            raise InvalidGraphError(
+                f"edges[{shown(name)}]: an edge from a component to itself; a component "
+                "graph has no self-loops"
+            )
         for end, array in (("src", sources), ("dst", targets)):
             try:
                 array[i] = row_of[match[end]]
             except KeyError:
                 raise InvalidGraphError(
-                    f"edges[{name!r}]: {match[end]!r} is not one of the file's nodes"
+                    f"edges[{shown(name)}]: {shown(match[end])} is not one of the file's nodes"
                 ) from None
         channels.append(match["channel"] or "")
     edges = pd.DataFrame(

@@ -14,6 +14,19 @@ Format facts this importer relies on (checked against the real files in shared/d
   logits), sources ascending within each target. That order, plus the fact that error and
   embedding nodes never receive edges and logits never send them, decides every ambiguous link;
   a link that is still ambiguous is an error, never a guess.
+
+What is refused (each as a one-line error naming the field), beyond the JSON reader's checks:
+
+* non-finite ``activation``/``influence``/link ``weight``; ``token_prob`` outside [0, 1];
+* an empty ``metadata.prompt_tokens``, and a ``ctx_idx`` that is not a position of them;
+* layers outside the model: the file states no ``n_layers``, but circuit-tracer puts every
+  logit node at layer ``n_layers + 1`` (``Node.logit_node``; 27 for 26-layer gemma-2-2b), so
+  feature and error layers must lie below the logit layer (one layer of slack, for exporters
+  that put logits at ``n_layers``); logits that disagree on their layer, negative layers and
+  layers beyond ``MAX_LAYERS + 1`` are refused too;
+* negative feature codes (the cantor decoding needs a natural number) and vocabulary ids;
+* self-loops: an attribution graph has none by construction (an edge runs from a node to a
+  later layer or to a logit), so a link whose source and target are one node is refused.
 """
 
 from __future__ import annotations
@@ -28,9 +41,15 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from circuit_atlas.errors import InvalidGraphError
-from circuit_atlas.graph import CircuitGraph, GraphMetadata, NodeKind, nodes_from_records
+from circuit_atlas.graph import (
+    CircuitGraph,
+    GraphMetadata,
+    NodeKind,
+    nodes_from_records,
+    shown,
+)
 
-from .registry import Importer, register
+from .registry import MAX_LAYERS, Importer, register
 
 FORMAT_NAME = "neuronpedia"
 
@@ -43,11 +62,9 @@ FEATURE_TYPES: dict[str, NodeKind] = {
     "logit": NodeKind.LOGIT,
 }
 
-_STRICT = ConfigDict(strict=True, extra="allow")
-
 
 class NeuronpediaNode(BaseModel):
-    model_config = _STRICT
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
 
     node_id: str
     feature: int | None
@@ -61,11 +78,12 @@ class NeuronpediaNode(BaseModel):
         "embedding",
         "logit",
     ]
-    token_prob: float | int | None = 0.0
+    # Strict floats accept ints (real files write ``"token_prob": 0``); never NaN or infinity.
+    token_prob: float | None = Field(0.0, ge=0, le=1)
     is_target_logit: bool | None = False
     clerp: str | None = ""
-    influence: float | int | None = None
-    activation: float | int | None = None
+    influence: float | None = None
+    activation: float | None = None
 
 
 class NeuronpediaLink(BaseModel):
@@ -87,7 +105,8 @@ class NeuronpediaInfo(BaseModel):
     generator: NeuronpediaGenerator | None = None
     transcoder_set: str | None = None
     neuronpedia_source_set: str | None = None
-    create_time_ms: int | None = None
+    # Bounded so the timestamp converts (year 1970 to 9999) instead of overflowing.
+    create_time_ms: int | None = Field(None, ge=0, le=253_402_300_799_999)
 
 
 class NeuronpediaMetadata(BaseModel):
@@ -95,7 +114,7 @@ class NeuronpediaMetadata(BaseModel):
     slug: str = Field(min_length=1)
     scan: str
     prompt: str | None = None
-    prompt_tokens: list[str]
+    prompt_tokens: list[str] = Field(min_length=1)
     schema_version: int | None = None
     node_threshold: float | None = None
     info: NeuronpediaInfo = Field(default_factory=NeuronpediaInfo)
@@ -127,6 +146,8 @@ LEGACY_LAYER_STRIDE = 100_000
 
 def decode_feature_index(code: int, layer: int, schema_version: int | None) -> int:
     """The transcoder feature index of a feature node, from either exporter generation."""
+    if code < 0:
+        raise InvalidGraphError(f"code {code} is negative; feature codes are natural numbers")
     if schema_version is not None and schema_version >= 1:
         decoded_layer, index = cantor_unpair(code)
         if decoded_layer != layer:
@@ -142,17 +163,33 @@ def decode_feature_index(code: int, layer: int, schema_version: int | None) -> i
     return index
 
 
-def _layer_number(value: str | int) -> int | None:
-    if isinstance(value, int):
-        return value
-    return int(value) if value.lstrip("-").isdigit() else None
+def _layer_number(index: int, value: str | int) -> int | None:
+    """The layer as a number (``None`` for a non-numeric one such as an embedding's ``"E"``)."""
+    if isinstance(value, str):
+        digits = value.removeprefix("-")
+        if not (digits.isascii() and digits.isdigit()):
+            return None
+        if len(digits) > 6:  # int() of a 100,000-digit string is slow, then refused anyway
+            raise InvalidGraphError(f"nodes[{index}].layer: {value[:20]}… is not a layer number")
+        value = int(value)
+    if not 0 <= value <= MAX_LAYERS + 1:
+        raise InvalidGraphError(
+            f"nodes[{index}].layer: {value} is outside [0, {MAX_LAYERS + 1}] "
+            f"(at most {MAX_LAYERS} layers, logits at n_layers + 1)"
+        )
+    return value
 
 
 def _node_record(
     index: int, node: NeuronpediaNode, schema_version: int | None, tokens: list[str]
 ) -> dict[str, Any]:
     kind = FEATURE_TYPES[node.feature_type]
-    layer = _layer_number(node.layer)
+    layer = _layer_number(index, node.layer)
+    if node.ctx_idx >= len(tokens):
+        raise InvalidGraphError(
+            f"nodes[{index}].ctx_idx: position {node.ctx_idx} is not one of the prompt's "
+            f"{len(tokens)} tokens (metadata.prompt_tokens)"
+        )
     feature: int | None = None
     if kind == NodeKind.FEATURE:
         if layer is None or node.feature is None:
@@ -167,11 +204,12 @@ def _node_record(
         feature = node.feature
         if feature is None:
             raise InvalidGraphError(f"nodes[{index}].feature: a logit node needs its token id")
+        if feature < 0:
+            raise InvalidGraphError(f"nodes[{index}].feature: token id {feature} is negative")
     elif kind == NodeKind.ERROR and layer is None:
         raise InvalidGraphError(f"nodes[{index}].layer: an error node needs a numeric layer")
     if kind == NodeKind.EMBEDDING:
         layer = None
-    token = tokens[node.ctx_idx] if node.ctx_idx < len(tokens) else None
     return {
         "kind": kind.value,
         "layer": layer,
@@ -181,7 +219,7 @@ def _node_record(
         "activation": node.activation,
         "influence": node.influence,
         "label": node.clerp or None,
-        "token": token,
+        "token": tokens[node.ctx_idx],
         "token_prob": node.token_prob,
         "is_target_logit": bool(node.is_target_logit),
         "source_id": node.node_id,
@@ -277,6 +315,36 @@ def resolve_links(
     return source_rows, target_rows
 
 
+def check_layers(records: list[dict[str, Any]]) -> None:
+    """Feature and error layers lie below the logit nodes' layer, the file's bound on depth.
+
+    circuit-tracer writes every logit node at layer ``n_layers + 1`` (see the module
+    docstring); a file without numeric logit layers states no bound and is only checked
+    against ``MAX_LAYERS``.
+    """
+    logit_layers = {
+        r["layer"]: i
+        for i, r in enumerate(records)
+        if r["kind"] == NodeKind.LOGIT.value and r["layer"] is not None
+    }
+    if not logit_layers:
+        return
+    if len(logit_layers) > 1:
+        (a, _), (b, row) = sorted(logit_layers.items())[:2]
+        raise InvalidGraphError(
+            f"nodes[{row}].layer: logit nodes disagree on their layer ({a} and {b}); "
+            "circuit-tracer puts every logit at n_layers + 1"
+        )
+    logit_layer = next(iter(logit_layers))
+    for i, r in enumerate(records):
+        inner = r["kind"] in (NodeKind.FEATURE.value, NodeKind.ERROR.value)
+        if inner and not r["layer"] < logit_layer:
+            raise InvalidGraphError(
+                f"nodes[{i}].layer: layer {r['layer']} is not below the logit nodes' layer "
+                f"{logit_layer} (n_layers + 1): the model has no such layer"
+            )
+
+
 def parse_neuronpedia(document: Any, path: Path, graph_id: str | None = None) -> CircuitGraph:
     data = NeuronpediaGraphFile.model_validate(document)
     meta = data.metadata
@@ -284,10 +352,18 @@ def parse_neuronpedia(document: Any, path: Path, graph_id: str | None = None) ->
     records = [
         _node_record(i, node, meta.schema_version, tokens) for i, node in enumerate(data.nodes)
     ]
+    check_layers(records)
     nodes = nodes_from_records(records)
     sources, targets = resolve_links(
         [n.node_id for n in data.nodes], nodes["kind"].tolist(), data.links
     )
+    loops = np.flatnonzero(sources == targets)
+    if len(loops):
+        i = int(loops[0])
+        raise InvalidGraphError(
+            f"links[{i}]: source and target are the same node {shown(data.links[i].source)}; an "
+            "attribution graph has no self-loops"
+        )
     edges = pd.DataFrame(
         {
             "source": sources,

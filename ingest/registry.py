@@ -10,15 +10,18 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from circuit_atlas.errors import ImportFormatError, InvalidGraphError
-from circuit_atlas.graph import CircuitGraph
+from circuit_atlas.graph import CircuitGraph, shown
 
 
 @dataclass(frozen=True)
@@ -53,31 +56,268 @@ def graph_file_suffixes() -> tuple[str, ...]:
     return (".json", ".json.gz", *READERS)
 
 
-def _reject_constant(name: str) -> float:
-    # json accepts NaN/Infinity literals by default; weights must be finite numbers.
-    return math.nan if name == "NaN" else math.inf
+# Limits of the JSON reader. Real graph files nest 4 levels deep (file → nodes → node → …);
+# Python's json module recurses in C, so a deeper file would crash it (RecursionError) instead
+# of being refused. 64 leaves room for any format while keeping the parser far from that limit.
+MAX_JSON_DEPTH = 64
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Sanity bounds on a model's configuration as a file states it (the largest public models have
+# about 130 layers and 128 heads; a value beyond these is a broken file, not a big model).
+MAX_LAYERS = 10_000
+MAX_HEADS = 10_000
+
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},:]', re.DOTALL)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A \uD800-\uDFFF escape that is not half of a surrogate pair: JSON lets it through, but the
+# string it makes cannot be encoded (pandas, the database driver and the bulk path all fail).
+# A prefilter only (an escaped backslash before "u" also matches); the walk below decides.
+# Both branches start with the literal "\\u" so the search skips ahead fast.
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    rb"(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+)
 
 
-def read_json(path: Path) -> Any:
-    """Parse a JSON file, turning every failure into a one-line error naming the file."""
+def json_path(parts: list[str | int | None]) -> str:
+    """``["nodes", 3, "activation"]`` → ``nodes[3].activation`` (the style of pydantic errors)."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part is None:
+            out += ".?"
+        elif _IDENTIFIER.fullmatch(part):
+            out += f".{part}"
+        else:
+            out += f"[{shown(part)}]"
+    return out.lstrip(".") or "<top>"
+
+
+class _Refused:
+    """Stands in for a value the reader refuses (a duplicate key, a non-finite number, an
+    integer beyond 64 bits), so that its JSON path can be found once the whole file is parsed:
+    json's hooks see values, never where they are."""
+
+    __slots__ = ("problem", "key")
+
+    def __init__(self, problem: str, key: str | None = None) -> None:
+        self.problem = problem
+        self.key = key
+
+
+def _find_first(
+    document: Any, bad: Callable[[Any], bool]
+) -> tuple[list[str | int | None], Any] | None:
+    """Path and value of the first value (or key) in document order for which ``bad`` is true.
+
+    Iterative, so any depth is fine; only run once something is known to be wrong."""
+    stack: list[tuple[list[str | int | None], Any]] = [([], document)]
+    while stack:
+        path, value = stack.pop()
+        if bad(value):
+            return path, value
+        if isinstance(value, dict):
+            for key in value:
+                if bad(key):
+                    return [*path, key], key
+            stack.extend(([*path, k], v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend(([*path, i], v) for i, v in reversed(list(enumerate(value))))
+    return None
+
+
+def _unencodable(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
     try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as handle:
-            return json.load(handle, parse_constant=_reject_constant)
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+# Byte classes for the nesting scan: 1 quote, 2 backslash, 3 opening and 4 closing bracket.
+_QUOTE, _SLASH, _OPEN, _CLOSE = 1, 2, 3, 4
+_CLASS_OF = {ord('"'): _QUOTE, ord("\\"): _SLASH}
+_CLASS_OF |= dict.fromkeys(b"[{", _OPEN) | dict.fromkeys(b"]}", _CLOSE)
+_BYTE_CLASS = bytes(_CLASS_OF.get(b, 0) for b in range(256))
+
+
+def _nesting_depth(raw: bytes) -> int:
+    """How many arrays/objects the file opens inside each other, brackets in strings aside.
+
+    Done on the bytes, before parsing, with one ``bytes.translate`` and array operations on the
+    few structural bytes (the parser itself would hit Python's recursion limit on a hostile
+    file; a regular expression over every string took longer than parsing). Exact for UTF-8:
+    quote, backslash and bracket bytes never occur inside a multi-byte character.
+    """
+    classes = np.frombuffer(raw.translate(_BYTE_CLASS), dtype=np.uint8)
+    where = np.flatnonzero(classes)
+    kinds = classes[where]
+    quotes = where[kinds == _QUOTE]
+    slashes = where[kinds == _SLASH]
+    if len(slashes):  # a quote after an odd run of backslashes is inside its string
+        first_of_run = np.ones(len(slashes), dtype=bool)
+        first_of_run[1:] = np.diff(slashes) != 1
+        run_start = np.maximum.accumulate(np.where(first_of_run, np.arange(len(slashes)), 0))
+        at = np.minimum(np.searchsorted(slashes, quotes - 1), len(slashes) - 1)
+        run = np.where(slashes[at] == quotes - 1, at - run_start[at] + 1, 0)
+        quotes = quotes[run % 2 == 0]
+    is_bracket = kinds >= _OPEN
+    brackets, bracket_kinds = where[is_bracket], kinds[is_bracket]
+    outside = np.searchsorted(quotes, brackets, side="right") % 2 == 0
+    if not outside.any():
+        return 0
+    steps = np.where(bracket_kinds[outside] == _OPEN, 1, -1)
+    return int(np.cumsum(steps).max())
+
+
+def _where_too_deep(text: str, limit: int) -> str:
+    """The JSON path of the first array/object that opens level ``limit + 1`` (slow; only run
+    on a file already known to be too deep)."""
+    stack: list[list[Any]] = []  # per open container: [is_object, current key or index]
+    expect_key = False
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token == "[" or token == "{":
+            if len(stack) == limit:
+                parts = [entry[1] for entry in stack]
+                path = json_path(parts[:8]) + ("…" if len(parts) > 8 else "")
+                return path
+            stack.append([token == "{", None if token == "{" else 0])
+            expect_key = token == "{"
+        elif token == "]" or token == "}":
+            if stack:
+                stack.pop()
+            expect_key = False
+        elif token == ",":
+            if stack and stack[-1][0]:
+                expect_key = True
+            elif stack:
+                stack[-1][1] += 1
+        elif token == ":":
+            expect_key = False
+        elif expect_key and stack:
+            try:
+                stack[-1][1] = json.loads(token)
+            except ValueError:
+                stack[-1][1] = token[1:-1]
+            expect_key = False
+    return "<top>"
+
+
+def _read_text(path: Path) -> tuple[bytes, str]:
+    """The file's bytes (gunzipped) and their UTF-8 text; failures are one-line errors."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                raw = handle.read()
+        else:
+            raw = path.read_bytes()
+        return raw, raw.decode("utf-8")
     except FileNotFoundError:
         raise ImportFormatError(path, "no such file") from None
     except IsADirectoryError:
         raise ImportFormatError(path, "is a directory, not a graph file") from None
     except UnicodeDecodeError as exc:
         raise ImportFormatError(path, f"not UTF-8 text ({exc.reason})") from None
-    except (gzip.BadGzipFile, EOFError) as exc:
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise ImportFormatError(path, f"damaged gzip file ({exc})") from None
+    except OSError as exc:
+        raise ImportFormatError(path, f"cannot be read ({exc.strerror or exc})") from None
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file, turning every failure into a one-line error naming the file.
+
+    Stricter than ``json.load``, because its leniencies silently change a graph:
+
+    * a key twice in one object: json keeps the last value (a second ``"links": []`` emptied a
+      graph), other readers the first; refused, naming the key's path;
+    * ``NaN``/``Infinity`` literals (not JSON) and numbers beyond a float (``1e400`` is read as
+      infinity): refused, since every quantity in a graph file is finite;
+    * integers outside 64 bits: refused (they cannot be stored, and the database would fail on
+      them long after parsing); checked on the digits, never converting a 100,000-digit number;
+    * nesting deeper than ``MAX_JSON_DEPTH``: refused before parsing (the parser recurses);
+    * a lone surrogate escape (``"\\ud800"``): the string cannot be encoded, and pandas, the
+      driver and the bulk path would fail on it with an internal error.
+    """
+    raw, text = _read_text(path)
+    if _nesting_depth(raw) > MAX_JSON_DEPTH:
+        where = _where_too_deep(text, MAX_JSON_DEPTH)
+        raise ImportFormatError(
+            path,
+            f"field {where}: arrays/objects nested more than {MAX_JSON_DEPTH} levels deep "
+            "(graph files nest 4)",
+        )
+    refused: list[_Refused] = []
+
+    def refuse(problem: str, key: str | None = None) -> _Refused:
+        marker = _Refused(problem, key)
+        refused.append(marker)
+        return marker
+
+    def parse_float(literal: str) -> float | _Refused:
+        value = float(literal)
+        if math.isfinite(value):
+            return value
+        cut = literal if len(literal) <= 40 else f"{literal[:40]}…"
+        return refuse(f"{cut} is beyond the range of a 64-bit float (it would read as infinity)")
+
+    def parse_int(literal: str) -> int | _Refused:
+        digits = len(literal.lstrip("-"))
+        if digits < 19:
+            return int(literal)
+        value = int(literal) if digits == 19 else None
+        if value is not None and INT64_MIN <= value <= INT64_MAX:
+            return value
+        return refuse(f"integer of {digits:,} digits is outside the 64-bit range")
+
+    def parse_constant(name: str) -> _Refused:
+        return refuse(f"{name} is not a number JSON allows (values must be finite)")
+
+    def make_object(pairs: list[tuple[str, Any]]) -> dict[str, Any] | _Refused:
+        obj = dict(pairs)
+        if len(obj) == len(pairs):
+            return obj
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        return refuse(
+            "duplicate key: it appears more than once in one object, and JSON readers "
+            "disagree on which value counts",
+            key,
+        )
+
+    try:
+        document = json.loads(
+            text,
+            parse_float=parse_float,
+            parse_int=parse_int,
+            parse_constant=parse_constant,
+            object_pairs_hook=make_object,
+        )
     except json.JSONDecodeError as exc:
         ends_early = exc.pos >= len(exc.doc.rstrip()) - 1 or exc.msg.startswith("Unterminated")
         problem = "truncated JSON" if ends_early else "invalid JSON"
         raise ImportFormatError(
             path, f"{problem}: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:  # cannot happen below MAX_JSON_DEPTH; kept as a one-line error
+        raise ImportFormatError(path, "nested too deeply for the JSON parser") from None
+    if refused:
+        found = _find_first(document, lambda value: isinstance(value, _Refused))
+        parts, marker = found if found is not None else ([], refused[0])
+        if marker.key is not None:
+            parts = [*parts, marker.key]
+        raise ImportFormatError(path, f"field {json_path(parts)}: {marker.problem}")
+    if _LONE_SURROGATE.search(raw) and (found := _find_first(document, _unencodable)):
+        raise ImportFormatError(
+            path,
+            f"field {json_path(found[0])}: a \\u escape makes half of a surrogate pair, which "
+            "is not text (it cannot be encoded as UTF-8)",
+        )
+    return document
 
 
 def file_stem(path: Path) -> str:
@@ -91,13 +331,16 @@ def file_stem(path: Path) -> str:
 def describe_validation_error(exc: ValidationError) -> str:
     """First problem of a pydantic error as ``field.path: message`` (one line)."""
     first = exc.errors()[0]
-    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
+    loc = json_path(list(first["loc"]))
     extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     value = first.get("input")
-    shown = (
-        f", got {value!r}" if isinstance(value, (str, int, float, bool)) or value is None else ""
-    )
-    return f"field {loc or '<top>'}: {first['msg']}{shown}{extra}"
+    if isinstance(value, str):
+        got = f", got {shown(value)}"
+    elif isinstance(value, (int, float, bool)) or value is None:
+        got = f", got {value!r}"
+    else:
+        got = ""
+    return f"field {loc}: {first['msg']}{got}{extra}"
 
 
 def detect_format(document: Any, path: Path) -> Importer:
