@@ -18,7 +18,7 @@ from circuit_atlas.synthetic import synthetic_neuronpedia
 from conftest import run_cli
 from processes import kill_when
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.backends("arcadedb", "neo4j")]
 
 
 @pytest.fixture(scope="module")

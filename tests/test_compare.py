@@ -32,6 +32,8 @@ from circuit_atlas.store import CircuitStore
 from conftest import bundled, error_lines, run_cli
 from score_graphs import build, err, feat, logit, tok
 
+pytestmark = pytest.mark.backends("arcadedb", "neo4j")
+
 ATTRIBUTION_GRAPHS = ["bee-insect-clt.json.gz", "nobel-clt.json.gz", "dollar.json.gz"]
 
 

@@ -44,6 +44,8 @@ from circuit_atlas.store import CircuitStore
 from conftest import SHARED_GRAPHS, bundled, cypher_json, error_lines, needs_shared, run_cli
 from score_graphs import build, err, feat, logit, tok
 
+pytestmark = pytest.mark.backends("arcadedb", "neo4j")
+
 
 def planted(n: int, blocks: int, seed: int, p_in: float = 0.25, p_out: float = 0.02):
     """A weighted, directed, signed SBM graph with clearly separated blocks."""

@@ -21,6 +21,8 @@ from circuit_atlas.store import CircuitStore
 from conftest import bundled, cypher_json, error_lines, run_cli
 from score_graphs import nine_node_graph, ten_node_graph
 
+pytestmark = pytest.mark.backends("arcadedb", "neo4j")
+
 SCORE_PROPERTIES = "MATCH (g:Graph {graph_id: $gid}) RETURN properties(g) AS p"
 
 

@@ -152,6 +152,26 @@ def test_delete_and_list_filters(fresh_store: CircuitStore):
         fresh_store.read_graph("no-such-graph")
 
 
+@pytest.mark.backends("neo4j")  # Neo4j-only: the index is its own (see store/schema.py)
+def test_per_graph_node_lookups_seek_an_index_on_neo4j(fresh_store: CircuitStore):
+    """Reads and batched deletes of one graph must not scan every graph's nodes: Neo4j seeks
+    a composite index only when all its properties are constrained."""
+
+    def operators(plan: dict) -> list[str]:
+        return [plan["operatorType"].split("@")[0]] + [
+            name for child in plan.get("children", []) for name in operators(child)
+        ]
+
+    with fresh_store.driver.session(database=fresh_store.database) as session:
+        session.run("CALL db.awaitIndexes(60)").consume()
+        for cypher in (
+            "MATCH (n:Node {graph_id: $gid}) RETURN properties(n) AS p",
+            "MATCH (n:Node {graph_id: $gid}) WITH n LIMIT 5000 DETACH DELETE n",
+        ):
+            plan = session.run(f"EXPLAIN {cypher}", gid="g").consume().plan
+            assert "NodeIndexSeek" in operators(plan), (cypher, operators(plan))
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -412,3 +432,34 @@ def test_edge_json_rows_are_the_json_of_the_values():
               2**63, "\ud800", b"x", (1.0,)]  # fmt: skip
     assert not any(carried(v) for v in unsafe)
     assert rows_json([{1: "a"}]) is None
+
+
+def test_a_graph_of_huge_labels_is_sent_in_messages_the_server_accepts(fresh_store):
+    """A Bolt server drops a message over 16 MiB and the client then waits for ever: the Bolt
+    path cuts batches by size, so 24 labels of almost 1 MiB (24 MiB of nodes) still land."""
+    from circuit_atlas.store.writer import MAX_MESSAGE_BYTES, approx_bytes, sized_batches
+
+    graph = load_graph(bundled("bee-insect-clt.json.gz"))
+    nodes = graph.nodes.copy()
+    nodes["label"] = nodes["label"].astype(object)
+    for row, letter in zip(range(24), "abcdefghijklmnopqrstuvwxyz"):
+        nodes.loc[row, "label"] = letter * 1_000_000
+    big = CircuitGraph(nodes, graph.edges, graph.metadata)
+    from circuit_atlas.store.rows import node_property_rows
+
+    batches = list(sized_batches(node_property_rows(big)))
+    assert len(batches) >= 3
+    assert all(sum(approx_bytes(r) for r in b) <= MAX_MESSAGE_BYTES for b in batches)
+    outcome: list[object] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(fresh_store.write_graph(big, force_bolt=True)), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=300)
+    assert outcome, "the write did not finish (a message the server dropped?)"
+    assert fresh_store.count_graph(big.graph_id) == (big.n_nodes, big.n_edges)
+    labels = fresh_store.query(
+        "MATCH (n:Node {graph_id: $g}) WHERE size(n.label) > 100 RETURN count(n) AS c",
+        {"g": big.graph_id},
+    )
+    assert labels == [{"c": 24}]

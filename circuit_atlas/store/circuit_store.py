@@ -225,7 +225,7 @@ class CircuitStore:
             return session.execute_read(lambda tx: [r.data() for r in tx.run(cypher, params or {})])
 
     def ensure_schema(self) -> None:
-        for statement in schema.SCHEMA_STATEMENTS:
+        for statement in schema.schema_statements(self.backend):
             self._write(statement)
 
     @property

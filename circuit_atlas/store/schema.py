@@ -40,3 +40,15 @@ SCHEMA_STATEMENTS = (
     "CREATE INDEX roi_run IF NOT EXISTS FOR (r:ROI) ON (r.run_id)",
     "CREATE INDEX node_graph_kind IF NOT EXISTS FOR (n:Node) ON (n.graph_id, n.kind)",
 )
+# Neo4j seeks a composite index only when a query constrains all of its properties, so without
+# an index on ``graph_id`` alone every per-graph read and batched delete
+# (``MATCH (n:Node {graph_id: $gid})``) scans all nodes of all graphs. ArcadeDB's schema is
+# left as it was (its bulk path would maintain one more index).
+BACKEND_SCHEMA_STATEMENTS = {
+    "neo4j": ("CREATE INDEX node_graph IF NOT EXISTS FOR (n:Node) ON (n.graph_id)",),
+}
+
+
+def schema_statements(backend: str) -> tuple[str, ...]:
+    """The statements that set up the schema on a server of ``backend`` (``store.backend``)."""
+    return SCHEMA_STATEMENTS + BACKEND_SCHEMA_STATEMENTS.get(backend, ())

@@ -40,6 +40,64 @@ def _batches(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield rows[start : start + size]
 
 
+# A Bolt server drops a message over 16 MiB (ArcadeDB) and the client then waits for ever, so a
+# batch is cut at half that, estimated; one row is at most a few MiB (CircuitGraph.validate
+# bounds every string at 1 MiB).
+MAX_MESSAGE_BYTES = 8 << 20
+ROW_OVERHEAD_BYTES = 64  # keys, markers and numbers of a row are small next to its strings
+
+
+def approx_bytes(row: dict[str, Any]) -> int:
+    """An upper-bound-ish estimate of a property map's PackStream size: strings by length
+    (UTF-8 at most 4 bytes a character), numbers and list items 9 bytes, keys by length."""
+    total = ROW_OVERHEAD_BYTES
+    for key, value in row.items():
+        total += len(key) + 9
+        if isinstance(value, str):
+            total += len(value) if value.isascii() else 4 * len(value)
+        elif isinstance(value, (list, tuple)):
+            total += 9 * len(value) + sum(len(v) for v in value if isinstance(v, str))
+    return total
+
+
+def sized_batches(
+    rows: Sequence[dict[str, Any]], max_rows: int = BOLT_BATCH, max_bytes: int = MAX_MESSAGE_BYTES
+) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive batches of at most ``max_rows`` rows and (estimated) ``max_bytes`` bytes."""
+    batch: list[dict[str, Any]] = []
+    used = 0
+    for row in rows:
+        size = approx_bytes(row)
+        if batch and (len(batch) >= max_rows or used + size > max_bytes):
+            yield batch
+            batch, used = [], 0
+        batch.append(row)
+        used += size
+    if batch:
+        yield batch
+
+
+def edge_batch_bounds(graph: CircuitGraph, max_rows: int = BOLT_BATCH) -> list[int]:
+    """Start offsets of edge batches: every ``max_rows`` edges, and earlier where the edges'
+    string columns (channels and extras) would push a batch past ``MAX_MESSAGE_BYTES``."""
+    edges = graph.edges
+    per_row = np.full(len(edges), ROW_OVERHEAD_BYTES * 2, dtype=np.int64)
+    for column in edges.columns:
+        if edges[column].dtype == object or str(edges[column].dtype).startswith("str"):
+            lengths = edges[column].map(lambda v: len(v) * 4 if isinstance(v, str) else 9)
+            per_row += lengths.to_numpy(dtype=np.int64)
+    starts = [0]
+    used = 0
+    for i, size in enumerate(per_row.tolist()) if per_row.max(initial=0) > 4096 else ():
+        if i > starts[-1] and (i - starts[-1] >= max_rows or used + size > MAX_MESSAGE_BYTES):
+            starts.append(i)
+            used = 0
+        used += size
+    if per_row.max(initial=0) <= 4096:  # small rows: count alone decides (no Python loop)
+        starts = list(range(0, len(edges), max_rows)) or [0]
+    return starts
+
+
 MERGE_FEATURES = (
     "UNWIND $rows AS r "
     "MERGE (f:Feature {model: r.model, transcoder_set: r.transcoder_set, layer: r.layer, "
@@ -61,11 +119,11 @@ def write_over_bolt(run: Run, graph: CircuitGraph, progress: bool = False) -> No
     with tqdm(
         total=total, desc=f"write {gid}", unit="row", disable=not progress, leave=False
     ) as bar:
-        for batch in _batches(nodes, BOLT_BATCH):
+        for batch in sized_batches(nodes):
             run(
                 "MATCH (g:Graph {graph_id: $gid}) UNWIND $rows AS r "
                 "CREATE (n:Node)-[:IN_GRAPH]->(g) SET n = r",
-                {"gid": gid, "rows": list(batch)},
+                {"gid": gid, "rows": batch},
             )
             bar.update(len(batch))
         for batch in _batches(features, BOLT_BATCH):
@@ -76,8 +134,10 @@ def write_over_bolt(run: Run, graph: CircuitGraph, progress: bool = False) -> No
                 {"gid": gid, "rows": list(batch)},
             )
             bar.update(len(batch))
-        for start in range(0, len(edges), BOLT_BATCH):
-            stop = min(start + BOLT_BATCH, len(edges))
+        starts = edge_batch_bounds(graph)
+        for start, stop in zip(starts, [*starts[1:], len(edges)]):
+            if start >= stop:
+                continue
             rows = [
                 {"s": keys[src[i]], "t": keys[dst[i]], "p": edges[i]} for i in range(start, stop)
             ]
