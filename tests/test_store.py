@@ -16,6 +16,7 @@ from circuit_atlas.errors import (
     GraphConflict,
     GraphNotFound,
     QueryTimeout,
+    StoreError,
 )
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
@@ -463,3 +464,31 @@ def test_a_graph_of_huge_labels_is_sent_in_messages_the_server_accepts(fresh_sto
         {"g": big.graph_id},
     )
     assert labels == [{"c": 24}]
+
+
+@pytest.mark.backends("neo4j")
+def test_neo4j_database_defaults_to_the_servers_own_and_a_wrong_name_is_explained(
+    fresh_store, neo4j_connection, tmp_path
+):
+    """Neo4j Community has one database, ``neo4j``: with a URI and no database the store uses
+    the server's default (it used to ask for ``circuits`` and fail with "query failed")."""
+    from conftest import neo4j_settings
+
+    settings = neo4j_settings(neo4j_connection, tmp_path / "a")
+    unnamed = ConnectionSettings(
+        uri=settings.uri, user=settings.user, password=settings.password, artifact_dir=tmp_path
+    )
+    with CircuitStore.open(unnamed) as store:
+        assert store.database is None
+        graph = load_graph(bundled("bee-insect-clt.json.gz"))
+        assert store.write_graph(graph).status == "created"
+    assert fresh_store.list_graphs()["graph_id"].tolist() == [graph.graph_id]
+    wrong = ConnectionSettings(
+        uri=settings.uri,
+        user=settings.user,
+        password=settings.password,
+        database="circuits",
+        artifact_dir=tmp_path,
+    )
+    with pytest.raises(StoreError, match=r"no such database .*only 'neo4j'"):
+        CircuitStore.open(wrong)
