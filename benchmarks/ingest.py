@@ -1,11 +1,15 @@
 """Ingest throughput: naive per-batch MERGE vs the store's write paths, in one run.
 
     python benchmarks/ingest.py [--nodes 20000 --edges 1000000] [--analogies DIR]
+                                [--neo4j DIR/connection.env]
 
 Runs on the zero-setup local server (started here, in a temporary folder). For each workload it
 loads the same graph through (a) the naive path — ``UNWIND $rows MERGE`` in batches of 10k, one
 transaction per batch, (b) the Bolt path — ``UNWIND … CREATE`` batches in one transaction, and
 (c) the bulk path — the in-process engine's GraphBatch; it prints edges/s and the ratios to (a).
+With ``--neo4j`` (the file ``.ci/neo4j/ctl start DIR`` writes) it also runs (a) and (b) against
+that Neo4j, in the same run, and prints both servers side by side. The Neo4j database is
+emptied before each path: use a throwaway server.
 """
 
 from __future__ import annotations
@@ -70,7 +74,47 @@ def timed(label: str, graphs: list[CircuitGraph], write) -> float:
     return rate
 
 
-def run_workload(name: str, graphs: list[CircuitGraph], server: LocalServer, root: Path) -> None:
+def neo4j_settings(env_file: Path, artifacts: Path) -> ConnectionSettings:
+    values = dict(
+        line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line.strip()
+    )
+    return ConnectionSettings(
+        uri=values["NEO4J_URI"],
+        user=values["NEO4J_USER"],
+        password=values["NEO4J_PASSWORD"],
+        database=values.get("NEO4J_DATABASE"),
+        artifact_dir=artifacts,
+    )
+
+
+def run_neo4j(
+    graphs: list[CircuitGraph], env_file: Path, root: Path, arcadedb: dict[str, float]
+) -> None:
+    rates = {}
+    for path in ("naive", "bolt"):
+        store = CircuitStore.open(neo4j_settings(env_file, root / f"neo4j_{path}"))
+        while store._write("MATCH (n) WITH n LIMIT 10000 DETACH DELETE n RETURN count(*) AS c")[0][
+            "c"
+        ]:
+            pass
+        if path == "naive":
+            rates[path] = timed(
+                "neo4j naive UNWIND MERGE", graphs, lambda g, s=store: naive_ingest(s, g)
+            )
+        else:
+            rates[path] = timed("neo4j bolt: one tx", graphs, lambda g, s=store: s.write_graph(g))
+        store.close()
+    print(
+        f"  neo4j ratio bolt/naive = {rates['bolt'] / rates['naive']:.1f}x; "
+        f"best ArcadeDB path / best Neo4j path = "
+        f"{max(arcadedb.values()) / max(rates.values()):.1f}x",
+        flush=True,
+    )
+
+
+def run_workload(
+    name: str, graphs: list[CircuitGraph], server: LocalServer, root: Path
+) -> dict[str, float]:
     print(
         f"\n{name}: {len(graphs)} graph(s), {sum(g.n_nodes for g in graphs):,} nodes, "
         f"{sum(g.n_edges for g in graphs):,} edges",
@@ -106,6 +150,7 @@ def run_workload(name: str, graphs: list[CircuitGraph], server: LocalServer, roo
         f"bulk/naive = {rates['bulk'] / rates['naive']:.1f}x",
         flush=True,
     )
+    return rates
 
 
 def main() -> None:
@@ -116,6 +161,7 @@ def main() -> None:
         Path(__file__).resolve().parents[2] / "shared/data/graphs/neuronpedia/analogies"
     )
     parser.add_argument("--analogies", type=Path, default=default_analogies)
+    parser.add_argument("--neo4j", type=Path, help="connection.env of a throwaway Neo4j")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, LocalServer(Path(tmp) / "server") as server:
         print(
@@ -126,10 +172,14 @@ def main() -> None:
             synthetic_neuronpedia(args.nodes, args.edges, n_layers=26, n_pos=12, slug="synthetic"),
             Path("synthetic.json"),
         )
-        run_workload("synthetic", [synthetic], server, Path(tmp))
+        rates = run_workload("synthetic", [synthetic], server, Path(tmp))
+        if args.neo4j:
+            run_neo4j([synthetic], args.neo4j, Path(tmp), rates)
         if args.analogies.exists():
             graphs = [load_graph(p) for p in sorted(args.analogies.glob("*.json"))]
-            run_workload("analogies", graphs, server, Path(tmp))
+            rates = run_workload("analogies", graphs, server, Path(tmp))
+            if args.neo4j:
+                run_neo4j(graphs, args.neo4j, Path(tmp), rates)
         else:
             print(f"\n(analogy graphs not found at {args.analogies}; skipped)")
 
