@@ -9,6 +9,8 @@
 // @param limit: int = 1000 (1..100000) — row limit
 // @bound hops: int = 2 (1..5) — how many edges forward
 // @columns node_key, kind, layer, pos, label, hops
+MATCH (g:Graph {graph_id: $graph_id})
+WHERE g.status = 'ready'
 MATCH (anchor:Node {graph_id: $graph_id, node_key: $node_key})
 MATCH path = (anchor)
              (()-[r:EDGE WHERE $min_abs_weight <= 0.0 OR abs(r.weight) >= $min_abs_weight]->())

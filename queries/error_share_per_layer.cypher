@@ -7,8 +7,8 @@
 // @param graph_id: string — the graph
 // @param limit: int = 1000 (1..100000) — row limit
 // @columns layer, error_weight, feature_weight, error_share
-MATCH (a:Node {graph_id: $graph_id})-[e:EDGE]->(:Node)
-WHERE a.kind IN ['error', 'feature']
+MATCH (g:Graph {graph_id: $graph_id}), (a:Node {graph_id: $graph_id})-[e:EDGE]->(:Node)
+WHERE g.status = 'ready' AND a.kind IN ['error', 'feature']
 WITH a.layer AS layer, a.kind AS kind, sum(abs(e.weight)) AS mass
 WITH layer,
      sum(CASE WHEN kind = 'error' THEN mass ELSE 0.0 END) AS error_weight,

@@ -3,12 +3,18 @@
 // For every pair of the given graphs (graph_a < graph_b by id): the number of transcoder
 // features both contain, each graph's number of distinct features, and
 // jaccard = shared / (size_a + size_b - shared). Pairs sharing no feature are included (0).
+// Graphs derived from stored ones (consensus circuits, pruned graphs, ROI quotients: a :Graph
+// with a DERIVED_FROM link) are left out unless include_derived, or named in graph_ids.
 //
-// @param graph_ids: list<string> — the graphs; [] means every stored graph
+// @param graph_ids: list<string> — the graphs; [] means every stored graph but derived ones
+// @param include_derived: bool = false — with graph_ids [], also include derived graphs (consensus, pruned, ROI quotients)
 // @param limit: int = 100000 (1..10000000) — row limit
 // @columns graph_a, graph_b, shared, size_a, size_b, jaccard
 MATCH (g:Graph)
-WHERE g.status = 'ready' AND (size($graph_ids) = 0 OR g.graph_id IN $graph_ids)
+WHERE g.status = 'ready'
+  AND (g.graph_id IN $graph_ids
+       OR (size($graph_ids) = 0
+           AND ($include_derived OR NOT EXISTS { (g)-[:DERIVED_FROM]->(:Graph) })))
 OPTIONAL MATCH (g)<-[:IN_GRAPH]-(:Node)-[:INSTANCE_OF]->(f:Feature)
 WITH g.graph_id AS graph, collect(DISTINCT f) AS features
 WITH collect({graph: graph, features: features}) AS graphs

@@ -8,6 +8,8 @@
 // @param kind: string = null — only nodes of this kind (feature, error, embedding, logit)
 // @param k: int = 20 (1..100000) — number of nodes
 // @columns node_key, kind, layer, pos, label, influence, cumulative_share, kept_by_pruning
+MATCH (g:Graph {graph_id: $graph_id})
+WHERE g.status = 'ready'
 MATCH (n:Node {graph_id: $graph_id})
 WHERE n.score_influence IS NOT NULL AND ($kind IS NULL OR n.kind = $kind)
 RETURN n.node_key AS node_key, n.kind AS kind, n.layer AS layer, n.pos AS pos, n.label AS label,

@@ -9,6 +9,11 @@
 // @param run_id: string — the ROI run (printed by `circuit-atlas roi`)
 // @param k: int = 20 (1..100000) — number of edges
 // @columns source, source_label, source_size, source_layers, target, target_label, target_size, target_layers, weight
+MATCH (roi:ROI {run_id: $run_id})
+WITH roi LIMIT 1
+MATCH (quotient:Graph {graph_id: $run_id + '-quotient'})
+WHERE quotient.status = 'ready'
+  AND NOT EXISTS { (roi)-[:ROI_OF]->(g:Graph) WHERE coalesce(g.status, '') <> 'ready' }
 MATCH (a:Node {graph_id: $run_id + '-quotient'})-[e:EDGE]->(b:Node)
 OPTIONAL MATCH (ra:ROI {run_id: $run_id})-[:AS_NODE]->(a)
 OPTIONAL MATCH (rb:ROI {run_id: $run_id})-[:AS_NODE]->(b)

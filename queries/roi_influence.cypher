@@ -10,7 +10,9 @@
 // @param run_id: string — the ROI run (printed by `circuit-atlas roi`)
 // @param k: int = 50 (1..100000) — number of ROIs
 // @columns roi, size, min_layer, max_layer, influence, share, scored, top_member, top_label
-MATCH (r:ROI {run_id: $run_id})<-[:IN_ROI]-(m)
+MATCH (r:ROI {run_id: $run_id})
+WHERE NOT EXISTS { (r)-[:ROI_OF]->(g:Graph) WHERE coalesce(g.status, '') <> 'ready' }
+MATCH (r)<-[:IN_ROI]-(m)
 OPTIONAL MATCH (m)<-[:INSTANCE_OF]-(instance:Node)
 WHERE instance.graph_id IN r.graph_ids
 WITH r, m, CASE WHEN m:Node THEN [m] ELSE collect(instance) END AS instances

@@ -11,6 +11,11 @@
 // @param k: int = 10 (1..10000) — number of paths
 // @bound max_length: int = 4 (1..6) — longest path, in edges
 // @columns nodes, labels, weights, product
+MATCH (roi:ROI {run_id: $run_id})
+WITH roi LIMIT 1
+MATCH (quotient:Graph {graph_id: $run_id + '-quotient'})
+WHERE quotient.status = 'ready'
+  AND NOT EXISTS { (roi)-[:ROI_OF]->(g:Graph) WHERE coalesce(g.status, '') <> 'ready' }
 MATCH (target:Node {graph_id: $run_id + '-quotient', node_key: $target_key})
 CALL {
     WITH target

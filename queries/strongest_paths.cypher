@@ -22,6 +22,8 @@
 // @param k: int = 10 (1..10000) — number of paths
 // @bound max_length: int = 3 (1..6) — longest path, in edges
 // @columns nodes, weights, length, product, log_sum
+MATCH (g:Graph {graph_id: $graph_id})
+WHERE g.status = 'ready'
 MATCH (target:Node {graph_id: $graph_id, node_key: $target_key})
 OPTIONAL MATCH (given:Node {graph_id: $graph_id, node_key: $source_key})
 WITH target, $source_key IS NULL OR given.kind = 'embedding' AS bounded

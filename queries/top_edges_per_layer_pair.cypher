@@ -9,12 +9,15 @@
 // @param k: int = 3 (1..1000) — edges per layer pair
 // @param limit: int = 10000 (1..1000000) — row limit
 // @columns source_layer, target_layer, rank, source, target, weight
+MATCH (g:Graph {graph_id: $graph_id})
+WHERE g.status = 'ready'
 MATCH (a:Node {graph_id: $graph_id})-[e:EDGE]->(b:Node)
 WITH coalesce(a.layer, -1) + 1 AS s, coalesce(b.layer, -1) + 1 AS t, abs(e.weight) AS strength
 ORDER BY strength DESC
 WITH s, t, collect(strength) AS strengths
 WITH collect({s: s, t: t, floor: strengths[CASE WHEN size(strengths) < $k THEN size(strengths)
                                                  ELSE $k END - 1]}) AS pairs
+WHERE size(pairs) > 0
 WITH pairs, reduce(width = 0, p IN pairs | CASE WHEN p.s >= p.t AND p.s + 1 > width THEN p.s + 1
                                                  WHEN p.t + 1 > width THEN p.t + 1
                                                  ELSE width END) AS width

@@ -10,21 +10,24 @@ import math
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
 
+from circuit_atlas.analysis.compare.stored import store_consensus
 from circuit_atlas.analysis.roi.stored import roi_stored
 from circuit_atlas.analysis.score_report import score_graph
-from circuit_atlas.analysis.score_store import score_stored_graph
+from circuit_atlas.analysis.score_store import prune_stored_graph, score_stored_graph
 from circuit_atlas.errors import CypherError, QueryTimeout
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.ingest.neuronpedia import parse_neuronpedia
 from circuit_atlas.path_bounds import path_bounds
 from circuit_atlas.queries.library import (
+    NamedQuery,
     QueryError,
     coerce_text,
     get_query,
@@ -394,19 +397,17 @@ def test_top_edges_and_error_share_match_pandas(dollar):
     assert got["error_share"].tolist() == pytest.approx(share, abs=1e-9)
 
 
-def test_every_named_query_runs_and_returns_its_declared_columns(dollar):
-    store, graph = dollar
-    nobel = load_graph(bundled("nobel-clt.json.gz"))
-    store.write_graph(nobel)
-    score_stored_graph(store, graph.graph_id, pin_top=[5])
-    run_id = roi_stored(store, [graph.graph_id], "louvain").result.run_id
+def query_arguments(graph_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+    """Arguments for every named query, anchored on the bundled dollar graph stored as
+    ``graph_id`` and on ``run_id``, a louvain ROI run of it. A new query fails the tests that use
+    this table until it gets arguments here, so every query is run."""
     arguments = {
-        "strongest_paths": {"graph_id": graph.graph_id, "target_key": "logit:27:6:64091:"},
-        "upstream": {"graph_id": graph.graph_id, "node_key": "feature:20:6:5796:"},
-        "downstream": {"graph_id": graph.graph_id, "node_key": "feature:18:6:10102:"},
-        "top_edges_per_layer_pair": {"graph_id": graph.graph_id},
-        "nodes_by_influence": {"graph_id": graph.graph_id, "kind": "feature"},
-        "error_share_per_layer": {"graph_id": graph.graph_id},
+        "strongest_paths": {"graph_id": graph_id, "target_key": "logit:27:6:64091:"},
+        "upstream": {"graph_id": graph_id, "node_key": "feature:20:6:5796:"},
+        "downstream": {"graph_id": graph_id, "node_key": "feature:18:6:10102:"},
+        "top_edges_per_layer_pair": {"graph_id": graph_id},
+        "nodes_by_influence": {"graph_id": graph_id, "kind": "feature"},
+        "error_share_per_layer": {"graph_id": graph_id},
         "shared_features": {"graph_ids": [], "min_graphs": 1},
         "graphs_with_feature": {"layer": 18, "feature": 10102},
         "graphs_with_motif": {"a_layer": 18, "a_feature": 10102, "b_layer": 20, "b_feature": 5796},
@@ -418,15 +419,187 @@ def test_every_named_query_runs_and_returns_its_declared_columns(dollar):
         "roi_influence": {"run_id": run_id},
         "rois_with_feature": {"layer": 18, "feature": 10102},
     }
-    assert set(arguments) == set(library())
-    for name, values in arguments.items():
-        frame = run_query(store, name, values)
+    assert set(arguments) == set(library()), "give every named query arguments here"
+    return arguments
+
+
+# --------------------------------------------------------------------------- what readers see
+def same_rows(got: pd.DataFrame, expected: pd.DataFrame) -> bool:
+    """Equal rows in equal order; floats equal to 1e-9 (a mean over other instances may sum in
+    another order)."""
+    try:
+        pd.testing.assert_frame_equal(
+            got.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False,
+            rtol=1e-9,
+        )  # fmt: skip
+    except AssertionError:
+        return False
+    return True
+
+
+def analysed(store: CircuitStore, graph: CircuitGraph) -> str:
+    """Store ``graph``, score it with a pinned top-5 subgraph and store a louvain ROI run of it
+    (and so its quotient graph); return the run id."""
+    store.write_graph(graph)
+    score_stored_graph(store, graph.graph_id, pin_top=[5])
+    return roi_stored(store, [graph.graph_id], "louvain").result.run_id
+
+
+def test_every_named_query_runs_and_sees_no_graph_that_is_loading_or_deleting(
+    fresh_store: CircuitStore,
+):
+    """Every named query returns its declared columns, and a graph being written or deleted is
+    invisible to it: it returns exactly the rows of the store without that graph and what was
+    computed from it. The hidden graph is the one every anchored query names; the other, a copy
+    of it under another id with the same analyses, keeps the corpus queries' answers non-empty.
+    Every query must see the hidden graph while it is ready, so that no check passes vacuously."""
+    dollar = load_graph(bundled("dollar.json.gz"))
+    copy = CircuitGraph(
+        dollar.nodes, dollar.edges, dollar.metadata.model_copy(update={"graph_id": "dollar-copy"})
+    )
+    analysed(fresh_store, copy)
+    hidden = dollar.graph_id
+    run_id = analysed(fresh_store, dollar)
+    arguments = query_arguments(hidden, run_id)
+
+    def answers() -> dict[str, pd.DataFrame]:
+        return {name: run_query(fresh_store, name, values) for name, values in arguments.items()}
+
+    visible = answers()
+    for name, frame in visible.items():
         assert list(frame.columns) == list(get_query(name).columns), name
         assert len(frame) > 0, name
-    top = run_query(store, "nodes_by_influence", {"graph_id": graph.graph_id, "kind": "feature"})
-    assert top["influence"].is_monotonic_decreasing
-    scores = run_query(store, "subgraph_scores", {})
-    assert scores["pinned"].tolist() == [5]
+    assert visible["nodes_by_influence"]["influence"].is_monotonic_decreasing
+    assert visible["subgraph_scores"]["pinned"].tolist() == [5, 5]
+
+    hidden_as = {}
+    for status in ("loading", "deleting"):
+        fresh_store.query(
+            "MATCH (g:Graph {graph_id: $g}) SET g.status = $status",
+            {"g": hidden, "status": status},
+            write=True,
+        )
+        hidden_as[status] = answers()
+
+    # the store without it: deleted, with its quotient graph (deleting the graph takes its
+    # scores, subgraphs and ROIs); nothing of it is left
+    fresh_store.delete_graph(hidden, force=True)
+    fresh_store.delete_graph(f"{run_id}-quotient")
+    left = fresh_store.query(
+        "MATCH (n) WHERE n.graph_id IN [$g, $q] OR n.run_id = $run OR $g IN n.graph_ids "
+        "RETURN count(n) AS n",
+        {"g": hidden, "q": f"{run_id}-quotient", "run": run_id},
+    )
+    assert left == [{"n": 0}]
+    without = answers()
+    blind = [name for name, rows in without.items() if same_rows(visible[name], rows)]
+    assert blind == [], "these queries do not see the graph even when it is ready"
+    leaks = [
+        f"{name} ({status})"
+        for status, frames in hidden_as.items()
+        for name, rows in without.items()
+        if not same_rows(frames[name], rows)
+    ]
+    assert leaks == [], "these queries see a graph that is not ready"
+
+
+def parameter_names(query: NamedQuery) -> set[str]:
+    return {p.name for p in query.parameters}
+
+
+def test_corpus_queries_leave_derived_graphs_out_unless_asked(fresh_store: CircuitStore):
+    """Consensus circuits, pruned graphs and ROI quotients are computed from stored graphs: the
+    queries over the whole corpus count them only with include_derived, or when named."""
+    sources = [random_attribution_graph(seed, n_layers=2, n_pos=2) for seed in range(2)]
+    for graph in sources:
+        fresh_store.write_graph(graph)
+        score_stored_graph(fresh_store, graph.graph_id, pin_top=[2])
+    p0, p1 = (g.graph_id for g in sources)
+    _, consensus = store_consensus(fresh_store, [p0, p1])
+    _, pruned = prune_stored_graph(fresh_store, p0, node_threshold=0.99, edge_threshold=0.99)
+    score_stored_graph(fresh_store, pruned.graph_id, pin_top=[2])
+    across = roi_stored(fresh_store, [p0, p1], "louvain").result.run_id
+    on_pruned = roi_stored(fresh_store, [pruned.graph_id], "louvain").result.run_id
+    derived = {consensus.graph_id, pruned.graph_id, f"{across}-quotient", f"{on_pruned}-quotient"}
+    assert len(fresh_store.query("MATCH (:Graph)-[r:DERIVED_FROM]->(:Graph) RETURN r")) == 6
+
+    def run(name: str, **values: Any) -> pd.DataFrame:
+        return run_query(fresh_store, name, values)
+
+    def features(graph: CircuitGraph) -> set[tuple[int, int]]:
+        nodes = graph.nodes[graph.nodes["kind"] == "feature"]
+        return {(int(a), int(b)) for a, b in zip(nodes["layer"], nodes["feature"])}
+
+    def graphs_per_feature(frame: pd.DataFrame) -> dict[tuple[int, int], int]:
+        return dict(zip(zip(frame["layer"], frame["feature"]), frame["graphs"]))
+
+    def counted(graphs: list[CircuitGraph]) -> dict[tuple[int, int], int]:
+        every = set().union(*(features(g) for g in graphs))
+        return {f: sum(f in features(g) for g in graphs) for f in every}
+
+    shared = run("shared_features", graph_ids=[], min_graphs=1)
+    assert graphs_per_feature(shared) == counted(sources)
+    assert set(shared["graphs"]) == {2}  # every feature is in both sources
+    shared = run("shared_features", graph_ids=[], min_graphs=1, include_derived=True)
+    assert graphs_per_feature(shared) == counted([*sources, consensus, pruned])
+    assert shared["graphs"].max() == 4  # quotient graphs hold no feature instances
+    named = run("shared_features", graph_ids=[p0, consensus.graph_id], min_graphs=1)
+    assert graphs_per_feature(named) == counted([sources[0], consensus])
+
+    def pairs(frame: pd.DataFrame) -> set[tuple[str, str]]:
+        return set(zip(frame["graph_a"], frame["graph_b"]))
+
+    assert pairs(run("feature_jaccard", graph_ids=[])) == {(p0, p1)}
+    every = sorted([p0, p1, *derived])
+    assert pairs(run("feature_jaccard", graph_ids=[], include_derived=True)) == {
+        (a, b) for a in every for b in every if a < b
+    }
+    named = run("feature_jaccard", graph_ids=[p0, consensus.graph_id])
+    assert pairs(named) == {tuple(sorted([p0, consensus.graph_id]))}
+
+    layer, index = min(features(pruned) & features(consensus))
+    found = run("graphs_with_feature", layer=layer, feature=index)
+    assert found["graph_id"].tolist() == [p0, p1]
+    found = run("graphs_with_feature", layer=layer, feature=index, include_derived=True)
+    assert found["graph_id"].tolist() == sorted([p0, p1, consensus.graph_id, pruned.graph_id])
+
+    kinds, layers, indices = (pruned.nodes[c].tolist() for c in ("kind", "layer", "feature"))
+    a, b = next(
+        (s, t)
+        for s, t in zip(pruned.edges["source"], pruned.edges["target"])
+        if kinds[s] == kinds[t] == "feature"
+    )
+    motif = {"a_layer": int(layers[a]), "a_feature": int(indices[a]),
+             "b_layer": int(layers[b]), "b_feature": int(indices[b])}  # fmt: skip
+    plain = set(run("graphs_with_motif", **motif)["graph_id"])
+    assert p0 in plain and plain <= {p0, p1}
+    with_derived = set(run("graphs_with_motif", **motif, include_derived=True)["graph_id"])
+    assert pruned.graph_id in with_derived
+    assert with_derived - plain <= {pruned.graph_id, consensus.graph_id}
+
+    assert run("subgraph_scores")["graph_id"].tolist() == [p0, p1]
+    scores = run("subgraph_scores", include_derived=True)
+    assert scores["graph_id"].tolist() == sorted([p0, p1, pruned.graph_id])
+
+    layer, index = min(features(pruned))
+    rois = run("rois_with_feature", layer=layer, feature=index)
+    assert set(rois["run_id"]) == {across}
+    rois = run("rois_with_feature", layer=layer, feature=index, include_derived=True)
+    assert set(rois["run_id"]) == {across, on_pruned}
+
+    # a cross-prompt run's members are :Features; their graphs are the run's, unless asked
+    members = run("roi_members", run_id=across)
+    assert set(members["graphs"]) == {2}
+    members = run("roi_members", run_id=across, include_derived=True)
+    expected = counted([*sources, consensus, pruned])
+    assert dict(zip(members["member"], members["graphs"])) == {
+        f"{layer}|{index}": n for (layer, index), n in expected.items()
+    }
+
+    flagged = {q.name for q in library().values() if "include_derived" in parameter_names(q)}
+    checked = {"shared_features", "feature_jaccard", "graphs_with_feature", "graphs_with_motif",
+               "subgraph_scores", "rois_with_feature", "roi_members"}  # fmt: skip
+    assert flagged == checked, "test include_derived of every query that has it here"
 
 
 def test_every_library_query_is_read_only_bounded_and_documented():
@@ -437,6 +610,9 @@ def test_every_library_query_is_read_only_bounded_and_documented():
         assert "LIMIT $" in query.body, query.name
         for parameter in query.parameters:
             assert parameter.doc, (query.name, parameter.name)
+        # a query that names no graph or run ranges over the corpus: derived graphs only if asked
+        if not {"graph_id", "run_id"} & parameter_names(query):
+            assert "include_derived" in parameter_names(query), query.name
 
 
 # --------------------------------------------------------------------------- bad input
