@@ -41,6 +41,8 @@ from circuit_atlas.synthetic import layered_neuronpedia
 from conftest import bundled, error_lines, run_cli
 from score_graphs import build, feat, random_attribution_graph, tok
 
+pytestmark = pytest.mark.backends("arcadedb", "neo4j")
+
 
 # --------------------------------------------------------------------------- references
 def stored_edges(store: CircuitStore, graph: CircuitGraph) -> list[tuple[str, str, float]]:
