@@ -153,6 +153,25 @@ def test_the_data_folder_is_private_and_start_up_is_silent(tmp_path: Path):
     assert "Using incubator modules" in (data / "server.log").read_text()
 
 
+def wait_until_running(data_dir: Path, text: str, process: subprocess.Popen[str]) -> None:
+    """Block until the shared server of ``data_dir`` runs a query containing ``text``."""
+    from neo4j import GraphDatabase
+
+    from circuit_atlas.local_server import running_shared_server
+
+    endpoint = running_shared_server(data_dir)
+    assert endpoint is not None
+    deadline = time.monotonic() + 240
+    with GraphDatabase.driver(endpoint.uri, auth=(endpoint.user, endpoint.password)) as driver:
+        while True:
+            records, _, _ = driver.execute_query("SHOW TRANSACTIONS", database_=endpoint.database)
+            if any(text in str(record.data()) for record in records):
+                return
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the command never started its query"
+            time.sleep(0.2)
+
+
 def test_a_server_killed_under_a_command_gives_one_line(tmp_path: Path):
     """The shared server dies while a command uses it: one line, no driver retry warnings."""
     env = local_env(tmp_path / "killed")
@@ -166,7 +185,7 @@ def test_a_server_killed_under_a_command_gives_one_line(tmp_path: Path):
         text=True,
         env=env,
     )
-    time.sleep(8)  # connected and running the query
+    wait_until_running(tmp_path / "killed", "range(1, 20000000)", process)
     os.kill(pid, signal.SIGKILL)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 1
