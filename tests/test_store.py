@@ -492,3 +492,28 @@ def test_neo4j_database_defaults_to_the_servers_own_and_a_wrong_name_is_explaine
     )
     with pytest.raises(StoreError, match=r"no such database .*only 'neo4j'"):
         CircuitStore.open(wrong)
+
+
+def test_a_derived_graph_is_linked_before_it_turns_ready(fresh_store: CircuitStore, monkeypatch):
+    """Corpus queries leave derived graphs out by their DERIVED_FROM link: a child that turned
+    ready before it was linked would count, for a moment, as an ordinary graph."""
+    parent = load_graph(bundled("bee-insect-clt.json.gz"))
+    fresh_store.write_graph(parent)
+    child = load_graph(bundled("nobel-clt.json.gz"), graph_id="child")
+    listed_while_linking: list[list[str]] = []
+    real_link = fresh_store.link_derived
+
+    def spy(child_id, parent_id, props, run=None):
+        listed_while_linking.append(fresh_store.list_graphs()["graph_id"].tolist())
+        real_link(child_id, parent_id, props, run=run)
+
+    monkeypatch.setattr(fresh_store, "link_derived", spy)
+    assert fresh_store.write_derived(child, {parent.graph_id: {"operation": "t"}}).status == (
+        "created"
+    )
+    assert listed_while_linking == [[parent.graph_id]]
+    links = fresh_store.query(
+        "MATCH (:Graph {graph_id: 'child'})-[r:DERIVED_FROM]->(p:Graph) RETURN p.graph_id AS p"
+    )
+    assert links == [{"p": parent.graph_id}]
+    assert sorted(fresh_store.list_graphs()["graph_id"]) == sorted([parent.graph_id, "child"])

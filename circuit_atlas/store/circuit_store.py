@@ -246,8 +246,11 @@ class CircuitStore:
         replace: bool = False,
         progress: bool = False,
         force_bolt: bool = False,
+        before_ready: Callable[[Callable[[str, dict[str, Any]], Any]], None] | None = None,
     ) -> WriteResult:
-        """Store ``graph`` atomically as readers see it (``'loading'`` until complete).
+        """Store ``graph`` atomically as readers see it (``'loading'`` until complete);
+        ``before_ready(run)`` runs last before the graph turns ready, in its transaction where
+        there is one (``write_derived`` links the graph to its parents there).
 
         The id is claimed first (``claims.py``): a second process writing the same id gets
         ``GraphBusy`` or ``GraphConflict`` and changes nothing; a failure cleans up only what
@@ -285,12 +288,16 @@ class CircuitStore:
                 database = self.local_server.embedded_database(self.database)
                 self._claimed(claims.SET_CLAIMED_PROPERTIES, gid, token, props=props)
                 write_bulk_embedded(database, graph, progress)
+                if before_ready is not None:
+                    before_ready(self._write)
                 self._claimed(claims.MARK_READY, gid, token, ready=schema.READY)
             else:
 
                 def write_all(run: Callable[[str, dict[str, Any]], list[dict[str, Any]]]) -> None:
                     _expect_claim(run(claims.SET_CLAIMED_PROPERTIES, _p(gid, token, props=props)))
                     write_over_bolt(run, graph, progress)
+                    if before_ready is not None:
+                        before_ready(run)
                     _expect_claim(run(claims.MARK_READY, _p(gid, token, ready=schema.READY)))
 
                 self._in_write_transaction(write_all)
@@ -541,22 +548,30 @@ class CircuitStore:
     def write_derived(
         self, child: CircuitGraph, links: dict[str, dict[str, Any]], replace: bool = False
     ) -> WriteResult:
-        """Write a graph computed from stored ones and link it ``DERIVED_FROM`` each parent
-        (``links``: parent id → link properties). If a link fails, a child this call created is
-        deleted again: an unlinked child would look like an ordinary graph."""
-        result = self.write_graph(child, replace=replace)
-        try:
+        """Write a graph computed from stored ones, linked ``DERIVED_FROM`` each parent
+        (``links``: parent id → link properties) *before* it turns ready, so no reader ever sees
+        it unlinked (it would count as an ordinary graph). If a link fails, the child is
+        removed again with the rest of its write."""
+
+        def link_all(run: Callable[[str, dict[str, Any]], list[dict[str, Any]]]) -> None:
             for parent, props in links.items():
-                self.link_derived(child.graph_id, parent, props)
-        except Exception:
-            if result.status == "created":
-                self.delete_graph(child.graph_id)
-            raise
+                self.link_derived(child.graph_id, parent, props, run=run)
+
+        result = self.write_graph(child, replace=replace, before_ready=link_all)
+        if result.status == "unchanged":
+            link_all(self._write)
         return result
 
-    def link_derived(self, child: str, parent: str, props: dict[str, Any]) -> None:
-        """``(child:Graph)-[:DERIVED_FROM props]->(parent:Graph)``, idempotently."""
-        rows = self._write(
+    def link_derived(
+        self,
+        child: str,
+        parent: str,
+        props: dict[str, Any],
+        run: Callable[[str, dict[str, Any]], list[dict[str, Any]]] | None = None,
+    ) -> None:
+        """``(child:Graph)-[:DERIVED_FROM props]->(parent:Graph)``, idempotently; ``run``: a
+        statement runner of an open transaction (default: one of its own)."""
+        rows = (run or self._write)(
             write_back.LINK_DERIVED, {"child": child, "parent": parent, "props": props}
         )
         if not rows or rows[0]["n"] == 0:
