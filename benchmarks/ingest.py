@@ -74,25 +74,14 @@ def timed(label: str, graphs: list[CircuitGraph], write) -> float:
     return rate
 
 
-def neo4j_settings(env_file: Path, artifacts: Path) -> ConnectionSettings:
-    values = dict(
-        line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line.strip()
-    )
-    return ConnectionSettings(
-        uri=values["NEO4J_URI"],
-        user=values["NEO4J_USER"],
-        password=values["NEO4J_PASSWORD"],
-        database=values.get("NEO4J_DATABASE"),
-        artifact_dir=artifacts,
-    )
-
-
 def run_neo4j(
     graphs: list[CircuitGraph], env_file: Path, root: Path, arcadedb: dict[str, float]
 ) -> None:
     rates = {}
     for path in ("naive", "bolt"):
-        store = CircuitStore.open(neo4j_settings(env_file, root / f"neo4j_{path}"))
+        store = CircuitStore.open(
+            ConnectionSettings.from_env_file(env_file, root / f"neo4j_{path}")
+        )
         while store._write("MATCH (n) WITH n LIMIT 10000 DETACH DELETE n RETURN count(*) AS c")[0][
             "c"
         ]:

@@ -28,6 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from circuit_atlas.local_server import LocalServer  # noqa: E402
 from circuit_atlas.store import CircuitStore, ConnectionSettings  # noqa: E402
+from circuit_atlas.store.settings import env_file_values  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHARED_GRAPHS = SHARED / "graphs"
@@ -98,12 +99,7 @@ def neo4j_connection() -> dict[str, str]:
             f"Neo4j leg: {NEO4J_VARIABLE} is not set (.ci/run sets it after "
             "`.ci/neo4j/ctl start DIR`, which needs Java 17 and Maven)"
         )
-    values = {}
-    for line in Path(path).read_text().splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            key, value = line.split("=", 1)
-            values[key.strip()] = value.strip()
-    return values
+    return env_file_values(Path(path))
 
 
 @pytest.fixture
@@ -118,13 +114,7 @@ def _wipe(store: CircuitStore) -> None:
 
 
 def neo4j_settings(connection: dict[str, str], artifacts: Path) -> ConnectionSettings:
-    return ConnectionSettings(
-        uri=connection["NEO4J_URI"],
-        user=connection["NEO4J_USER"],
-        password=connection["NEO4J_PASSWORD"],
-        database=connection.get("NEO4J_DATABASE"),
-        artifact_dir=artifacts,
-    )
+    return ConnectionSettings.from_env_values(connection, artifacts)
 
 
 @pytest.fixture

@@ -50,6 +50,27 @@ class ConnectionSettings:
             read_password=read_password or env.get("CIRCUIT_ATLAS_READ_PASSWORD"),
         )
 
+    @classmethod
+    def from_env_values(
+        cls, values: dict[str, str], artifact_dir: str | Path | None = None
+    ) -> ConnectionSettings:
+        """Settings from ``NEO4J_*`` values (``NEO4J_URI`` required)."""
+        return cls(
+            uri=values["NEO4J_URI"],
+            user=values.get("NEO4J_USER"),
+            password=values.get("NEO4J_PASSWORD"),
+            database=values.get("NEO4J_DATABASE"),
+            artifact_dir=Path(artifact_dir) if artifact_dir else None,
+        )
+
+    @classmethod
+    def from_env_file(
+        cls, path: str | Path, artifact_dir: str | Path | None = None
+    ) -> ConnectionSettings:
+        """Settings from a ``KEY=VALUE`` file such as the ``connection.env`` that
+        ``.ci/neo4j/ctl start DIR`` writes."""
+        return cls.from_env_values(env_file_values(Path(path)), artifact_dir)
+
     @property
     def uses_local_server(self) -> bool:
         return self.uri is None
@@ -61,3 +82,13 @@ class ConnectionSettings:
     @property
     def artifacts(self) -> Path:
         return self.artifact_dir or (self.data_dir or default_data_dir()) / "artifacts"
+
+
+def env_file_values(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a file (blank lines and ``#`` comments skipped)."""
+    values = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
