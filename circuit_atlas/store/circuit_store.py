@@ -282,12 +282,13 @@ class CircuitStore:
                 writer=claims.this_writer(),
                 writer_token=token,
             )
-            self._merge_features(graph)
+            features = feature_rows(graph)
+            self._merge_features(features)
             if use_bulk:
                 assert self.local_server is not None
                 database = self.local_server.embedded_database(self.database)
                 self._claimed(claims.SET_CLAIMED_PROPERTIES, gid, token, props=props)
-                write_bulk_embedded(database, graph, progress)
+                write_bulk_embedded(database, graph, features, progress)
                 if before_ready is not None:
                     before_ready(self._write)
                 self._claimed(claims.MARK_READY, gid, token, ready=schema.READY)
@@ -295,7 +296,7 @@ class CircuitStore:
 
                 def write_all(run: Callable[[str, dict[str, Any]], list[dict[str, Any]]]) -> None:
                     _expect_claim(run(claims.SET_CLAIMED_PROPERTIES, _p(gid, token, props=props)))
-                    write_over_bolt(run, graph, progress)
+                    write_over_bolt(run, graph, features, progress)
                     if before_ready is not None:
                         before_ready(run)
                     _expect_claim(run(claims.MARK_READY, _p(gid, token, ready=schema.READY)))
@@ -391,10 +392,9 @@ class CircuitStore:
         self._delete_graph_contents(gid)
         self._write(claims.DELETE_CLAIMED_GRAPH, {"gid": gid, "token": token})
 
-    def _merge_features(self, graph: CircuitGraph) -> None:
+    def _merge_features(self, features: list[dict[str, Any]]) -> None:
         """MERGE the graph's shared ``:Feature`` identities in small committed transactions,
         before the graph itself: retried when a concurrent writer created one first."""
-        features = feature_rows(graph)
         for start in range(0, len(features), BOLT_FEATURE_BATCH):
             rows = features[start : start + BOLT_FEATURE_BATCH]
             for attempt in range(FEATURE_MERGE_ATTEMPTS):

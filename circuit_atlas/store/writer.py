@@ -28,7 +28,7 @@ from circuit_atlas.graph import CircuitGraph
 
 from . import schema
 from .bulk_json import buffer_edges, create_vertices
-from .rows import edge_property_rows, feature_rows, node_property_rows
+from .rows import edge_property_rows, node_property_rows
 
 BOLT_BATCH = 20_000
 
@@ -105,11 +105,12 @@ MERGE_FEATURES = (
 )
 
 
-def write_over_bolt(run: Run, graph: CircuitGraph, progress: bool = False) -> None:
+def write_over_bolt(
+    run: Run, graph: CircuitGraph, features: list[dict[str, Any]], progress: bool = False
+) -> None:
     """Write nodes, feature links and edges with ``run`` (a statement runner bound to one open
-    transaction) under the already claimed ``:Graph``."""
+    transaction) under the already claimed ``:Graph``; ``features``: its ``feature_rows``."""
     gid = graph.graph_id
-    features = feature_rows(graph)
     nodes = node_property_rows(graph)
     keys = [row["node_key"] for row in nodes]
     edges = edge_property_rows(graph)
@@ -154,14 +155,15 @@ def _rids(database: Any, sql: str, *args: Any) -> list[dict[str, Any]]:
     return [dict(row.to_dict()) for row in database.query("sql", sql, *args)]
 
 
-def write_bulk_embedded(database: Any, graph: CircuitGraph, progress: bool = False) -> None:
+def write_bulk_embedded(
+    database: Any, graph: CircuitGraph, features: list[dict[str, Any]], progress: bool = False
+) -> None:
     """Bulk-load nodes and edges through the in-process engine under the claimed ``:Graph``."""
     gid = graph.graph_id
     for vertex_type in (schema.GRAPH, schema.NODE, schema.FEATURE):
         database.command("sql", f"CREATE VERTEX TYPE {vertex_type} IF NOT EXISTS")
     for edge_type in (schema.EDGE, schema.IN_GRAPH, schema.INSTANCE_OF):
         database.command("sql", f"CREATE EDGE TYPE {edge_type} IF NOT EXISTS")
-    features = feature_rows(graph)
     graph_rid = _rids(database, "SELECT @rid AS rid FROM Graph WHERE graph_id = ?", gid)[0]["rid"]
     feature_rid: dict[tuple[str, str, int, int], str] = {}
     if features:
