@@ -25,7 +25,7 @@ from circuit_atlas.ingest.neuronpedia import parse_neuronpedia
 from circuit_atlas.local_server import LocalServer
 from circuit_atlas.store import CircuitStore, ConnectionSettings
 from circuit_atlas.store.rows import edge_property_rows, node_property_rows
-from circuit_atlas.synthetic import synthetic_neuronpedia
+from circuit_atlas.testing.synthetic import synthetic_neuronpedia
 
 NAIVE_BATCH = 10_000
 

@@ -7,8 +7,8 @@ Runs on the zero-setup local server (started here, in a temporary folder). Workl
 * the 57 analogy graphs (skipped when the folder is absent), each scored with a pinned top-22
   subgraph; queries anchored on the first graph, cross-graph queries over all 57;
 * a layered 10,000-node graph with 200,000 edges, shaped like a real attribution graph
-  (``circuit_atlas.synthetic.layered_neuronpedia``: tokens, error nodes, features over 26 layers
-  and 12 positions, 10 logits that hear from most of the graph);
+  (``circuit_atlas.testing.synthetic.layered_neuronpedia``: tokens, error nodes, features over
+  26 layers and 12 positions, 10 logits that hear from most of the graph);
 * a layered 20,000-node graph with 1,000,000 edges.
 
 On each, an ROI run (louvain, one graph) is computed and stored first, so that ``roi_members``
@@ -39,7 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from circuit_atlas.analysis.roi.stored import roi_stored
-from circuit_atlas.analysis.score_store import score_stored_graph
+from circuit_atlas.analysis.scores.stored import score_stored_graph
 from circuit_atlas.errors import CircuitAtlasError, QueryTimeout
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
@@ -47,7 +47,7 @@ from circuit_atlas.ingest.neuronpedia import parse_neuronpedia
 from circuit_atlas.local_server import LocalServer
 from circuit_atlas.queries.library import get_query, library, run_query
 from circuit_atlas.store import CircuitStore, ConnectionSettings
-from circuit_atlas.synthetic import layered_neuronpedia
+from circuit_atlas.testing.synthetic import layered_neuronpedia
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CORPUS = HERE.parent.parent / "shared" / "data" / "graphs" / "neuronpedia" / "analogies"

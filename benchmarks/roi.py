@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from circuit_atlas.analysis.roi.affinity import planted_affinity
-from circuit_atlas.analysis.roi.methods import METHODS, RoiParams
+from circuit_atlas.analysis.roi.algorithms import METHODS, RoiParams
 from circuit_atlas.analysis.roi.quality import modularity
 
 

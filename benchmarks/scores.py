@@ -22,15 +22,15 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from circuit_atlas.analysis.attribution_matrix import (
+from circuit_atlas.analysis.scores.attribution_matrix import (
     ERROR,
     FEATURE,
     LOGIT,
     TOKEN,
     AttributionMatrix,
 )
-from circuit_atlas.analysis.pruning import prune
-from circuit_atlas.analysis.scores import graph_scores, pruned_scores
+from circuit_atlas.analysis.scores.pruning import prune
+from circuit_atlas.analysis.scores.replacement import graph_scores, pruned_scores
 
 N_TOKENS = 20
 N_LOGITS = 10

@@ -70,3 +70,11 @@ class WriteConflict(StoreError):
     """A write collided with a concurrent one (a lock or optimistic-concurrency conflict); it
     was rolled back and may simply be run again (``CircuitStore`` does, a bounded number of
     times)."""
+
+
+class ModelLoadError(CircuitAtlasError):
+    """The model could not be found, loaded or placed on the requested device."""
+
+
+class TaskError(CircuitAtlasError):
+    """A task file is missing, empty, or lacks what its format needs."""

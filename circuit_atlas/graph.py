@@ -99,6 +99,21 @@ def _first_bad_string(values: pd.Series) -> tuple[int, str] | None:
     return None
 
 
+def check_graph_id(graph_id: str) -> None:
+    """Refuse a graph id the store cannot hold: empty, unencodable, or over
+    ``MAX_GRAPH_ID_BYTES`` (it is stored on every node). Cheap, so commands check ids they are
+    given before doing slow work."""
+    if not graph_id or not graph_id.strip():
+        raise InvalidGraphError("graph id is empty")
+    if len(graph_id.encode("utf-8", "surrogatepass")) > MAX_GRAPH_ID_BYTES:
+        raise InvalidGraphError(
+            f"graph id {shown(graph_id)} is longer than {MAX_GRAPH_ID_BYTES} bytes "
+            "(UTF-8); it is stored on every node"
+        )
+    if (problem := string_problem(graph_id)) is not None:
+        raise InvalidGraphError(f"graph id {shown(graph_id)} {problem}")
+
+
 class NodeKind(str, Enum):
     """What a node stands for. Attribution graphs use the first four, component graphs the rest."""
 
@@ -389,11 +404,7 @@ class CircuitGraph:
 
     def _validate_metadata(self) -> None:
         meta = self.metadata
-        if len(meta.graph_id.encode("utf-8", "surrogatepass")) > MAX_GRAPH_ID_BYTES:
-            raise InvalidGraphError(
-                f"graph id {shown(meta.graph_id)} is longer than {MAX_GRAPH_ID_BYTES} bytes "
-                "(UTF-8); it is stored on every node"
-            )
+        check_graph_id(meta.graph_id)
         gid = meta.graph_id
         for name in _METADATA_STRINGS:
             value = getattr(meta, name)

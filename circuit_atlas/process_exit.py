@@ -12,7 +12,7 @@ import os
 import sys
 from typing import NoReturn
 
-from .native_threads import jvm_started
+from circuit_atlas.native_threads import jvm_started
 
 
 def exit_process(code: int) -> NoReturn:
@@ -20,8 +20,8 @@ def exit_process(code: int) -> NoReturn:
     interpreter teardown (see the module docstring)."""
     if not jvm_started():
         sys.exit(code)
-    from .local_server import LocalServer
-    from .store.circuit_store import _close_open_stores
+    from circuit_atlas.local_server import LocalServer
+    from circuit_atlas.store.circuit_store import _close_open_stores
 
     _close_open_stores()
     if LocalServer._active is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from circuit_atlas.analysis.score_report import ScoreReport, score_graph
+from circuit_atlas.analysis.scores.table import ScoreReport, score_graph
 from circuit_atlas.ingest import load_graph
 
 HERE = Path(__file__).resolve().parent

@@ -29,9 +29,8 @@ import pandas as pd
 
 from circuit_atlas.errors import InvalidGraphError
 from circuit_atlas.graph import CircuitGraph, GraphMetadata, NodeKind, nodes_from_records
-
-from .registry import Importer, file_stem, register, register_reader
-from .safe_torch import load_torch_file
+from circuit_atlas.ingest.importers import Importer, file_stem, register, register_reader
+from circuit_atlas.ingest.safe_torch import load_torch_file
 
 if TYPE_CHECKING:
     import torch

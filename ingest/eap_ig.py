@@ -37,8 +37,7 @@ from circuit_atlas.graph import (
     nodes_from_records,
     shown,
 )
-
-from .registry import MAX_HEADS, MAX_LAYERS, Importer, file_stem, register
+from circuit_atlas.ingest.importers import MAX_HEADS, MAX_LAYERS, Importer, file_stem, register
 
 FORMAT_NAME = "eap-ig"
 # The widest public models have d_model of a few ten thousands; far beyond is a broken file.

@@ -48,8 +48,7 @@ from circuit_atlas.graph import (
     nodes_from_records,
     shown,
 )
-
-from .registry import MAX_LAYERS, Importer, register
+from circuit_atlas.ingest.importers import MAX_LAYERS, Importer, register
 
 FORMAT_NAME = "neuronpedia"
 

@@ -18,7 +18,7 @@ else is ever formatted into query text.
 
 Runaway queries are guarded three ways: every library query is read-only, bounds its path lengths
 and ends in ``LIMIT $param`` with a declared range (all checked when the file is loaded, see
-``bounds.py``), and the runner stops it after a timeout (``DEFAULT_TIMEOUT_S``, see
+``cost_limits.py``), and the runner stops it after a timeout (``DEFAULT_TIMEOUT_S``, see
 ``CircuitStore.query``).
 """
 
@@ -34,14 +34,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from circuit_atlas.errors import CircuitAtlasError, QueryTimeout
+from circuit_atlas.queries.cost_limits import limit_problem, path_length_problem
 from circuit_atlas.store.cypher_guard import assert_read_only
-
-from .bounds import limit_problem, path_length_problem
 
 if TYPE_CHECKING:
     from circuit_atlas.store import CircuitStore
 
-DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_TIMEOUT_S = 60.0  # the CLI's --timeout default too (cli/options.py)
 _PARAM = re.compile(
     r"^// @(?P<role>param|bound) (?P<name>\w+): (?P<type>[\w<>]+)"
     r"(?: = (?P<default>\S+))?(?: \((?P<lo>-?[\d.]+)\.\.(?P<hi>-?[\d.]+)\))? — (?P<doc>.+)$"

@@ -8,7 +8,7 @@
 //
 // Exact, without listing every path: each node stores upper bounds on the products of walks
 // into it from a token (prefix_bound) and out of it (suffix_bound), see
-// circuit_atlas/path_bounds.py. A guess at the k-th best product comes from the target's
+// circuit_atlas/store/path_bounds.py. A guess at the k-th best product comes from the target's
 // in-edges (each bound there is a real path's product); the walk then never takes an edge whose
 // best path through it falls below the guess. If that finds k paths at or above the guess they
 // are the answer; otherwise a second walk prunes by the k-th product it did find (or by nothing,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from circuit_atlas.synthetic import synthetic_neuronpedia
+from circuit_atlas.testing.synthetic import synthetic_neuronpedia
 
 from conftest import run_cli
 from processes import kill_when

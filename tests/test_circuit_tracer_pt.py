@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from circuit_atlas.analysis.attribution_matrix import AttributionMatrix
-from circuit_atlas.analysis.pruning import prune
-from circuit_atlas.analysis.score_store import score_stored_graph
-from circuit_atlas.analysis.scores import graph_scores
+from circuit_atlas.analysis.scores.attribution_matrix import AttributionMatrix
+from circuit_atlas.analysis.scores.pruning import prune
+from circuit_atlas.analysis.scores.replacement import graph_scores
+from circuit_atlas.analysis.scores.stored import score_stored_graph
 from circuit_atlas.errors import ImportFormatError
 from circuit_atlas.graph import NodeKey
 from circuit_atlas.ingest import load_graph

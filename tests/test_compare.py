@@ -20,12 +20,12 @@ from circuit_atlas.analysis.compare.metrics import (
 )
 from circuit_atlas.analysis.compare.pairwise import compare_graphs
 from circuit_atlas.analysis.compare.stored import compare_stored, store_consensus
-from circuit_atlas.analysis.influence import influence, normalise
-from circuit_atlas.cli_compare import comparison_payload
+from circuit_atlas.analysis.scores.influence import influence, normalise
+from circuit_atlas.cli.compare import comparison_payload
+from circuit_atlas.cli.json_output import strict_json
 from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph, GraphMetadata
 from circuit_atlas.ingest import load_graph
-from circuit_atlas.json_output import strict_json
 from circuit_atlas.queries.library import run_query
 from circuit_atlas.store import CircuitStore
 

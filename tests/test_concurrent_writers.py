@@ -16,7 +16,7 @@ import pytest
 from circuit_atlas.errors import GraphBusy, GraphConflict, GraphNotFound
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.store import CircuitStore, ConnectionSettings, claims, schema
-from circuit_atlas.synthetic import synthetic_neuronpedia
+from circuit_atlas.testing.synthetic import synthetic_neuronpedia
 
 from conftest import bundled, run_cli
 from processes import kill_when, start_cli

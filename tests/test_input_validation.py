@@ -21,8 +21,8 @@ import pytest
 from circuit_atlas.errors import ImportFormatError, InvalidGraphError
 from circuit_atlas.graph import MAX_STRING_BYTES, CircuitGraph, GraphMetadata, nodes_from_records
 from circuit_atlas.ingest import load_graph
+from circuit_atlas.ingest.importers import MAX_JSON_DEPTH
 from circuit_atlas.ingest.neuronpedia import cantor_pair
-from circuit_atlas.ingest.registry import MAX_JSON_DEPTH
 
 from conftest import bundled, error_lines, run_cli
 

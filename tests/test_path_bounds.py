@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from circuit_atlas.path_bounds import MAX_PATH_EDGES, path_bounds
 from circuit_atlas.store import CircuitStore
+from circuit_atlas.store.path_bounds import MAX_PATH_EDGES, path_bounds
 
 from score_graphs import build, feat, logit, tok
 

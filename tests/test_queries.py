@@ -19,13 +19,12 @@ import pytest
 
 from circuit_atlas.analysis.compare.stored import store_consensus
 from circuit_atlas.analysis.roi.stored import roi_stored
-from circuit_atlas.analysis.score_report import score_graph
-from circuit_atlas.analysis.score_store import prune_stored_graph, score_stored_graph
+from circuit_atlas.analysis.scores.stored import prune_stored_graph, score_stored_graph
+from circuit_atlas.analysis.scores.table import score_graph
 from circuit_atlas.errors import CypherError, QueryTimeout
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.ingest.neuronpedia import parse_neuronpedia
-from circuit_atlas.path_bounds import path_bounds
 from circuit_atlas.queries.library import (
     NamedQuery,
     QueryError,
@@ -36,7 +35,8 @@ from circuit_atlas.queries.library import (
     run_query,
 )
 from circuit_atlas.store import CircuitStore
-from circuit_atlas.synthetic import layered_neuronpedia
+from circuit_atlas.store.path_bounds import path_bounds
+from circuit_atlas.testing.synthetic import layered_neuronpedia
 
 from conftest import bundled, error_lines, run_cli
 from score_graphs import build, feat, random_attribution_graph, tok

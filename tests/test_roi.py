@@ -24,6 +24,7 @@ from circuit_atlas.analysis.roi.affinity import (
     graph_affinity,
     planted_affinity,
 )
+from circuit_atlas.analysis.roi.algorithms import METHODS, RoiParams
 from circuit_atlas.analysis.roi.decoders import (
     decoder_cosine,
     decoders_from_arrays,
@@ -31,7 +32,6 @@ from circuit_atlas.analysis.roi.decoders import (
     within_roi_cosine,
 )
 from circuit_atlas.analysis.roi.detect import RoiResult, detect
-from circuit_atlas.analysis.roi.methods import METHODS, RoiParams
 from circuit_atlas.analysis.roi.quotient import quotient_graph
 from circuit_atlas.analysis.roi.report import roi_html
 from circuit_atlas.analysis.roi.stored import roi_stored
@@ -504,7 +504,7 @@ def test_cross_prompt_rois_on_the_analogy_corpus(bolt_env, tmp_path: Path):
 def test_sparse_sbm_likelihood_equals_graspologic():
     from graspologic.models import SBMEstimator
 
-    from circuit_atlas.analysis.roi.methods import sparse_sbm_log_likelihood
+    from circuit_atlas.analysis.roi.algorithms import sparse_sbm_log_likelihood
 
     rng = np.random.default_rng(0)
     upper = np.triu((rng.random((120, 120)) < 0.1).astype(float), 1)
@@ -535,7 +535,7 @@ def test_graspologic_is_imported_lazily():
     """graspologic (with numba, hyppo, …) takes seconds to import: only the methods that fit
     with it may import it, never the CLI or the ROI package on their way in."""
     code = (
-        "import sys, circuit_atlas.cli, circuit_atlas.cli_roi\n"
+        "import sys, circuit_atlas.cli, circuit_atlas.cli.roi\n"
         "from circuit_atlas.analysis.roi import (affinity, decoders, detect, methods, quality,\n"
         "    quotient, report, stored)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'graspologic'))\n"

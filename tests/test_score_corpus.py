@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from circuit_atlas.analysis.score_report import ScoreReport
-from circuit_atlas.analysis.score_store import score_stored_graph
+from circuit_atlas.analysis.scores.stored import score_stored_graph
+from circuit_atlas.analysis.scores.table import ScoreReport
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.store import CircuitStore
 

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circuit_atlas.analysis.attribution_matrix import AttributionMatrix
-from circuit_atlas.analysis.pruning import prune
-from circuit_atlas.analysis.score_report import score_graph
-from circuit_atlas.analysis.score_store import prune_stored_graph, score_stored_graph
+from circuit_atlas.analysis.scores.attribution_matrix import AttributionMatrix
+from circuit_atlas.analysis.scores.pruning import prune
+from circuit_atlas.analysis.scores.stored import prune_stored_graph, score_stored_graph
+from circuit_atlas.analysis.scores.table import score_graph
 from circuit_atlas.errors import GraphNotFound, InvalidGraphError
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph

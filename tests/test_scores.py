@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from circuit_atlas.analysis.attribution_matrix import FEATURE, AttributionMatrix
-from circuit_atlas.analysis.folding import fold_into_errors
-from circuit_atlas.analysis.influence import influence, normalise, topological_order
-from circuit_atlas.analysis.pruning import find_threshold, prune
-from circuit_atlas.analysis.scores import graph_scores, pruned_scores, subgraph_scores
+from circuit_atlas.analysis.scores.attribution_matrix import FEATURE, AttributionMatrix
+from circuit_atlas.analysis.scores.folding import fold_into_errors
+from circuit_atlas.analysis.scores.influence import influence, normalise, topological_order
+from circuit_atlas.analysis.scores.pruning import find_threshold, prune
+from circuit_atlas.analysis.scores.replacement import graph_scores, pruned_scores, subgraph_scores
 from circuit_atlas.errors import InvalidGraphError
 from circuit_atlas.graph import CircuitGraph
 

@@ -41,10 +41,9 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from circuit_atlas.analysis.compare.pairwise import check_same_model
 from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph, GraphMetadata, NodeKey
-
-from .pairwise import check_same_model
 
 ALIGNMENTS = ("start", "end")
 # Per-prompt node fields: kept on a merged node only when all its graphs agree.

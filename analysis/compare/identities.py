@@ -23,13 +23,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from circuit_atlas.analysis.compare.metrics import GraphItems
+from circuit_atlas.analysis.scores.attribution_matrix import AttributionMatrix
+from circuit_atlas.analysis.scores.influence import influence, normalise
+from circuit_atlas.analysis.scores.pruning import edge_scores
 from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph, NodeKind
-
-from ..attribution_matrix import AttributionMatrix
-from ..influence import influence, normalise
-from ..pruning import edge_scores
-from .metrics import GraphItems
 
 GRANULARITIES = ("feature", "node", "edge")
 

@@ -33,11 +33,10 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from circuit_atlas.analysis.compare.identities import node_identities
 from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.native_threads import jvm_safe_threads
-
-from .identities import node_identities
 
 MIN_SHARED_NODES = 10
 ASSUMPTIONS = (

@@ -8,11 +8,10 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from circuit_atlas.analysis.compare.identities import graph_items
+from circuit_atlas.analysis.compare.metrics import METRICS, MIN_SHARED_FOR_SPEARMAN, compare_pair
 from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph
-
-from .identities import graph_items
-from .metrics import METRICS, MIN_SHARED_FOR_SPEARMAN, compare_pair
 
 
 @dataclass(frozen=True)

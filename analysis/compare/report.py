@@ -12,8 +12,8 @@ import pandas as pd
 from scipy.cluster.hierarchy import leaves_list, linkage
 from scipy.spatial.distance import squareform
 
-from .omnibus import ASSUMPTIONS
-from .pairwise import Comparison
+from circuit_atlas.analysis.compare.omnibus import ASSUMPTIONS
+from circuit_atlas.analysis.compare.pairwise import Comparison
 
 HEATMAP_METRICS = ("jaccard", "weighted_overlap", "influence_overlap")
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from circuit_atlas.analysis.compare.consensus import check_align, consensus_graph, position_shifts
+from circuit_atlas.analysis.compare.pairwise import Comparison, compare_graphs
+from circuit_atlas.analysis.scores.stored import load_for_analysis
 from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph
-
-from ..score_store import load_for_analysis
-from .consensus import check_align, consensus_graph, position_shifts
-from .pairwise import Comparison, compare_graphs
 
 if TYPE_CHECKING:
     from circuit_atlas.store import CircuitStore, WriteResult

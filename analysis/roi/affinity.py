@@ -28,10 +28,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from circuit_atlas.analysis.compare.pairwise import check_same_model
 from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph, NodeKind
-
-from ..compare.pairwise import check_same_model
 
 ANCHORS = {
     NodeKind.EMBEDDING.value,

@@ -33,9 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from circuit_atlas.analysis.roi.affinity import feature_id
 from circuit_atlas.errors import CircuitAtlasError
-
-from .affinity import feature_id
 
 SCHEMA_VERSION = 1
 REQUIRED = ("schema_version", "layer", "feature", "vectors")

@@ -10,13 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from circuit_atlas.analysis.roi.affinity import Affinity
+from circuit_atlas.analysis.roi.algorithms import METHODS, USES, RoiParams
+from circuit_atlas.analysis.roi.decoders import DecoderCosine, Decoders, decoder_cosine, present
+from circuit_atlas.analysis.roi.quality import mean_pairwise_ari, modularity, within_fraction
 from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.native_threads import jvm_safe_threads
-
-from .affinity import Affinity
-from .decoders import DecoderCosine, Decoders, decoder_cosine, present
-from .methods import METHODS, USES, RoiParams
-from .quality import mean_pairwise_ari, modularity, within_fraction
 
 
 @dataclass(frozen=True)
@@ -141,6 +140,8 @@ def detect(
     quality["between_roi_weight"] = 1.0 - quality["within_roi_weight"]
     if "bic" in details:
         quality["bic"] = details["bic"][details["chosen_k"]]
+        if (note := bic_boundary_note(details["chosen_k"], params, affinity.n)) is not None:
+            details["notes"] = [*details.get("notes", []), note]
     if stability_seeds > 1:
         runs = [labels] + [
             run_method(affinity, method, replace(params, seed=params.seed + s))[0]
@@ -153,3 +154,14 @@ def detect(
         quality["decoder_features_missing"] = cosine.missing
     quality["decoder_cosine"] = cosine.mean if cosine else None  # null: no decoders given
     return RoiResult(affinity, method, params, labels, quality, details, cosine)
+
+
+def bic_boundary_note(chosen_k: int, params: RoiParams, n: int) -> str | None:
+    """A warning when BIC chose the largest K it was allowed: the best K may lie beyond it, so
+    the ROIs may be too coarse. ``None`` when K was fixed or the bound was not binding."""
+    if params.k is not None or chosen_k < params.max_k or params.max_k >= n:
+        return None
+    return (
+        f"BIC chose K = {chosen_k}, the upper bound --max-k {params.max_k}: a larger K may fit "
+        f"better; rerun with a larger --max-k (up to {n}) to see whether BIC turns down"
+    )

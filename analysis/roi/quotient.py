@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from circuit_atlas.analysis.roi.affinity import ANCHORS, feature_id
+from circuit_atlas.analysis.roi.detect import RoiResult
 from circuit_atlas.graph import CircuitGraph, GraphMetadata, NodeKind
-
-from .affinity import ANCHORS, feature_id
-from .detect import RoiResult
 
 
 def _roi_nodes(result: RoiResult, internal: np.ndarray) -> pd.DataFrame:

@@ -10,9 +10,8 @@ import json
 import numpy as np
 import pandas as pd
 
+from circuit_atlas.analysis.roi.detect import RoiResult
 from circuit_atlas.graph import CircuitGraph
-
-from .detect import RoiResult
 
 MAX_PIXELS = 1200  # adjacency plots of bigger runs are block-averaged to this many rows
 TOP_MEMBERS = 8

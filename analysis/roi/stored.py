@@ -9,15 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from circuit_atlas.analysis.compare.stored import load_graphs
+from circuit_atlas.analysis.roi.affinity import (
+    Affinity,
+    cross_prompt_affinity,
+    graph_affinity,
+    parse_feature_id,
+)
+from circuit_atlas.analysis.roi.algorithms import RoiParams
+from circuit_atlas.analysis.roi.decoders import Decoders
+from circuit_atlas.analysis.roi.detect import RoiResult, detect, run_method
+from circuit_atlas.analysis.roi.quotient import quotient_graph
 from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.graph import CircuitGraph, NodeKey, NodeKind
-
-from ..compare.stored import load_graphs
-from .affinity import Affinity, cross_prompt_affinity, graph_affinity, parse_feature_id
-from .decoders import Decoders
-from .detect import RoiResult, detect, run_method
-from .methods import RoiParams
-from .quotient import quotient_graph
 
 if TYPE_CHECKING:
     from circuit_atlas.store import CircuitStore

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .deadline import call_with_deadline
+from circuit_atlas.store.deadline import call_with_deadline
 
 Run = Callable[[str, dict[str, Any]], list[dict[str, Any]]]
 

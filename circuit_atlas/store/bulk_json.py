@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 
 from circuit_atlas.graph import CircuitGraph
-
-from .rows import edge_property_rows
+from circuit_atlas.store.rows import edge_property_rows
 
 CHUNK = 100_000  # rows per crossing into the engine, as in the package's own bulk path
 INT64 = 2**63

@@ -44,22 +44,26 @@ from circuit_atlas.errors import (
 )
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.local_server import LocalServer, running_shared_server
-
-from . import claims, schema, write_back
-from .abandon import stop_on_server
-from .artifact import artifact_path, read_artifact, remove_dead_temporaries, write_artifact
-from .cypher_guard import assert_read_only
-from .deadline import call_with_deadline
-from .errors_map import translated
-from .rows import (
+from circuit_atlas.store import claims, schema, write_back
+from circuit_atlas.store.abandon import stop_on_server
+from circuit_atlas.store.artifact import (
+    artifact_path,
+    read_artifact,
+    remove_dead_temporaries,
+    write_artifact,
+)
+from circuit_atlas.store.cypher_guard import assert_read_only
+from circuit_atlas.store.deadline import call_with_deadline
+from circuit_atlas.store.errors_map import translated
+from circuit_atlas.store.rows import (
     feature_rows,
     graph_from_rows,
     graph_properties,
     metadata_from_properties,
     path_bound_properties,
 )
-from .settings import ConnectionSettings
-from .writer import MERGE_FEATURES, write_bulk_embedded, write_over_bolt
+from circuit_atlas.store.settings import ConnectionSettings
+from circuit_atlas.store.writer import MERGE_FEATURES, write_bulk_embedded, write_over_bolt
 
 __all__ = ["CircuitStore", "ConnectionSettings", "WriteResult"]
 
@@ -318,6 +322,41 @@ class CircuitStore:
             "bulk" if use_bulk else "bolt",
         )
 
+    def check_writable(self, graphs: list[CircuitGraph], replace: bool = False) -> dict[str, str]:
+        """Before writing several graphs: what each write would do (``"created"``,
+        ``"unchanged"`` or ``"replaced"``), or one ``GraphConflict``/``GraphBusy`` naming every
+        graph that would be refused, so a batch fails before its first write rather than midway.
+        (A concurrent writer can still take an id between this check and the write; the write's
+        own claim then refuses it.)"""
+        plan: dict[str, str] = {}
+        conflicts: list[str] = []
+        busy: list[str] = []
+        for graph in graphs:
+            record = self._graph_record(graph.graph_id)
+            if record is None:
+                plan[graph.graph_id] = "created"
+                continue
+            holder = claims.Holder.of(record)
+            if holder.status != schema.READY and not holder.is_gone():
+                busy.append(f"{graph.graph_id!r} ({_busy(graph.graph_id, holder)})")
+            elif holder.status != schema.READY:
+                plan[graph.graph_id] = "created"
+            elif holder.content_hash == graph.content_hash():
+                plan[graph.graph_id] = "unchanged"
+            elif replace:
+                plan[graph.graph_id] = "replaced"
+            else:
+                conflicts.append(repr(graph.graph_id))
+        if conflicts:
+            raise GraphConflict(
+                f"nothing written: {len(conflicts)} graph(s) already exist with different "
+                f"content: {', '.join(conflicts)}; pass --replace to overwrite them or "
+                "--graph-id to store a file under another id"
+            )
+        if busy:
+            raise GraphBusy(f"nothing written: {'; '.join(busy)}")
+        return plan
+
     def _claim_for_write(self, gid: str, content_hash: str, token: str, replace: bool) -> str:
         """Claim ``gid`` for this write: ``"created"``, ``"replaced"`` (the old graph is
         deleted first, under our claim) or ``"unchanged"`` (the same content is stored)."""
@@ -498,7 +537,7 @@ class CircuitStore:
 
     def graphs_without_path_bounds(self) -> list[str]:
         """Graphs written by a Circuit Atlas older than the stored path bounds (see
-        ``circuit_atlas/path_bounds.py``): path queries on them are exact but unpruned."""
+        ``circuit_atlas/store/path_bounds.py``): path queries on them are exact but unpruned."""
         rows = self._read(
             "MATCH (n:Node) WHERE n.prefix_bound IS NULL WITH DISTINCT n.graph_id AS gid "
             "MATCH (g:Graph {graph_id: gid, status: $ready}) RETURN gid ORDER BY gid",
@@ -648,6 +687,17 @@ class CircuitStore:
         write: bool = False,
         timeout_s: float | None = 60.0,
     ) -> list[dict[str, Any]]:
+        """The rows of ``query_with_counters``."""
+        return self.query_with_counters(cypher, params, write=write, timeout_s=timeout_s)[0]
+
+    def query_with_counters(
+        self,
+        cypher: str,
+        params: dict[str, Any] | None = None,
+        *,
+        write: bool = False,
+        timeout_s: float | None = 60.0,
+    ) -> tuple[list[dict[str, Any]], dict[str, int]]:
         """Run user Cypher with parameters. Read-only unless ``write=True``.
 
         Read-only is enforced by the server: the query runs as a principal that may only read
@@ -662,6 +712,9 @@ class CircuitStore:
         (``store/abandon.py``) and raises ``QueryTimeout``. Where the server cannot terminate
         it, the abandoned query runs on to its end in the background; its rows are dropped and
         it never commits (``store/deadline.py``). ``None`` waits for ever.
+
+        The counters are what the server reports the query changed (``nodes_created``,
+        ``properties_set``, …; all zero for a read).
         """
         if not cypher or not cypher.strip():
             raise CypherError("empty query")
@@ -673,17 +726,19 @@ class CircuitStore:
         as_reader = not write and self.reader is not None
         query_user = self.reader[1] if as_reader and self.reader else self.user
 
-        def work(claim: Callable[[], bool]) -> list[dict[str, Any]]:
+        def work(claim: Callable[[], bool]) -> tuple[list[dict[str, Any]], dict[str, int]]:
             with self._session(write=write, as_reader=as_reader) as session:
                 tx = session.begin_transaction(timeout=timeout_s)
                 try:
-                    rows = [record.data() for record in tx.run(cypher, params or {})]
+                    result = tx.run(cypher, params or {})
+                    rows = [record.data() for record in result]
+                    counters = _counters(result.consume().counters)
                     if write and claim():
                         tx.commit()
                 finally:
                     if tx.closed() is False:
                         tx.rollback()
-            return rows
+            return rows, counters
 
         def give_up() -> QueryTimeout:
             stopped = self._terminate_on_server(cypher, query_user)
@@ -781,6 +836,26 @@ def _expect_claim(rows: list[dict[str, Any]]) -> None:
             "this write lost its claim on the graph id (another process removed it with "
             "rm --force); nothing of this write was kept"
         )
+
+
+COUNTER_NAMES = (
+    "nodes_created",
+    "nodes_deleted",
+    "relationships_created",
+    "relationships_deleted",
+    "properties_set",
+    "labels_added",
+    "labels_removed",
+    "indexes_added",
+    "indexes_removed",
+    "constraints_added",
+    "constraints_removed",
+)
+
+
+def _counters(counters: Any) -> dict[str, int]:
+    """The driver's ``SummaryCounters`` as a plain dict."""
+    return {name: int(getattr(counters, name, 0) or 0) for name in COUNTER_NAMES}
 
 
 def _busy(gid: str, holder: claims.Holder) -> GraphBusy:

@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from circuit_atlas.local_server import _pid_alive
-
-from . import schema
+from circuit_atlas.store import schema
 
 CLAIM = (
     "CREATE (g:Graph {graph_id: $gid, status: $status, writer_token: $token, writer: $writer, "

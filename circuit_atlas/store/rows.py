@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from circuit_atlas.graph import KEY_FIELDS, CircuitGraph, GraphMetadata, NodeKind
-from circuit_atlas.path_bounds import PREFIX_PROPERTY, SUFFIX_PROPERTY, path_bounds
+from circuit_atlas.store.path_bounds import PREFIX_PROPERTY, SUFFIX_PROPERTY, path_bounds
 
 UNKNOWN = "unknown"
 # Metadata fields stored as top-level :Graph properties (scalars or lists of strings).
@@ -47,7 +47,7 @@ def _plain(value: Any) -> Any:
 
 
 def path_bound_properties(graph: CircuitGraph) -> list[dict[str, list[float]]]:
-    """Per node, its derived path bounds as stored properties (``circuit_atlas/path_bounds.py``)."""
+    """Per node, its derived path bounds as stored properties (``store/path_bounds.py``)."""
     prefix, suffix = path_bounds(graph)
     return [
         {PREFIX_PROPERTY: p, SUFFIX_PROPERTY: s} for p, s in zip(prefix.tolist(), suffix.tolist())

@@ -25,10 +25,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from circuit_atlas.graph import CircuitGraph
-
-from . import schema
-from .bulk_json import buffer_edges, create_vertices
-from .rows import edge_property_rows, node_property_rows
+from circuit_atlas.store import schema
+from circuit_atlas.store.bulk_json import buffer_edges, create_vertices
+from circuit_atlas.store.rows import edge_property_rows, node_property_rows
 
 BOLT_BATCH = 20_000
 

@@ -13,8 +13,7 @@ import heapq
 import numpy as np
 
 from circuit_atlas.errors import CircuitAtlasError
-
-from .component_graph import ComponentGraph
+from circuit_atlas.ingest.attribution.component_graph import ComponentGraph
 
 SELECTIONS = ("topn", "threshold", "greedy")
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from .component_graph import CHANNELS, ComponentGraph
-from .model_adapter import LoadedModel
-from .tasks import Batch
+from circuit_atlas.ingest.attribution.component_graph import CHANNELS, ComponentGraph
+from circuit_atlas.ingest.attribution.model_adapter import LoadedModel
+from circuit_atlas.ingest.attribution.tasks import Batch
 
 Hook = tuple[str, Callable[..., Any]]
 

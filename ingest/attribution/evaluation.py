@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .circuit import prune_dangling, top_n
-from .component_graph import ComponentGraph
-from .engine import patched_metric
-from .methods import counterfactual_outputs, mean_outputs
-from .metrics import get_metric, last_token_logits
-from .model_adapter import LoadedModel
-from .tasks import Task
+from circuit_atlas.ingest.attribution.circuit import prune_dangling, top_n
+from circuit_atlas.ingest.attribution.component_graph import ComponentGraph
+from circuit_atlas.ingest.attribution.engine import patched_metric
+from circuit_atlas.ingest.attribution.methods import counterfactual_outputs, mean_outputs
+from circuit_atlas.ingest.attribution.metrics import get_metric, last_token_logits
+from circuit_atlas.ingest.attribution.model_adapter import LoadedModel
+from circuit_atlas.ingest.attribution.tasks import Task
 
 CURVE_PERCENTS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
 

@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 
 from circuit_atlas.graph import CircuitGraph
+from circuit_atlas.ingest.attribution.circuit import circuit_nodes
+from circuit_atlas.ingest.attribution.methods import AttributionResult
 from circuit_atlas.ingest.eap_ig import parse_eap_ig
-
-from .circuit import circuit_nodes
-from .methods import AttributionResult
 
 
 def eap_ig_document(result: AttributionResult, circuit: np.ndarray, d_model: int) -> dict:

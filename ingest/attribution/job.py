@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from circuit_atlas.graph import CircuitGraph
-
-from .circuit import select
-from .evaluation import (
+from circuit_atlas.ingest.attribution.circuit import select
+from circuit_atlas.ingest.attribution.evaluation import (
     CURVE_PERCENTS,
     Evaluation,
     circuit_metrics,
@@ -25,10 +24,14 @@ from .evaluation import (
     faithfulness,
     plot_curve,
 )
-from .export import eap_ig_document, to_circuit_graph, write_eap_ig_json
-from .methods import AttributionResult, attribute
-from .model_adapter import LoadedModel
-from .tasks import Task
+from circuit_atlas.ingest.attribution.export import (
+    eap_ig_document,
+    to_circuit_graph,
+    write_eap_ig_json,
+)
+from circuit_atlas.ingest.attribution.methods import AttributionResult, attribute
+from circuit_atlas.ingest.attribution.model_adapter import LoadedModel
+from circuit_atlas.ingest.attribution.tasks import Task
 
 
 @dataclass

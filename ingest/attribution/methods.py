@@ -28,10 +28,8 @@ import torch
 from tqdm.auto import tqdm
 
 from circuit_atlas.errors import CircuitAtlasError
-from circuit_atlas.registry import registrar
-
-from .component_graph import ComponentGraph
-from .engine import (
+from circuit_atlas.ingest.attribution.component_graph import ComponentGraph
+from circuit_atlas.ingest.attribution.engine import (
     GradientPass,
     new_activations,
     patched_logits,
@@ -39,9 +37,10 @@ from .engine import (
     record_outputs,
     work_dtype,
 )
-from .metrics import get_metric, last_token_logits
-from .model_adapter import LoadedModel
-from .tasks import Batch, Task
+from circuit_atlas.ingest.attribution.metrics import get_metric, last_token_logits
+from circuit_atlas.ingest.attribution.model_adapter import LoadedModel
+from circuit_atlas.ingest.attribution.tasks import Batch, Task
+from circuit_atlas.registrar import registrar
 
 INTERVENTIONS = ("patching", "zero", "mean")
 AGGREGATIONS = ("sum", "mean")

@@ -17,9 +17,8 @@ from collections.abc import Callable
 import torch
 
 from circuit_atlas.errors import CircuitAtlasError
-from circuit_atlas.registry import registrar
-
-from .tasks import Batch
+from circuit_atlas.ingest.attribution.tasks import Batch
+from circuit_atlas.registrar import registrar
 
 Metric = Callable[[torch.Tensor, Batch, torch.Tensor | None], torch.Tensor]
 METRICS: dict[str, Metric] = {}

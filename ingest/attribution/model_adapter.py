@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from circuit_atlas.errors import CircuitAtlasError, ImportFormatError
+from circuit_atlas.errors import ImportFormatError, ModelLoadError
 from circuit_atlas.ingest.safe_torch import load_torch_file
 
 SMOLLM2_ALIAS = "smollm2-135m"
@@ -53,10 +53,6 @@ _EDGE_HOOK_FLAGS = {
     "use_hook_mlp_in": True,
     "ungroup_grouped_query_attention": True,
 }
-
-
-class ModelLoadError(CircuitAtlasError):
-    """The model could not be found, loaded or placed on the requested device."""
 
 
 @dataclass

@@ -19,19 +19,14 @@ dropped and counted (``Task.dropped``), never silently misaligned.
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from circuit_atlas.errors import CircuitAtlasError
-
-
-class TaskError(CircuitAtlasError):
-    """The task file is missing, empty, or lacks what the chosen format needs."""
+from circuit_atlas.errors import TaskError
+from circuit_atlas.ingest.attribution.preflight import read_task_rows
 
 
 @dataclass(frozen=True)
@@ -103,18 +98,8 @@ class Batch:
 def load_task(path: str | Path, model: object, corrupted_column: str = "corrupted") -> Task:
     """Read ``path`` (CSV or JSONL) and tokenise it with ``model`` (a ``LoadedModel``)."""
     path = Path(path)
-    if not path.is_file():
-        raise TaskError(f"task file {path} does not exist")
-    rows = _read_rows(path)
-    if not rows:
-        raise TaskError(f"task file {path} has no examples")
+    rows = read_task_rows(path, corrupted_column)
     columns = set(rows[0])
-    missing = {"clean", corrupted_column} - columns
-    if missing:
-        raise TaskError(
-            f"task file {path} lacks column(s) {', '.join(sorted(missing))} "
-            f"(it has: {', '.join(sorted(columns))})"
-        )
     answer_reader, default_metric = _answer_format(path, columns, model)
     examples, dropped = [], []
     for number, row in enumerate(rows, start=1):
@@ -131,17 +116,6 @@ def load_task(path: str | Path, model: object, corrupted_column: str = "corrupte
             f"for {model.name}; patching needs them aligned position by position"
         )
     return Task(path.stem, examples, default_metric, dropped)
-
-
-def _read_rows(path: Path) -> list[dict]:
-    try:
-        if path.suffix == ".jsonl":
-            lines = path.read_text().splitlines()
-            return [json.loads(line) for line in lines if line.strip()]
-        with path.open(newline="") as handle:
-            return list(csv.DictReader(handle))
-    except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as error:
-        raise TaskError(f"task file {path} is not valid CSV/JSONL: {error}") from None
 
 
 def _answer_format(path: Path, columns: set[str], model: object):

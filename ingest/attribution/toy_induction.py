@@ -60,7 +60,7 @@ def train(steps: int = 3000, batch: int = 64, seed: int = 0, progress: bool = Tr
     """Train the model from :data:`CONFIG`; loss only on repeated positions."""
     from tqdm.auto import tqdm
 
-    from .model_adapter import load_model
+    from circuit_atlas.ingest.attribution.model_adapter import load_model
 
     torch.manual_seed(seed)
     loaded = load_model(CONFIG)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from circuit_atlas.analysis.scores.pruning import PruneResult
 from circuit_atlas.graph import CircuitGraph
-
-from .pruning import PruneResult
 
 
 def default_pruned_id(graph_id: str, node_threshold: float, edge_threshold: float) -> str:

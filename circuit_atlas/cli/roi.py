@@ -5,20 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import pandas as pd
 
-from circuit_atlas.analysis.compare.stored import select_graph_ids
-from circuit_atlas.analysis.roi.affinity import CROSS_PROMPT_KINDS
-from circuit_atlas.analysis.roi.decoders import load_decoders
-from circuit_atlas.analysis.roi.methods import METHODS, RoiParams
-from circuit_atlas.analysis.roi.stored import roi_stored
-from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table, selection_options
-from circuit_atlas.json_output import strict_json
+from circuit_atlas.cli.options import (
+    LazyChoice,
+    StoreContext,
+    format_option,
+    pass_ctx,
+    print_rows,
+    print_table,
+    selection_options,
+)
+
+
+def _affinities() -> tuple[str, ...]:
+    from circuit_atlas.analysis.roi.affinity import CROSS_PROMPT_KINDS
+
+    return CROSS_PROMPT_KINDS
+
+
+def _methods() -> list[str]:
+    from circuit_atlas.analysis.roi.algorithms import METHODS
+
+    return sorted(METHODS)
 
 
 @click.command()
 @selection_options
-@click.option("--method", type=click.Choice(sorted(METHODS)), default="leiden", show_default=True)
+@click.option("--method", type=LazyChoice(_methods), default="leiden", show_default=True)
 @click.option("--k", type=click.IntRange(min=1),
               help="Number of ROIs: required by spectral-sklearn; fixes it for spectral, sbm, "
                    "dcsbm (else BIC picks it up to --max-k). louvain and leiden do not take it "
@@ -33,7 +46,7 @@ from circuit_atlas.json_output import strict_json
               show_default=True, help="Spectral embedding (spectral, sbm, dcsbm).")  # fmt: skip
 @click.option("--binarize-quantile", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="SBM/DCSBM: edges at or above this quantile of |w| count.")  # fmt: skip
-@click.option("--affinity", type=click.Choice(CROSS_PROMPT_KINDS), default="cooccurrence",
+@click.option("--affinity", type=LazyChoice(_affinities), default="cooccurrence",
               show_default=True, help="Across prompts: how features are tied.")  # fmt: skip
 @click.option("--min-graphs", type=click.IntRange(min=1), default=2, show_default=True,
               help="Across prompts: features in at least this many graphs.")  # fmt: skip
@@ -46,8 +59,8 @@ from circuit_atlas.json_output import strict_json
               help="Across prompts: .npz of decoder directions (format above); reports the mean "
                    "within-ROI cosine.")  # fmt: skip
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write HTML here.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--no-write", is_flag=True, help="Compute only; store nothing.")
+@format_option
 @pass_ctx
 def roi(
     state: StoreContext,
@@ -68,8 +81,8 @@ def roi(
     bootstrap: int,
     decoders: Path | None,
     report: Path | None,
-    as_json: bool,
     no_write: bool,
+    out: str,
 ) -> None:
     """Group the nodes of one graph, or the features of several, into regions of interest.
 
@@ -85,6 +98,12 @@ def roi(
     Features the file lacks are skipped and counted. The Neuronpedia graph
     files carry no decoder vectors, so without this option the cosine is null.
     """
+    from circuit_atlas.analysis.compare.stored import select_graph_ids
+    from circuit_atlas.analysis.roi.algorithms import RoiParams
+    from circuit_atlas.analysis.roi.decoders import load_decoders
+    from circuit_atlas.analysis.roi.stored import roi_stored
+    from circuit_atlas.cli.json_output import strict_json
+
     directions = load_decoders(decoders) if decoders is not None else None
     store = state.store()
     ids = select_graph_ids(store, list(graph_ids), contains, model)
@@ -97,7 +116,11 @@ def roi(
         from circuit_atlas.analysis.roi.report import roi_html
 
         report.write_text(roi_html(result, stored.quotient, written=stored.written))
-    if as_json:
+    notes = result.details.get("notes", [])
+    if out == "csv":  # one row per member: its ROI and id
+        print_table(result.members(), out)
+        return
+    if out == "json":
         members = result.members()
         payload = {
             "run_id": result.run_id,
@@ -121,12 +144,14 @@ def roi(
     click.echo(f"run {result.run_id}: {result.n_rois} ROIs over {result.affinity.n} "
                f"{'features' if result.affinity.scope == 'cross-prompt' else 'nodes'}")  # fmt: skip
     quality = {k: v for k, v in result.quality.items() if v is not None}
-    print_table(pd.DataFrame([{"measure": k, "value": v} for k, v in quality.items()]))
+    print_rows([{"measure": k, "value": v} for k, v in quality.items()])
     click.echo(f"sizes: {', '.join(str(s) for s in sizes.tolist())}")
     if result.decoder is not None:
         click.echo(f"decoder cosine per ROI: "
                    f"{', '.join('–' if v is None else f'{v:.3f}' for v in result.decoder.per_roi)}"
                    f"; {result.decoder.missing} feature(s) without a vector")  # fmt: skip
+    for note in notes:
+        click.echo(f"note: {note}")
     if not no_write:
         click.echo(
             f"written: {result.n_rois} :ROI nodes; quotient graph {stored.quotient.graph_id}"

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import click
 
-from circuit_atlas.analysis.pruning import DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD
-from circuit_atlas.analysis.score_store import prune_stored_graph, score_stored_graph
-from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table
-from circuit_atlas.json_output import strict_json
+from circuit_atlas.analysis.scores.thresholds import DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD
+from circuit_atlas.cli.options import StoreContext, format_option, pass_ctx, print_rows, print_table
 
 FRACTION = click.FloatRange(0.0, 1.0)
 
@@ -47,7 +45,7 @@ def threshold_options(command: click.Command) -> click.Command:
 )
 @threshold_options
 @click.option("--no-write", is_flag=True, help="Print only; store nothing.")
-@click.option("--format", "out", type=click.Choice(["table", "csv", "json"]), default="table")
+@format_option
 @pass_ctx
 def score(
     state: StoreContext,
@@ -65,6 +63,9 @@ def score(
     Unpinned features are folded into the error node at their (layer, position); the scores are
     written back to the store (:Graph properties, one :Subgraph per pinned set).
     """
+    from circuit_atlas.analysis.scores.stored import score_stored_graph
+    from circuit_atlas.cli.json_output import strict_json
+
     result = score_stored_graph(
         state.store(),
         graph_id,
@@ -102,6 +103,7 @@ def score(
 @threshold_options
 @click.option("--graph-id", "new_graph_id", help="Id of the pruned graph (default: derived).")
 @click.option("--replace", is_flag=True, help="Overwrite a stored graph of that id.")
+@format_option
 @pass_ctx
 def prune(
     state: StoreContext,
@@ -110,14 +112,37 @@ def prune(
     edge_threshold: float,
     new_graph_id: str | None,
     replace: bool,
+    out: str,
 ) -> None:
-    """Store GRAPH_ID pruned by influence as a new graph, linked [:DERIVED_FROM] to it."""
+    """Store GRAPH_ID pruned by influence as a new graph, linked [:DERIVED_FROM] to it.
+
+    The stored graph keeps the nodes whose own influence passes --node-threshold (error nodes
+    included); `score` scores the pruned circuit with every error node kept, since pruned
+    features are folded into them, so its node count is larger.
+    """
+    from circuit_atlas.analysis.scores.stored import prune_stored_graph
+
     store = state.store()
     parent = store.graph_info(graph_id)
     result, child = prune_stored_graph(
         store, graph_id, node_threshold, edge_threshold, new_graph_id, replace
     )
+    row = {
+        "graph_id": child.graph_id,
+        "parent": graph_id,
+        "nodes": child.n_nodes,
+        "parent_nodes": parent["n_nodes"],
+        "edges": child.n_edges,
+        "parent_edges": parent["n_edges"],
+        "status": result.status,
+        **{f"kept_{kind}": n for kind, n in child.nodes["kind"].value_counts().items()},
+    }
+    if out != "table":
+        print_rows([row], out)
+        return
     click.echo(
         f"{graph_id} -> {child.graph_id}: kept {child.n_nodes}/{parent['n_nodes']} nodes, "
         f"{child.n_edges}/{parent['n_edges']} edges ({result.status})"
     )
+    kinds = ", ".join(f"{n} {kind}" for kind, n in child.nodes["kind"].value_counts().items())
+    click.echo(f"kept by kind: {kinds} (`score` counts every error node: see --help)")

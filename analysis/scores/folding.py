@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .attribution_matrix import ERROR, FEATURE, AttributionMatrix
+from circuit_atlas.analysis.scores.attribution_matrix import ERROR, FEATURE, AttributionMatrix
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,63 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-import numpy as np
-import pandas as pd
 
-from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table
-from circuit_atlas.ingest.attribution.circuit import SELECTIONS
-from circuit_atlas.ingest.attribution.methods import AGGREGATIONS, INTERVENTIONS, METHODS
-from circuit_atlas.ingest.attribution.metrics import METRICS
-from circuit_atlas.ingest.attribution.model_adapter import DEVICES, DTYPES
+from circuit_atlas.cli.options import (
+    LazyChoice,
+    StoreContext,
+    format_option,
+    pass_ctx,
+    print_table,
+)
 from circuit_atlas.progress import progress_enabled
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _methods() -> list[str]:
+    from circuit_atlas.ingest.attribution.methods import METHODS
+
+    return sorted(METHODS)
+
+
+def _metrics() -> list[str]:
+    from circuit_atlas.ingest.attribution.metrics import METRICS
+
+    return sorted(METRICS)
+
+
+def _interventions() -> tuple[str, ...]:
+    from circuit_atlas.ingest.attribution.methods import INTERVENTIONS
+
+    return INTERVENTIONS
+
+
+def _aggregations() -> tuple[str, ...]:
+    from circuit_atlas.ingest.attribution.methods import AGGREGATIONS
+
+    return AGGREGATIONS
+
+
+def _selections() -> tuple[str, ...]:
+    from circuit_atlas.ingest.attribution.circuit import SELECTIONS
+
+    return SELECTIONS
+
+
+def _devices() -> tuple[str, ...]:
+    from circuit_atlas.ingest.attribution.model_adapter import DEVICES
+
+    return DEVICES
+
+
+def _dtypes() -> list[str]:
+    from circuit_atlas.ingest.attribution.model_adapter import DTYPES
+
+    return sorted(DTYPES)
 
 
 def default_graph_id(model: str, task: Path, method: str) -> str:
@@ -36,22 +82,18 @@ def default_graph_id(model: str, task: Path, method: str) -> str:
     type=click.Path(path_type=Path),
     help="Clean/corrupted pairs (CSV or JSONL).",
 )
+@click.option("--method", type=LazyChoice(_methods), default="eap-ig-inputs", show_default=True)
+@click.option("--metric", type=LazyChoice(_metrics), help="Default: what the task format implies.")
 @click.option(
-    "--method", type=click.Choice(sorted(METHODS)), default="eap-ig-inputs", show_default=True
-)
-@click.option(
-    "--metric", type=click.Choice(sorted(METRICS)), help="Default: what the task format implies."
-)
-@click.option(
-    "--intervention", type=click.Choice(INTERVENTIONS), default="patching", show_default=True
+    "--intervention", type=LazyChoice(_interventions), default="patching", show_default=True
 )
 @click.option("--ig-steps", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--aggregate", type=click.Choice(AGGREGATIONS), default="sum", show_default=True)
+@click.option("--aggregate", type=LazyChoice(_aggregations), default="sum", show_default=True)
 @click.option("--corrupted-column", default="corrupted", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Use the first N pairs only.")
 @click.option(
-    "--select", "selection", type=click.Choice(SELECTIONS), default="topn", show_default=True
+    "--select", "selection", type=LazyChoice(_selections), default="topn", show_default=True
 )
 @click.option(
     "--edges",
@@ -65,8 +107,8 @@ def default_graph_id(model: str, task: Path, method: str) -> str:
     show_default=True,
     help="Faithfulness curve, CPR and CMD (10 more patched runs per batch).",
 )
-@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
-@click.option("--dtype", type=click.Choice(sorted(DTYPES)), default="float32", show_default=True)
+@click.option("--device", type=LazyChoice(_devices), default="cpu", show_default=True)
+@click.option("--dtype", type=LazyChoice(_dtypes), default="float32", show_default=True)
 @click.option("--store/--no-store", "to_store", default=True, show_default=True)
 @click.option("--graph-id", help="Stored graph id (default: MODEL-TASK-METHOD).")
 @click.option("--replace", is_flag=True, help="Replace a stored graph of the same id.")
@@ -82,6 +124,7 @@ def default_graph_id(model: str, task: Path, method: str) -> str:
     type=click.Path(path_type=Path),
     help="Faithfulness-curve PNG (default: <data-dir>/reports/<graph-id>-faithfulness.png).",
 )
+@format_option
 @pass_ctx
 def attribute(
     state: StoreContext,
@@ -105,21 +148,30 @@ def attribute(
     replace: bool,
     out_json: Path | None,
     plot_path: Path | None,
+    out: str,
 ) -> None:
     """Score every edge of MODEL's component graph on TASK, select and evaluate a circuit,
     and store the graph (every edge with its score; ``in_graph`` marks the circuit)."""
+    from circuit_atlas.graph import check_graph_id
+    from circuit_atlas.ingest.attribution.preflight import check_model_source, read_task_rows
+
+    # Everything that can be checked without the model is checked before it loads.
+    if not to_store and out_json is None:
+        raise click.UsageError("nothing to write: give --out, or leave --store on")
+    read_task_rows(task_path, corrupted_column)
+    check_model_source(model_source)
+    graph_id = graph_id or default_graph_id(model_source, task_path, method)
+    check_graph_id(graph_id)
+
     from circuit_atlas.ingest.attribution.job import JobSettings, run_job
     from circuit_atlas.ingest.attribution.model_adapter import check_device, load_model
     from circuit_atlas.ingest.attribution.tasks import load_task
 
-    check_device(device)  # fail before the slow load
-    if not to_store and out_json is None:
-        raise click.UsageError("nothing to write: give --out, or leave --store on")
+    check_device(device)
     model = load_model(model_source, device=device, dtype=dtype)
     task = load_task(task_path, model, corrupted_column=corrupted_column)
     if limit is not None:
         task.examples = task.examples[:limit]
-    graph_id = graph_id or default_graph_id(model_source, task_path, method)
     if plot_path is None and curve:
         plot_path = (
             state.settings.data_dir / "reports" / f"{graph_id}-faithfulness.png"
@@ -148,16 +200,38 @@ def attribute(
         summary["stored graph"] = f"{written.graph_id} ({written.status})"
     for name, path in output.files.items():
         summary[name] = str(path)
+    edges = top_edges(output, 10)
+    curve = output.evaluation.table() if output.evaluation is not None else None
+    if out == "json":
+        from circuit_atlas.cli.json_output import strict_json
+
+        payload = {
+            "summary": {
+                k: v if isinstance(v, (int, float)) else str(v) for k, v in summary.items()
+            },
+            "strongest_edges": edges.to_dict(orient="records"),
+            "faithfulness_curve": curve,
+        }
+        click.echo(strict_json(payload, indent=1))
+        return
+    if out == "csv":  # the one table a script wants: the strongest edges
+        print_table(edges, out)
+        return
+    import pandas as pd
+
     print_table(pd.DataFrame({"": list(summary), "value": [str(v) for v in summary.values()]}))
     click.echo("\nstrongest edges (score = m(patch edge) − m(clean), summed over examples):")
-    print_table(top_edges(output, 10))
-    if output.evaluation is not None:
+    print_table(edges)
+    if curve is not None:
         click.echo("\nfaithfulness curve:")
-        print_table(pd.DataFrame(output.evaluation.table()).round(4))
+        print_table(pd.DataFrame(curve).round(4))
 
 
-def top_edges(output, n: int) -> pd.DataFrame:
+def top_edges(output: Any, n: int) -> pd.DataFrame:
     """The ``n`` edges of largest |score|, with circuit membership."""
+    import numpy as np
+    import pandas as pd
+
     graph = output.result.graph
     forward, backward, scores = output.result.edge_scores()
     order = np.argsort(-np.abs(scores), kind="stable")[:n]

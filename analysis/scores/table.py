@@ -15,12 +15,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from circuit_atlas.analysis.scores.attribution_matrix import ERROR, FEATURE, AttributionMatrix
+from circuit_atlas.analysis.scores.pruning import (
+    DEFAULT_EDGE_THRESHOLD,
+    DEFAULT_NODE_THRESHOLD,
+    PruneResult,
+    prune,
+)
+from circuit_atlas.analysis.scores.replacement import (
+    SubgraphScores,
+    graph_scores,
+    pruned_scores,
+    subgraph_scores,
+)
 from circuit_atlas.errors import InvalidGraphError
 from circuit_atlas.graph import CircuitGraph, NodeKey
-
-from .attribution_matrix import FEATURE, AttributionMatrix
-from .pruning import DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD, PruneResult, prune
-from .scores import SubgraphScores, graph_scores, pruned_scores, subgraph_scores
 
 
 @dataclass(frozen=True)
@@ -196,6 +205,8 @@ def score_graph(
             f"the stored graph was already pruned by its exporter (node threshold "
             f"{graph.metadata.node_threshold:g}); 'full' scores that pruned graph",
         )
+    if (note := pruned_node_count_note(matrix, pruning, rows[1].n_nodes)) is not None:
+        notes.append(note)
     for row in rows:
         if row.dropped:
             notes.append(
@@ -215,3 +226,26 @@ def score_graph(
         notes=tuple(notes),
     )
     return report, pruning
+
+
+def pruned_node_count_note(
+    matrix: AttributionMatrix, pruning: PruneResult, scored_nodes: int
+) -> str | None:
+    """Why the pruned row counts more nodes than ``circuit-atlas prune`` stores, or ``None``.
+
+    The score folds each pruned feature into the error node at its (layer, position), so the
+    scored graph keeps every error node (and token and logit); the stored pruned graph keeps
+    only the nodes whose own influence passes the node threshold, error nodes included.
+    """
+    kept = int(pruning.node_mask.sum())
+    if kept == scored_nodes:
+        return None
+    errors = matrix.mask(ERROR)
+    kept_errors = int((pruning.node_mask & errors).sum())
+    kept_features = int((pruning.node_mask & matrix.mask(FEATURE)).sum())
+    return (
+        f"the pruned row scores {scored_nodes} nodes: the {kept_features} "
+        f"kept features plus every token, logit and error node, because pruned features are "
+        f"folded into the error nodes; `circuit-atlas prune` stores the {kept} nodes that pass "
+        f"the thresholds themselves ({kept_errors} of the {int(errors.sum())} error nodes)"
+    )

@@ -18,12 +18,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from circuit_atlas.analysis.scores.attribution_matrix import (
+    ERROR,
+    FEATURE,
+    LOGIT,
+    TOKEN,
+    AttributionMatrix,
+)
+from circuit_atlas.analysis.scores.folding import FoldResult, fold_into_errors
+from circuit_atlas.analysis.scores.influence import influence, normalise
+from circuit_atlas.analysis.scores.pruning import PruneResult
 from circuit_atlas.errors import InvalidGraphError
-
-from .attribution_matrix import ERROR, FEATURE, LOGIT, TOKEN, AttributionMatrix
-from .folding import FoldResult, fold_into_errors
-from .influence import influence, normalise
-from .pruning import PruneResult
 
 SHOWN_IN_ERRORS = 3
 
@@ -38,9 +43,20 @@ class GraphScores:
 
 @dataclass(frozen=True)
 class SubgraphScores:
+    """A subgraph's scores (``scores``), which features were folded away (``fold``), and how many
+    stayed pinned; ``replacement``/``completeness`` are the scores' own, for convenience."""
+
     scores: GraphScores
     fold: FoldResult
     n_pinned_features: int
+
+    @property
+    def replacement(self) -> float:
+        return self.scores.replacement
+
+    @property
+    def completeness(self) -> float:
+        return self.scores.completeness
 
 
 def _names(matrix: AttributionMatrix, mask: np.ndarray) -> str:

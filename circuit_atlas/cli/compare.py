@@ -3,29 +3,50 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 from click.core import ParameterSource
 
-from circuit_atlas.analysis.compare.consensus import ALIGNMENTS
-from circuit_atlas.analysis.compare.identities import GRANULARITIES
-from circuit_atlas.analysis.compare.metrics import METRICS
-from circuit_atlas.analysis.compare.omnibus import ASSUMPTIONS
-from circuit_atlas.analysis.compare.pairwise import Comparison, compare_graphs
-from circuit_atlas.analysis.compare.stored import (
-    load_graphs,
-    select_graph_ids,
-    store_consensus,
+from circuit_atlas.cli.options import (
+    LazyChoice,
+    StoreContext,
+    format_option,
+    pass_ctx,
+    print_rows,
+    print_table,
+    selection_options,
 )
-from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table, selection_options
-from circuit_atlas.json_output import strict_json
+
+if TYPE_CHECKING:
+    from circuit_atlas.analysis.compare.pairwise import Comparison
+
+
+def _granularities() -> tuple[str, ...]:
+    from circuit_atlas.analysis.compare.identities import GRANULARITIES
+
+    return GRANULARITIES
+
+
+def _metrics() -> tuple[str, ...]:
+    from circuit_atlas.analysis.compare.metrics import METRICS
+
+    return tuple(METRICS)
+
+
+def _alignments() -> tuple[str, ...]:
+    from circuit_atlas.analysis.compare.consensus import ALIGNMENTS
+
+    return ALIGNMENTS
+
 
 MATRIX_PRINT_LIMIT = 8
 
 
 def comparison_payload(comparison: Comparison, statistics: dict[str, object]) -> dict[str, object]:
     """What ``compare --json`` prints; NaN stays a float here and becomes null in strict_json."""
+    from circuit_atlas.analysis.compare.metrics import METRICS
+
     return {
         "by": comparison.by,
         "graph_ids": list(comparison.graph_ids),
@@ -40,21 +61,22 @@ def comparison_payload(comparison: Comparison, statistics: dict[str, object]) ->
 @selection_options
 @click.option(
     "--by",
-    type=click.Choice(GRANULARITIES),
+    type=LazyChoice(_granularities),
     default="feature",
     show_default=True,
     help="Identity across graphs: feature = (layer, index, transcoder set) at any position; "
     "node = node key, position included; edge = endpoints' node keys and channel.",
 )
-@click.option("--metric", type=click.Choice(METRICS), default="jaccard", show_default=True,
+@click.option("--metric", type=LazyChoice(_metrics), default="jaccard", show_default=True,
               help="The metric printed as a matrix.")  # fmt: skip
 @click.option(
     "--stats",
     is_flag=True,
-    help="Add omnibus distances and latent distribution tests. " + ASSUMPTIONS,
+    help="Add omnibus distances and latent distribution tests (their assumptions are printed "
+    "with the result and stated in docs/compare.md).",
 )
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write HTML here.")
-@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+@format_option
 @pass_ctx
 def compare(
     state: StoreContext,
@@ -66,10 +88,16 @@ def compare(
     metric: str,
     stats: bool,
     report: Path | None,
-    as_json: bool,
+    out: str,
 ) -> None:
     """Compare graphs pairwise: Jaccard, weighted overlap, Spearman of shared edge weights,
     activation Spearman, influence overlap (definitions: docs/compare.md)."""
+    from circuit_atlas.analysis.compare.metrics import METRICS
+    from circuit_atlas.analysis.compare.omnibus import ASSUMPTIONS
+    from circuit_atlas.analysis.compare.pairwise import compare_graphs
+    from circuit_atlas.analysis.compare.stored import load_graphs, select_graph_ids
+    from circuit_atlas.cli.json_output import strict_json
+
     store = state.store()
     ids = select_graph_ids(store, list(graph_ids), contains, model)
     graphs = load_graphs(store, ids)  # read once: the metrics and --stats both use them
@@ -96,8 +124,11 @@ def compare(
         from circuit_atlas.analysis.compare.report import comparison_html
 
         report.write_text(comparison_html(comparison, sections))
-    if as_json:
+    if out == "json":
         click.echo(strict_json(comparison_payload(comparison, statistics), indent=1))
+        return
+    if out == "csv":  # one row per pair, every metric
+        print_table(comparison.pairs, out)
         return
     click.echo(f"{len(ids)} graphs, {len(comparison.pairs)} pairs, by {by}")
     summary = comparison.pairs[list(METRICS)].describe().T[["mean", "min", "max"]]
@@ -155,7 +186,7 @@ def check_one_fraction(fraction_given: bool, union_: bool, intersection: bool) -
 @click.option("--union", "union_", is_flag=True, help="Keep edges present in any graph.")
 @click.option(
     "--align",
-    type=click.Choice(ALIGNMENTS),
+    type=LazyChoice(_alignments),
     default="start",
     show_default=True,
     help="Which positions line up: start = positions as they are (prompts of one template); "
@@ -163,6 +194,7 @@ def check_one_fraction(fraction_given: bool, union_: bool, intersection: bool) -
 )
 @click.option("--graph-id", "new_graph_id", help="Id of the consensus graph (default: derived).")
 @click.option("--replace", is_flag=True, help="Overwrite a stored graph of that id.")
+@format_option
 @pass_ctx
 def consensus(
     state: StoreContext,
@@ -176,6 +208,7 @@ def consensus(
     align: str,
     new_graph_id: str | None,
     replace: bool,
+    out: str,
 ) -> None:
     """Store the consensus circuit of graphs, linked [:DERIVED_FROM] to each of them.
 
@@ -186,6 +219,8 @@ def consensus(
     where all matched prompts agree. For features at any position use `compare --by feature`
     or the shared_features query (docs/compare.md).
     """
+    from circuit_atlas.analysis.compare.stored import select_graph_ids, store_consensus
+
     check_one_fraction(min_fraction_given(), union_, intersection)
     store = state.store()
     ids = select_graph_ids(store, list(graph_ids), contains, model)
@@ -196,23 +231,50 @@ def consensus(
     result, graph = store_consensus(
         store, ids, min_fraction, new_graph_id, replace, allow_mixed, align
     )
+    notes = consensus_notes(graph, align, min_fraction)
+    summary = {
+        "graph_id": graph.graph_id,
+        "sources": len(ids),
+        "min_fraction": min_fraction,
+        "align": align,
+        "status": result.status,
+        **graph.summary(),
+        "notes": notes,
+    }
+    if out != "table":
+        print_rows([summary], out)
+        return
     aligned = ", right-aligned" if align == "end" else ""
     click.echo(
         f"{graph.graph_id}: consensus of {len(ids)} graphs at >= {min_fraction:.0%}{aligned}: "
         f"{graph.n_nodes} nodes, {graph.n_edges} edges ({result.status})"
     )
-    frame = pd.DataFrame(graph.summary(), index=[0])
-    print_table(frame)
+    print_rows([graph.summary()])
+    for note in notes:
+        click.echo(f"note: {note}")
+
+
+def consensus_notes(graph: Any, align: str, min_fraction: float) -> list[str]:
+    """What a reader of a consensus graph should know: how positions were matched, and whether
+    any logit node survived (without one, scores and paths to logits have nothing to reach)."""
+    notes = []
     lengths = graph.metadata.extra.get("prompt_lengths", [])
     if len(lengths) > 1 and align == "start":
-        click.echo(
-            f"note: the prompts have {min(lengths)} to {max(lengths)} tokens and nodes match by "
+        notes.append(
+            f"the prompts have {min(lengths)} to {max(lengths)} tokens and nodes match by "
             "position from the first token; --align end lines up their last tokens, and "
             "compare --by feature matches features at any position"
         )
     elif len(lengths) > 1:
-        click.echo(
-            f"note: the prompts have {min(lengths)} to {max(lengths)} tokens, right-aligned: "
+        notes.append(
+            f"the prompts have {min(lengths)} to {max(lengths)} tokens, right-aligned: "
             "nodes match at the same distance from the last token; compare --by feature "
             "matches features at any position"
         )
+    if graph.n_nodes and not (graph.nodes["kind"] == "logit").any():
+        notes.append(
+            f"no logit node is in >= {min_fraction:.0%} of the graphs (their logits differ in "
+            "token or position), so the consensus graph cannot be scored and no path reaches a "
+            "logit; --align end, a lower --min-fraction or fewer, more similar prompts keep one"
+        )
+    return notes

@@ -21,11 +21,22 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .attribution_matrix import ERROR, FEATURE, LOGIT, TOKEN, AttributionMatrix
-from .influence import NORMALISATION_FLOOR, influence, normalise, topological_order
+from circuit_atlas.analysis.scores.attribution_matrix import (
+    ERROR,
+    FEATURE,
+    LOGIT,
+    TOKEN,
+    AttributionMatrix,
+)
+from circuit_atlas.analysis.scores.influence import (
+    NORMALISATION_FLOOR,
+    influence,
+    normalise,
+    topological_order,
+)
+from circuit_atlas.analysis.scores.thresholds import DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD
 
-DEFAULT_NODE_THRESHOLD = 0.8
-DEFAULT_EDGE_THRESHOLD = 0.98
+__all__ = ["DEFAULT_EDGE_THRESHOLD", "DEFAULT_NODE_THRESHOLD", "PruneResult", "prune"]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import pandas as pd
 from circuit_atlas.analysis.compare.stored import compare_stored
 from circuit_atlas.analysis.roi.report import roi_html
 from circuit_atlas.analysis.roi.stored import roi_stored
-from circuit_atlas.analysis.score_store import score_stored_graph
+from circuit_atlas.analysis.scores.stored import score_stored_graph
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.ingest.attribution.job import JobOutput
 from circuit_atlas.progress import progress_enabled

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import click
-import pandas as pd
 
-from circuit_atlas.cli_support import StoreContext, pass_ctx, print_table
-from circuit_atlas.queries.library import (
-    DEFAULT_TIMEOUT_S,
-    QueryError,
-    coerce_text,
-    get_query,
-    library,
-    run_query,
+from circuit_atlas.cli.options import (
+    QUERY_TIMEOUT_S,
+    StoreContext,
+    format_option,
+    pass_ctx,
+    print_rows,
+    print_table,
 )
 
 
@@ -21,11 +19,11 @@ from circuit_atlas.queries.library import (
 @click.option("--list", "list_queries", is_flag=True, help="List the named queries.")
 @click.option("--describe", is_flag=True, help="Show the query's parameters, columns and text.")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Repeatable.")
-@click.option("--format", "out", type=click.Choice(["table", "csv", "json"]), default="table")
+@format_option
 @click.option(
     "--timeout",
     type=float,
-    default=DEFAULT_TIMEOUT_S,
+    default=QUERY_TIMEOUT_S,
     show_default=True,
     help="Seconds; a query still running then is stopped.",
 )
@@ -40,9 +38,11 @@ def query(
     timeout: float,
 ) -> None:
     """Run the named query NAME (read-only) with --param values; --list shows them all."""
+    from circuit_atlas.queries.library import QueryError, coerce_text, get_query, library, run_query
+
     if list_queries or name is None:
         rows = [{"query": q.name, "purpose": q.purpose} for q in library().values()]
-        print_table(pd.DataFrame(rows), out)
+        print_rows(rows, out)
         return
     named = get_query(name)
     if describe:

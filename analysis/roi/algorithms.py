@@ -43,7 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from circuit_atlas.errors import CircuitAtlasError
-from circuit_atlas.registry import registrar
+from circuit_atlas.registrar import registrar
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from circuit_atlas.analysis.scores.attribution_matrix import AttributionMatrix
+from circuit_atlas.analysis.scores.pruned_graph import pruned_graph
+from circuit_atlas.analysis.scores.pruning import (
+    DEFAULT_EDGE_THRESHOLD,
+    DEFAULT_NODE_THRESHOLD,
+    PruneResult,
+    prune,
+)
+from circuit_atlas.analysis.scores.table import (
+    ScoreReport,
+    resolve_pinned,
+    score_graph,
+    subgraph_id,
+)
 from circuit_atlas.errors import ArtifactUnavailable
 from circuit_atlas.graph import CircuitGraph
-
-from .attribution_matrix import AttributionMatrix
-from .pruned_graph import pruned_graph
-from .pruning import DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD, PruneResult, prune
-from .score_report import ScoreReport, resolve_pinned, score_graph, subgraph_id
 
 if TYPE_CHECKING:
     from circuit_atlas.store import CircuitStore, WriteResult

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .library import Parameter
+    from circuit_atlas.queries.library import Parameter
 
 _LINE_COMMENT = re.compile(r"//[^\n]*")
 _FINAL_LIMIT = re.compile(r"\bLIMIT\s+\$(\w+)\s*;?\s*\Z", re.IGNORECASE)
