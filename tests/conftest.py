@@ -12,11 +12,7 @@ ArcadeDB only.
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import subprocess
-import sys
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -30,18 +26,9 @@ from circuit_atlas.local_server import LocalServer  # noqa: E402
 from circuit_atlas.store import CircuitStore, ConnectionSettings  # noqa: E402
 from circuit_atlas.store.settings import env_file_values  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-SHARED_GRAPHS = SHARED / "graphs"
+from helpers.servers import neo4j_settings  # noqa: E402
+
 _counter = itertools.count()
-
-
-def bundled(name: str) -> Path:
-    """A real example graph shipped inside the package (see circuit_atlas/data/SOURCES.md)."""
-    return Path(str(resources.files("circuit_atlas") / "data" / name))
-
-
-def needs_shared() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(not SHARED_GRAPHS.exists(), reason="../shared/data is absent")
 
 
 @pytest.fixture(scope="session")
@@ -113,10 +100,6 @@ def _wipe(store: CircuitStore) -> None:
         pass
 
 
-def neo4j_settings(connection: dict[str, str], artifacts: Path) -> ConnectionSettings:
-    return ConnectionSettings.from_env_values(connection, artifacts)
-
-
 @pytest.fixture
 def fresh_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> CircuitStore:
     """A store on an empty database: a new one of the session's ArcadeDB server, or Neo4j's."""
@@ -159,33 +142,6 @@ def bolt_env(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> di
         CIRCUIT_ATLAS_DATA_DIR=str(tmp_path / "cli-data"),
     )
     return env
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300, check: bool = False
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "circuit_atlas.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"circuit-atlas {' '.join(args)} failed:\n{result.stderr}")
-    return result
-
-
-def cypher_json(env: dict[str, str], query: str, **params: str) -> list[dict]:
-    """Rows of ``circuit-atlas cypher QUERY --format json`` run as a user would."""
-    args = [arg for name, value in params.items() for arg in ("--param", f"{name}={value}")]
-    result = run_cli("cypher", query, *args, "--format", "json", env=env, check=True)
-    return json.loads(result.stdout)
-
-
-def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
-    """Non-empty stderr lines: everything the user sees (JVM chatter goes to the server log)."""
-    return [line for line in result.stderr.splitlines() if line.strip()]
 
 
 _exit_status: list[int] = []

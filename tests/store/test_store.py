@@ -25,29 +25,14 @@ from circuit_atlas.store.abandon import SHOW, matching_transactions
 from circuit_atlas.store.deadline import call_with_deadline
 from circuit_atlas.store.settings import ConnectionSettings
 
-from bolt_proxy import CuttingRelay
-from conftest import bundled
+from helpers.bolt_proxy import CuttingRelay
+from helpers.data import bundled
+from helpers.graphs import assert_same_graph
 
 # ~16 s on the 2-core development machine (20M is close to ArcadeDB's largest allowed range).
 SLOW = "UNWIND range(1, 20000000) AS i WITH i WHERE i % 7 = 0 RETURN count(*) AS c"
 
 pytestmark = pytest.mark.backends("arcadedb", "neo4j")
-
-
-def assert_same_graph(a: CircuitGraph, b: CircuitGraph) -> None:
-    na, ea = a.to_dataframes()
-    nb, eb = b.to_dataframes()
-    na, nb = (n.set_index("node_key").sort_index() for n in (na, nb))
-    assert list(na.index) == list(nb.index)
-    for column in ("kind", "layer", "pos", "feature", "label", "token"):
-        assert na[column].astype(str).tolist() == nb[column].astype(str).tolist(), column
-    for column in ("activation", "influence", "token_prob"):
-        assert np.allclose(na[column].astype(float), nb[column].astype(float), equal_nan=True)
-    key = ["source_key", "target_key", "channel"]
-    ea, eb = (e.sort_values(key).reset_index(drop=True) for e in (ea, eb))
-    assert ea[key].equals(eb[key])  # every endpoint correct
-    np.testing.assert_array_equal(ea["weight"].astype(np.float32), eb["weight"].astype(np.float32))
-    assert a.metadata == b.metadata
 
 
 @pytest.mark.parametrize("name", ["dollar.json.gz", "gpt2-ioi-eap-ig.json.gz"])
@@ -472,7 +457,7 @@ def test_neo4j_database_defaults_to_the_servers_own_and_a_wrong_name_is_explaine
 ):
     """Neo4j Community has one database, ``neo4j``: with a URI and no database the store uses
     the server's default (it used to ask for ``circuits`` and fail with "query failed")."""
-    from conftest import neo4j_settings
+    from helpers.servers import neo4j_settings
 
     settings = neo4j_settings(neo4j_connection, tmp_path / "a")
     unnamed = ConnectionSettings(

@@ -24,7 +24,8 @@ from circuit_atlas.ingest import load_graph
 from circuit_atlas.ingest.importers import MAX_JSON_DEPTH
 from circuit_atlas.ingest.neuronpedia import cantor_pair
 
-from conftest import bundled, error_lines, run_cli
+from helpers.cli import error_lines, run_cli
+from helpers.data import bundled
 
 BEE = "bee-insect-clt.json.gz"  # Neuronpedia / circuit-tracer JSON, gemma-2-2b, 7 tokens
 EAP = "gpt2-ioi-eap-ig.json.gz"  # EAP-IG component graph, GPT-2 small (12 layers, 12 heads)

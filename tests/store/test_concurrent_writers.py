@@ -18,8 +18,9 @@ from circuit_atlas.ingest import load_graph
 from circuit_atlas.store import CircuitStore, ConnectionSettings, claims, schema
 from circuit_atlas.testing.synthetic import synthetic_neuronpedia
 
-from conftest import bundled, run_cli
-from processes import kill_when, start_cli
+from helpers.cli import run_cli
+from helpers.data import bundled
+from helpers.processes import kill_when, start_cli
 
 BEE = "abeeisatypeof-1759386939498"
 

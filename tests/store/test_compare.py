@@ -29,8 +29,9 @@ from circuit_atlas.ingest import load_graph
 from circuit_atlas.queries.library import run_query
 from circuit_atlas.store import CircuitStore
 
-from conftest import bundled, error_lines, run_cli
-from score_graphs import build, err, feat, logit, tok
+from helpers.cli import error_lines, run_cli
+from helpers.data import bundled
+from helpers.graphs import build, err, feat, logit, tok
 
 pytestmark = pytest.mark.backends("arcadedb", "neo4j")
 
@@ -151,7 +152,7 @@ def test_json_payload_is_strict_json_with_nan_as_null():
 def test_statistical_test_matrices_by_feature_and_without_shared_edges():
     from circuit_atlas.analysis.compare.omnibus import shared_adjacencies
 
-    from score_graphs import random_attribution_graph
+    from helpers.graphs import random_attribution_graph
 
     a = random_attribution_graph(1, n_layers=4, n_pos=4, features_per_slot=2, density=0.6)
     b = CircuitGraph(a.nodes, a.edges, a.metadata.model_copy(update={"graph_id": "copy"}))
@@ -368,7 +369,7 @@ def test_identical_graphs_are_at_distance_zero_and_differ_from_others():
         ranked_adjacencies,
     )
 
-    from score_graphs import random_attribution_graph
+    from helpers.graphs import random_attribution_graph
 
     a = random_attribution_graph(1, n_layers=4, n_pos=4, features_per_slot=2, density=0.6)
     b = CircuitGraph(a.nodes, a.edges, a.metadata.model_copy(update={"graph_id": "copy"}))
@@ -468,7 +469,7 @@ def write_neuronpedia_prompt(
 def test_consensus_command_aligns_prompts_at_the_end(bolt_env, tmp_path: Path):
     from circuit_atlas.analysis.compare.consensus import default_consensus_id
 
-    from conftest import cypher_json
+    from helpers.cli import cypher_json
 
     short = write_neuronpedia_prompt(tmp_path / "p.json", "p", ["<bos>", "a", " is"], (1, 2), 0.6)
     long = write_neuronpedia_prompt(
@@ -526,14 +527,14 @@ def test_consensus_command_aligns_prompts_at_the_end(bolt_env, tmp_path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared" / "data").exists(),
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[3] / "shared" / "data").exists(),
                     reason="../shared/data is absent")  # fmt: skip
 def test_analogy_corpus_jaccard_from_cypher_equals_json_and_consensus_is_queryable(
     fresh_store: CircuitStore,
 ):
     from circuit_atlas.ingest.neuronpedia import cantor_unpair
 
-    from conftest import SHARED_GRAPHS
+    from helpers.data import SHARED_GRAPHS
 
     files = sorted((SHARED_GRAPHS / "neuronpedia" / "analogies").glob("*.json"))
     assert len(files) == 57

@@ -75,7 +75,7 @@ def test_greater_than_years_become_answers_and_foils(tmp_path: Path):
     from circuit_atlas.ingest.attribution.methods import attribute
     from circuit_atlas.ingest.attribution.tasks import load_task
 
-    from conftest import SHARED
+    from helpers.data import SHARED
 
     source = SHARED / "tasks" / "greater_than.csv"
     if not source.exists():

@@ -32,9 +32,9 @@ from circuit_atlas.ingest.attribution.model_adapter import ModelLoadError, load_
 from circuit_atlas.ingest.attribution.toy_induction import weights_path
 from circuit_atlas.ingest.safe_torch import load_torch_file
 
-from conftest import error_lines, run_cli
+from helpers.cli import error_lines, run_cli
 
-FIXTURE = Path(__file__).parent / "data" / "circuit_tracer" / "tiny.pt"
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "circuit_tracer" / "tiny.pt"
 
 
 class Payload:

@@ -21,8 +21,9 @@ from circuit_atlas.ingest.attribution.model_adapter import (
 )
 from circuit_atlas.ingest.attribution.tasks import TaskError, load_task
 
-from attribution_models import TINY_CONFIG, random_task, tiny_model
-from conftest import SHARED, cypher_json, error_lines, run_cli
+from helpers.cli import cypher_json, error_lines, run_cli
+from helpers.data import SHARED
+from helpers.models import TINY_CONFIG, random_task, tiny_model
 
 
 @pytest.fixture

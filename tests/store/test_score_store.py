@@ -18,8 +18,9 @@ from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.store import CircuitStore
 
-from conftest import bundled, cypher_json, error_lines, run_cli
-from score_graphs import nine_node_graph, ten_node_graph
+from helpers.cli import cypher_json, error_lines, run_cli
+from helpers.data import bundled
+from helpers.graphs import nine_node_graph, ten_node_graph
 
 pytestmark = pytest.mark.backends("arcadedb", "neo4j")
 

@@ -167,3 +167,19 @@ def random_attribution_graph(
             candidates = [c for c in candidates if not c.startswith("T")]
         connect(f"L{k}", candidates)
     return build(f"random{seed}", nodes, edges)
+
+
+def assert_same_graph(a: CircuitGraph, b: CircuitGraph) -> None:
+    na, ea = a.to_dataframes()
+    nb, eb = b.to_dataframes()
+    na, nb = (n.set_index("node_key").sort_index() for n in (na, nb))
+    assert list(na.index) == list(nb.index)
+    for column in ("kind", "layer", "pos", "feature", "label", "token"):
+        assert na[column].astype(str).tolist() == nb[column].astype(str).tolist(), column
+    for column in ("activation", "influence", "token_prob"):
+        assert np.allclose(na[column].astype(float), nb[column].astype(float), equal_nan=True)
+    key = ["source_key", "target_key", "channel"]
+    ea, eb = (e.sort_values(key).reset_index(drop=True) for e in (ea, eb))
+    assert ea[key].equals(eb[key])  # every endpoint correct
+    np.testing.assert_array_equal(ea["weight"].astype(np.float32), eb["weight"].astype(np.float32))
+    assert a.metadata == b.metadata

@@ -24,7 +24,7 @@ from circuit_atlas.analysis.scores.replacement import graph_scores, pruned_score
 from circuit_atlas.errors import InvalidGraphError
 from circuit_atlas.graph import CircuitGraph
 
-from score_graphs import nine_node_graph, random_attribution_graph, ten_node_graph
+from helpers.graphs import nine_node_graph, random_attribution_graph, ten_node_graph
 
 EXACT = 1e-12
 

@@ -15,8 +15,8 @@ import pytest
 
 from circuit_atlas.testing.synthetic import synthetic_neuronpedia
 
-from conftest import run_cli
-from processes import kill_when
+from helpers.cli import run_cli
+from helpers.processes import kill_when
 
 pytestmark = [pytest.mark.slow, pytest.mark.backends("arcadedb", "neo4j")]
 

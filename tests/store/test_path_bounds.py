@@ -8,7 +8,7 @@ import pytest
 from circuit_atlas.store import CircuitStore
 from circuit_atlas.store.path_bounds import MAX_PATH_EDGES, path_bounds
 
-from score_graphs import build, feat, logit, tok
+from helpers.graphs import build, feat, logit, tok
 
 pytestmark = pytest.mark.backends("arcadedb", "neo4j")
 

@@ -26,11 +26,11 @@ from circuit_atlas.ingest import load_graph
 from circuit_atlas.ingest.circuit_tracer_pt import parse_circuit_tracer_pt, read_pt
 from circuit_atlas.store import CircuitStore
 
-from conftest import error_lines, run_cli
+from helpers.cli import error_lines, run_cli
 
 pytestmark = pytest.mark.backends("arcadedb", "neo4j")
 
-FIXTURE = Path(__file__).parent / "data" / "circuit_tracer" / "tiny.pt"
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "circuit_tracer" / "tiny.pt"
 EXPECTED = json.loads(FIXTURE.with_name("tiny.expected.json").read_text())
 FLOAT32 = 1e-6  # circuit-tracer computed in float32; Circuit Atlas computes in float64
 

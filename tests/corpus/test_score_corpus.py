@@ -17,11 +17,11 @@ from circuit_atlas.analysis.scores.table import ScoreReport
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.store import CircuitStore
 
-from conftest import needs_shared
+from helpers.data import needs_shared
 
 pytestmark = [pytest.mark.slow, needs_shared()]
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 sys.path.insert(0, str(DOCS))
 from score_table import corpus_files, table_row  # noqa: E402
 

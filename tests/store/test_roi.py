@@ -41,8 +41,9 @@ from circuit_atlas.ingest import load_graph
 from circuit_atlas.queries.library import run_query
 from circuit_atlas.store import CircuitStore
 
-from conftest import SHARED_GRAPHS, bundled, cypher_json, error_lines, needs_shared, run_cli
-from score_graphs import build, err, feat, logit, tok
+from helpers.cli import cypher_json, error_lines, run_cli
+from helpers.data import SHARED_GRAPHS, bundled, needs_shared
+from helpers.graphs import build, err, feat, logit, tok
 
 pytestmark = pytest.mark.backends("arcadedb", "neo4j")
 

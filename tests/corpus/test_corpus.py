@@ -15,8 +15,8 @@ from circuit_atlas.ingest import load_graph
 from circuit_atlas.ingest.neuronpedia import cantor_unpair
 from circuit_atlas.store import CircuitStore
 
-from conftest import SHARED_GRAPHS, needs_shared
-from test_store import assert_same_graph
+from helpers.data import SHARED_GRAPHS, needs_shared
+from helpers.graphs import assert_same_graph
 
 pytestmark = [pytest.mark.slow, needs_shared()]
 

@@ -21,7 +21,8 @@ from circuit_atlas.store.cypher_guard import (
     normalise_procedure_name,
 )
 
-from conftest import bundled, run_cli
+from helpers.cli import run_cli
+from helpers.data import bundled
 
 BYPASSES = [
     "CALL `do.when`(true, 'MATCH (n:Node) DETACH DELETE n', '', {})",

@@ -16,7 +16,8 @@ import pytest
 from circuit_atlas.ingest.attribution.model_adapter import smollm2_gguf
 from circuit_atlas.local_server import LocalServer
 
-from conftest import bundled, error_lines, run_cli
+from helpers.cli import error_lines, run_cli
+from helpers.data import bundled
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +53,12 @@ def test_db_start_status_stop_and_shared_use(tmp_path: Path):
         # Two commands can now use the folder, one after another or at once.
         demo = run_cli(
             "ingest",
-            str(Path(__file__).parent.parent / "circuit_atlas" / "data" / "bee-insect-clt.json.gz"),
+            str(
+                Path(__file__).resolve().parents[2]
+                / "circuit_atlas"
+                / "data"
+                / "bee-insect-clt.json.gz"
+            ),
             env=env,
             check=True,
         )

@@ -38,8 +38,9 @@ from circuit_atlas.store import CircuitStore
 from circuit_atlas.store.path_bounds import path_bounds
 from circuit_atlas.testing.synthetic import layered_neuronpedia
 
-from conftest import bundled, error_lines, run_cli
-from score_graphs import build, feat, random_attribution_graph, tok
+from helpers.cli import error_lines, run_cli
+from helpers.data import bundled
+from helpers.graphs import build, feat, random_attribution_graph, tok
 
 pytestmark = pytest.mark.backends("arcadedb", "neo4j")
 
@@ -605,7 +606,7 @@ def test_corpus_queries_leave_derived_graphs_out_unless_asked(fresh_store: Circu
 
 
 def test_every_library_query_is_read_only_bounded_and_documented():
-    listed = (Path(__file__).parent.parent / "docs" / "queries.md").read_text()
+    listed = (Path(__file__).resolve().parents[2] / "docs" / "queries.md").read_text()
     for query in library().values():
         assert query.purpose and query.columns, query.name
         assert f"`{query.name}`" in listed, f"{query.name} is missing from docs/queries.md"

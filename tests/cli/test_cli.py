@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bundled, cypher_json, error_lines, run_cli
-from test_importers import malformed_documents
+from helpers.cli import cypher_json, error_lines, run_cli
+from helpers.data import bundled
+from helpers.documents import malformed_documents
 
 pytestmark = pytest.mark.backends("arcadedb", "neo4j")
 

@@ -18,7 +18,7 @@ from circuit_atlas.ingest.attribution.metrics import get_metric
 from circuit_atlas.ingest.attribution.tasks import Batch
 from circuit_atlas.ingest.eap_ig import component_key
 
-from attribution_models import (
+from helpers.models import (
     TINY_CONFIG,
     input_gradients,
     node_outputs,
@@ -100,7 +100,7 @@ def test_exact_equals_brute_force_edge_patching(model):
     clean, corrupted = node_outputs(model, batch.clean), node_outputs(model, batch.corrupted)
     graph = result.graph
     with torch.no_grad():
-        from attribution_models import logit_diff
+        from helpers.models import logit_diff
 
         base = logit_diff(model.model(batch.clean), batch).sum()
     for f, k in zip(*graph.edges()):
@@ -193,7 +193,7 @@ def test_other_interventions_match_brute_force_patching(intervention):
     clean = node_outputs(model, batch.clean)
     valid = batch.valid[:, :, None].double()
     graph = result.graph
-    from attribution_models import logit_diff
+    from helpers.models import logit_diff
 
     with torch.no_grad():
         base = logit_diff(model.model(batch.clean), batch).sum()
@@ -211,7 +211,7 @@ def test_other_interventions_match_brute_force_patching(intervention):
 
 
 def _hook(model, node, channel):
-    from attribution_models import input_hook
+    from helpers.models import input_hook
 
     return input_hook(model, node, channel)
 

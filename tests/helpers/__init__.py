@@ -1,0 +1,1 @@
+"""Test helpers shared by tests/unit, store, cli and corpus (imported as ``helpers.*``)."""
