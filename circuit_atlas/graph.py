@@ -99,6 +99,10 @@ def _first_bad_string(values: pd.Series) -> tuple[int, str] | None:
     return None
 
 
+# metadata.extra keys that say where a graph came from rather than what it is (content_hash).
+PROVENANCE_KEYS = frozenset({"source_file"})
+
+
 def check_graph_id(graph_id: str) -> None:
     """Refuse a graph id the store cannot hold: empty, unencodable, or over
     ``MAX_GRAPH_ID_BYTES`` (it is stored on every node). Cheap, so commands check ids they are
@@ -576,12 +580,16 @@ class CircuitGraph:
         return cls(pd.DataFrame(rows), edges, metadata)
 
     # ------------------------------------------------------------------ content
-    def content_hash(self) -> str:
+    def content_hash(self, *, with_provenance: bool = False) -> str:
         """SHA-256 of nodes, edges and metadata, independent of row order.
 
         The store uses it to make re-ingest idempotent: the same content under the same id is a
         no-op, whatever order the importer produced rows in. Rows are put in a canonical order
         by node key (edges by their endpoints' key ranks), then hashed column by column.
+        Where a graph was read from (``PROVENANCE_KEYS`` in ``metadata.extra``, e.g. the file
+        name) is not what it is, so it is left out: the same graph ingested from a renamed or
+        compressed copy is the same graph. ``with_provenance=True`` gives the hash versions
+        before 0.1 (issue 13) recorded, so graphs they stored still compare equal.
         """
         keys = np.array([k.encode() for k in self.keys()], dtype=object)
         order = np.argsort(keys, kind="stable")
@@ -598,7 +606,11 @@ class CircuitGraph:
         edges["source_rank"] = src_rank[edge_order]
         edges["target_rank"] = dst_rank[edge_order]
         digest = hashlib.sha256()
-        digest.update(self.metadata.model_dump_json().encode())
+        metadata = self.metadata
+        if not with_provenance:
+            extra = {k: v for k, v in metadata.extra.items() if k not in PROVENANCE_KEYS}
+            metadata = metadata.model_copy(update={"extra": extra})
+        digest.update(metadata.model_dump_json().encode())
         for table in (nodes, edges):
             for column in sorted(table.columns):
                 values = table[column]

@@ -3,7 +3,7 @@
     python docs/score_table.py            # writes docs/scores.md
 
 The same numbers are what ``circuit-atlas score GRAPH --pin-top 1 --pin-top 22`` prints after
-ingesting the file; ``tests/test_score_corpus.py`` checks the stored path against this table.
+ingesting the file; ``tests/corpus/test_score_corpus.py`` checks the stored path against this table.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ stand-ins? It would be shorter, and its unpickler is sound, but step 1 would sti
 first (``torch.load`` picks the format before the unpickler matters), its allow-list is torch's
 (wider than ours, growing with each release, not ours to review), and it has been bypassed before
 (CVE-2025-32434, torch ≤ 2.5.1). Ours is a dozen names and about a hundred lines mirroring
-``torch.serialization._load``'s ``persistent_load``; ``tests/test_pt_safety.py`` checks it
+``torch.serialization._load``'s ``persistent_load``; ``tests/cli/test_pt_safety.py`` checks it
 against ``torch.load`` on dtypes, views, offsets and strides as torch.save writes them.
 """
 

@@ -263,7 +263,7 @@ class CircuitStore:
         gid = graph.graph_id
         content_hash = graph.content_hash()
         token = claims.new_token()
-        status = self._claim_for_write(gid, content_hash, token, replace)
+        status = self._claim_for_write(gid, content_hash, token, replace, graph)
         if status == "unchanged":
             existing = self._graph_record(gid) or {}
             if not Path(existing.get("artifact_path", "")).exists():
@@ -341,7 +341,7 @@ class CircuitStore:
                 busy.append(f"{graph.graph_id!r} ({_busy(graph.graph_id, holder)})")
             elif holder.status != schema.READY:
                 plan[graph.graph_id] = "created"
-            elif holder.content_hash == graph.content_hash():
+            elif same_content(holder.content_hash, graph):
                 plan[graph.graph_id] = "unchanged"
             elif replace:
                 plan[graph.graph_id] = "replaced"
@@ -357,7 +357,9 @@ class CircuitStore:
             raise GraphBusy(f"nothing written: {'; '.join(busy)}")
         return plan
 
-    def _claim_for_write(self, gid: str, content_hash: str, token: str, replace: bool) -> str:
+    def _claim_for_write(
+        self, gid: str, content_hash: str, token: str, replace: bool, graph: CircuitGraph
+    ) -> str:
         """Claim ``gid`` for this write: ``"created"``, ``"replaced"`` (the old graph is
         deleted first, under our claim) or ``"unchanged"`` (the same content is stored)."""
         for _ in range(CLAIM_ATTEMPTS):
@@ -380,7 +382,7 @@ class CircuitStore:
                 continue
             holder = claims.Holder.of(record)
             if holder.status == schema.READY:
-                if holder.content_hash == content_hash:
+                if holder.content_hash == content_hash or same_content(holder.content_hash, graph):
                     return "unchanged"
                 if not replace:
                     raise GraphConflict(
@@ -856,6 +858,12 @@ COUNTER_NAMES = (
 def _counters(counters: Any) -> dict[str, int]:
     """The driver's ``SummaryCounters`` as a plain dict."""
     return {name: int(getattr(counters, name, 0) or 0) for name in COUNTER_NAMES}
+
+
+def same_content(stored_hash: str, graph: CircuitGraph) -> bool:
+    """Whether a stored ``content_hash`` is ``graph``'s: today's hash, or the one older versions
+    recorded (which included the source file name; ``CircuitGraph.content_hash``)."""
+    return stored_hash in (graph.content_hash(), graph.content_hash(with_provenance=True))
 
 
 def _busy(gid: str, holder: claims.Holder) -> GraphBusy:

@@ -23,20 +23,12 @@ from circuit_atlas.ingest.attribution.tasks import TaskError, load_task
 
 from helpers.cli import cypher_json, error_lines, run_cli
 from helpers.data import SHARED
-from helpers.models import TINY_CONFIG, random_task, tiny_model
+from helpers.models import TINY_CONFIG, tiny_model, write_tiny_job
 
 
 @pytest.fixture
 def tiny_files(tmp_path: Path) -> tuple[Path, Path]:
-    config = tmp_path / "tiny.json"
-    config.write_text(json.dumps(TINY_CONFIG))
-    task = tmp_path / "task.jsonl"
-    rows = [
-        {"clean": e.clean, "corrupted": e.corrupted, "answer": 1, "foil": 2}
-        for e in random_task(n=6).examples
-    ]
-    task.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return config, task
+    return write_tiny_job(tmp_path)
 
 
 @pytest.mark.slow

@@ -6,6 +6,9 @@ edge), never the engine under test, so agreement means two implementations agree
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 
 from circuit_atlas.ingest.attribution.model_adapter import LoadedModel, load_model
@@ -114,3 +117,18 @@ def patch_one_edge(
     with torch.no_grad():
         logits = model.model.run_with_hooks(batch.clean, fwd_hooks=[(name, add)])
     return logit_diff(logits, batch).sum()
+
+
+def write_tiny_job(folder: Path) -> tuple[Path, Path]:
+    """``tiny.json`` (TINY_CONFIG) and ``task.jsonl`` (six token-id pairs) in ``folder``: what
+    ``circuit-atlas attribute --model CONFIG --task TASK`` runs in seconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "tiny.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    task = folder / "task.jsonl"
+    rows = [
+        {"clean": e.clean, "corrupted": e.corrupted, "answer": 1, "foil": 2}
+        for e in random_task(n=6).examples
+    ]
+    task.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return config, task

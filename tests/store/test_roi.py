@@ -449,7 +449,7 @@ def test_report_is_self_contained_and_renders(tmp_path: Path):
 
 
 def test_report_shows_model_selection_and_whether_the_quotient_was_stored(monkeypatch):
-    from circuit_atlas.analysis.roi import methods
+    from circuit_atlas.analysis.roi import algorithms as methods
     from circuit_atlas.analysis.roi.report import model_selection_html
 
     graph = load_graph(bundled("dollar.json.gz"))
@@ -519,7 +519,7 @@ def test_sparse_sbm_likelihood_equals_graspologic():
 
 @pytest.mark.parametrize("method", ["sbm", "dcsbm"])
 def test_sparse_block_models_recover_blocks_and_pick_one_without_structure(method, monkeypatch):
-    from circuit_atlas.analysis.roi import methods
+    from circuit_atlas.analysis.roi import algorithms as methods
 
     monkeypatch.setattr(methods, "DENSE_LIMIT", 100)  # force the sparse path on small graphs
     matrix, truth = planted(900, 8, 1)
@@ -537,7 +537,7 @@ def test_graspologic_is_imported_lazily():
     with it may import it, never the CLI or the ROI package on their way in."""
     code = (
         "import sys, circuit_atlas.cli, circuit_atlas.cli.roi\n"
-        "from circuit_atlas.analysis.roi import (affinity, decoders, detect, methods, quality,\n"
+        "from circuit_atlas.analysis.roi import (affinity, decoders, algorithms, detect, quality,\n"
         "    quotient, report, stored)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'graspologic'))\n"
     )
