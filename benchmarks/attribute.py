@@ -81,7 +81,7 @@ def bare_passes(model: LoadedModel, batch: Batch, passes: int) -> None:
     for _ in range(passes):
         with torch.enable_grad(), model.model.hooks(fwd_hooks=[(model.input_output_hook(), leaf)]):
             logits = model.model(batch.clean, return_type="logits")
-            logit_diff(logits, batch).sum().backward()
+            logit_diff(logits, batch, None).sum().backward()
 
 
 def synchronize(device: torch.device) -> None:

@@ -89,7 +89,8 @@ def main() -> None:
     for name in ("circuit-atlas --help", "circuit-atlas graphs"):
         overhead = imports[name] - base_import
         verdict = "meets" if overhead <= TARGET_OVERHEAD_S else "misses"
-        print(f"{name}: {overhead:.2f} s of import overhead {verdict} the {TARGET_OVERHEAD_S} s target")
+        goal = f"the goal of {TARGET_OVERHEAD_S} s"
+        print(f"{name}: {overhead:.2f} s of import overhead: {verdict} {goal}")
 
 
 if __name__ == "__main__":

@@ -542,12 +542,12 @@ class CircuitGraph:
         for key, attrs in zip(keys, records):
             graph.add_node(key, **{k: v for k, v in attrs.items() if k not in KEY_FIELDS})
         extra = [c for c in self.edges.columns if c not in ("source", "target", "channel")]
-        for row in self.edges.itertuples(index=False):
+        for row in self.edges.to_dict(orient="records"):
             graph.add_edge(
-                keys[row.source],
-                keys[row.target],
-                key=row.channel,
-                **{c: getattr(row, c) for c in extra},
+                keys[row["source"]],
+                keys[row["target"]],
+                key=row["channel"],
+                **{c: row[c] for c in extra},
             )
         return graph
 

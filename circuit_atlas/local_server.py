@@ -38,7 +38,7 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,7 +163,7 @@ def _private_file(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _stderr_to(path: Path) -> Iterator[None]:
+def _stderr_to(path: Path) -> Generator[None, None, None]:
     """Send this process's file descriptor 2 to ``path`` for a while.
 
     The JVM writes ``WARNING: Using incubator modules`` (and any start-up complaint) straight to

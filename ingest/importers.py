@@ -12,7 +12,7 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,7 +195,7 @@ def _where_too_deep(text: str, limit: int) -> str:
             if stack and stack[-1][0]:
                 expect_key = True
             elif stack:
-                stack[-1][1] += 1
+                stack[-1][1] = int(stack[-1][1]) + 1
         elif token == ":":
             expect_key = False
         elif expect_key and stack:
@@ -281,8 +281,7 @@ def read_json(path: Path) -> Any:
         obj = dict(pairs)
         if len(obj) == len(pairs):
             return obj
-        seen: set[str] = set()
-        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        key = _first_repeated(k for k, _ in pairs)
         return refuse(
             "duplicate key: it appears more than once in one object, and JSON readers "
             "disagree on which value counts",
@@ -370,3 +369,13 @@ def load_graph(
         raise ImportFormatError(path, describe_validation_error(exc)) from None
     except InvalidGraphError as exc:
         raise ImportFormatError(path, str(exc)) from None
+
+
+def _first_repeated(items: Iterable[str]) -> str:
+    """The first item seen twice (the caller knows there is one)."""
+    seen: set[str] = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    raise ValueError("no repeated item")

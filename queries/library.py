@@ -136,8 +136,9 @@ def check_value(query: NamedQuery, parameter: Parameter, value: Any) -> Any:
         raise mistyped(query, parameter.name, f"must be {kind}, got {shown}")
     if kind == "float":
         value = float(value)
-    if parameter.low is not None and not parameter.low <= value <= parameter.high:
-        span = f"{parameter.low:g}..{parameter.high:g}"
+    low, high = parameter.low, parameter.high
+    if low is not None and high is not None and not low <= value <= high:
+        span = f"{low:g}..{high:g}"
         raise mistyped(query, parameter.name, f"is {value}, outside {span}")
     return value
 
@@ -225,7 +226,8 @@ def parse_query(name: str, text: str) -> NamedQuery:
 def library() -> dict[str, NamedQuery]:
     """Every ``.cypher`` file shipped in this package, by name."""
     found = {}
-    for entry in sorted(resources.files(__package__).iterdir(), key=lambda e: e.name):
+    package = __name__.rpartition(".")[0]
+    for entry in sorted(resources.files(package).iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".cypher"):
             name = entry.name.removesuffix(".cypher")
             found[name] = parse_query(name, entry.read_text())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> LocalServer:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     data_dir = tmp_path_factory.mktemp("server")
     local = LocalServer(data_dir)
     local.start()
@@ -101,7 +102,9 @@ def _wipe(store: CircuitStore) -> None:
 
 
 @pytest.fixture
-def fresh_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> CircuitStore:
+def fresh_store(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[CircuitStore]:
     """A store on an empty database: a new one of the session's ArcadeDB server, or Neo4j's."""
     if backend == "neo4j":
         store = CircuitStore.open(

@@ -95,7 +95,8 @@ def ranked_adjacencies(
     from graspologic.utils import pass_to_ranks
 
     shared, matrices = shared_adjacencies(graphs, by)
-    return shared, [pass_to_ranks(m) for m in matrices]
+    # pass_to_ranks returns the type it was given: dense arrays here
+    return shared, [np.asarray(pass_to_ranks(m)) for m in matrices]
 
 
 def omnibus(
@@ -108,7 +109,11 @@ def omnibus(
     from graspologic.embed import OmnibusEmbed
 
     shared, ranked_matrices = ranked if ranked is not None else ranked_adjacencies(graphs, by)
-    embedder = OmnibusEmbed(n_components=n_components, algorithm="full", check_lcc=False)
+    # graspologic's base class declares an out-of-sample method OmnibusEmbed leaves abstract;
+    # fitting never calls it.
+    embedder = OmnibusEmbed(  # ty: ignore[abstract-class-instantiation]
+        n_components=n_components, algorithm="full", check_lcc=False
+    )
     with jvm_safe_threads(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "not fully connected": expected for circuits
         embeddings = np.asarray(embedder.fit_transform(ranked_matrices))

@@ -27,10 +27,10 @@ class Comparison:
             raise CircuitAtlasError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
         ids = list(self.graph_ids)
         out = pd.DataFrame(np.eye(len(ids)), index=ids, columns=ids)
-        for row in self.pairs.itertuples(index=False):
-            value = getattr(row, metric)
-            out.loc[row.graph_a, row.graph_b] = value
-            out.loc[row.graph_b, row.graph_a] = value
+        pairs = self.pairs
+        for a, b, value in zip(pairs["graph_a"], pairs["graph_b"], pairs[metric]):
+            out.loc[a, b] = value
+            out.loc[b, a] = value
         return out
 
 

@@ -201,7 +201,7 @@ def attribute(
     for name, path in output.files.items():
         summary[name] = str(path)
     edges = top_edges(output, 10)
-    curve = output.evaluation.table() if output.evaluation is not None else None
+    curve_points = output.evaluation.table() if output.evaluation is not None else None
     if out == "json":
         from circuit_atlas.cli.json_output import strict_json
 
@@ -210,7 +210,7 @@ def attribute(
                 k: v if isinstance(v, (int, float)) else str(v) for k, v in summary.items()
             },
             "strongest_edges": edges.to_dict(orient="records"),
-            "faithfulness_curve": curve,
+            "faithfulness_curve": curve_points,
         }
         click.echo(strict_json(payload, indent=1))
         return
@@ -222,9 +222,9 @@ def attribute(
     print_table(pd.DataFrame({"": list(summary), "value": [str(v) for v in summary.values()]}))
     click.echo("\nstrongest edges (score = m(patch edge) − m(clean), summed over examples):")
     print_table(edges)
-    if curve is not None:
+    if curve_points is not None:
         click.echo("\nfaithfulness curve:")
-        print_table(pd.DataFrame(curve).round(4))
+        print_table(pd.DataFrame(curve_points).round(4))
 
 
 def top_edges(output: Any, n: int) -> pd.DataFrame:

@@ -104,6 +104,7 @@ def compare(
     comparison = compare_graphs(graphs, by, allow_mixed)
     sections: list[tuple[str, str]] = []
     statistics: dict[str, object] = {}
+    latent_tests: list[dict[str, Any]] = []
     if stats:
         from circuit_atlas.analysis.compare.omnibus import (
             latent_distribution_pvalues,
@@ -117,7 +118,8 @@ def compare(
         statistics["omnibus_distance"] = result.distances.round(6).to_dict()
         statistics["shared_nodes"] = len(result.node_ids)
         tests = latent_distribution_pvalues(graphs, by, ranked=ranked)
-        statistics["latent_distribution_test"] = tests.to_dict("records")
+        latent_tests = tests.to_dict("records")
+        statistics["latent_distribution_test"] = latent_tests
         statistics["statistics_assumptions"] = ASSUMPTIONS
         sections = statistics_sections(result.distances, tests)
     if report is not None:
@@ -142,7 +144,7 @@ def compare(
         print_table(ranked.head(5)[["graph_a", "graph_b", metric]])
     for note in comparison.notes:
         click.echo(f"note: {note}")
-    for row in statistics.get("latent_distribution_test", []):
+    for row in latent_tests:
         click.echo(f"latent distribution test {row['graph_a']} vs {row['graph_b']}: "
                    f"p = {row['pvalue']:.3f}")  # fmt: skip
     if report is not None:

@@ -21,6 +21,8 @@ def demo(state: StoreContext, with_model: bool) -> None:
     can answer about both."""
     from circuit_atlas.demo.attribution import run_attribution_demo
     from circuit_atlas.demo.tour import run_demo
+    from circuit_atlas.local_server import default_data_dir
 
-    attribution = run_attribution_demo(state.settings.data_dir) if with_model else None
+    data_dir = state.settings.data_dir or default_data_dir()
+    attribution = run_attribution_demo(data_dir) if with_model else None
     run_demo(state.store(), attribution)

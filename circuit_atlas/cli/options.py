@@ -261,7 +261,7 @@ def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(decorated)
 
 
-def selection_options(command: click.Command) -> click.Command:
+def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """GRAPH_IDS… or --contains/--model, and --allow-mixed: how multi-graph commands pick graphs."""
     command = click.option("--allow-mixed", is_flag=True, help="Allow graphs of different models.")(
         command

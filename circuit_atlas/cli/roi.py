@@ -134,7 +134,7 @@ def roi(
             "decoder_cosine": result.decoder.as_dict() if result.decoder else None,
             "quotient_graph_id": stored.quotient.graph_id,
             "rois": [
-                {"roi": int(r), "members": part["id"].tolist()}
+                {"roi": int(str(r)), "members": part["id"].tolist()}
                 for r, part in members.groupby("roi")
             ],
         }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 from circuit_atlas.analysis.scores.thresholds import DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD
@@ -10,7 +13,7 @@ from circuit_atlas.cli.options import StoreContext, format_option, pass_ctx, pri
 FRACTION = click.FloatRange(0.0, 1.0)
 
 
-def threshold_options(command: click.Command) -> click.Command:
+def threshold_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "--edge-threshold",
         type=FRACTION,

@@ -21,7 +21,7 @@ import contextlib
 import random
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,7 @@ class CircuitStore:
             database = settings.database or endpoint.database
             reader_user, reader_password = endpoint.reader_user, endpoint.reader_password
         else:
+            assert settings.uri is not None  # not uses_local_server
             uri, user, password = settings.uri, settings.user or "neo4j", settings.password
             # None: the server's default database ('neo4j' on Neo4j; Community has no other)
             database = settings.database
@@ -191,7 +192,7 @@ class CircuitStore:
 
     # ------------------------------------------------------------------ plumbing
     @contextlib.contextmanager
-    def _session(self, write: bool, as_reader: bool = False) -> Iterator[Any]:
+    def _session(self, write: bool, as_reader: bool = False) -> Generator[Any, None, None]:
         driver, user = self.driver, self.user
         if as_reader and self.reader is not None:
             driver, user = self.reader
@@ -726,7 +727,7 @@ class CircuitStore:
             assert_read_only(cypher)
             self._check_read_only_enforced()
         as_reader = not write and self.reader is not None
-        query_user = self.reader[1] if as_reader and self.reader else self.user
+        query_user = self.reader[1] if self.reader is not None and as_reader else self.user
 
         def work(claim: Callable[[], bool]) -> tuple[list[dict[str, Any]], dict[str, int]]:
             with self._session(write=write, as_reader=as_reader) as session:

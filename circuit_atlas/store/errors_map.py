@@ -7,7 +7,7 @@ The driver's messages are long and multi-line; users need to know *which* server
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Generator
 
 from neo4j import exceptions as neo
 
@@ -66,7 +66,7 @@ def _is_conflict(exc: neo.Neo4jError) -> bool:
 
 
 @contextlib.contextmanager
-def translated(uri: str, user: str | None) -> Iterator[None]:
+def translated(uri: str, user: str | None) -> Generator[None, None, None]:
     """Re-raise driver errors as store errors naming the server (never the password)."""
     try:
         yield

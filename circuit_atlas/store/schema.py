@@ -27,7 +27,8 @@ READY = "ready"
 LOADING = "loading"  # claimed by a writer (store/claims.py); hidden from every read
 DELETING = "deleting"  # claimed by a deleter; hidden from every read
 
-# Valid in Neo4j 5 and ArcadeDB's OpenCypher alike (every store test creates them, on both servers: tests/store/).
+# Valid in Neo4j 5 and ArcadeDB's OpenCypher alike (every store test creates them, on both
+# servers: tests/store/).
 SCHEMA_STATEMENTS = (
     "CREATE CONSTRAINT graph_id_unique IF NOT EXISTS FOR (g:Graph) REQUIRE g.graph_id IS UNIQUE",
     "CREATE CONSTRAINT node_key_unique IF NOT EXISTS "

@@ -11,8 +11,12 @@ can feed any backward slot form a prefix ``[0, upstream[k])`` of the forward slo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from circuit_atlas.ingest.attribution.model_adapter import LoadedModel
 
 CHANNELS = ("q", "k", "v")
 
@@ -53,7 +57,7 @@ class ComponentGraph:
         object.__setattr__(self, "upstream", np.asarray(upstream, dtype=np.int64))
 
     @classmethod
-    def of(cls, model: object) -> ComponentGraph:
+    def of(cls, model: LoadedModel) -> ComponentGraph:
         """The graph of a :class:`~.model_adapter.LoadedModel`."""
         return cls(model.n_layers, model.n_heads, model.has_mlps, model.parallel_attn_mlp)
 

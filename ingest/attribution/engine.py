@@ -24,15 +24,18 @@ from circuit_atlas.ingest.attribution.component_graph import CHANNELS, Component
 from circuit_atlas.ingest.attribution.model_adapter import LoadedModel
 from circuit_atlas.ingest.attribution.tasks import Batch
 
+# Where a node's output lives in the activation tensor's last axis: one index or a range.
+Slot = int | slice
+
 Hook = tuple[str, Callable[..., Any]]
 
 
 def _output_hooks(
-    model: LoadedModel, graph: ComponentGraph, write: Callable[[object, torch.Tensor], None]
+    model: LoadedModel, graph: ComponentGraph, write: Callable[[Slot, torch.Tensor], None]
 ) -> list[Hook]:
     """Forward hooks handing each node output to ``write(slot, value)``."""
 
-    def at(slot: object) -> Callable[..., None]:
+    def at(slot: Slot) -> Callable[..., None]:
         def hook(value: torch.Tensor, hook: object) -> None:
             write(slot, value)
 
@@ -46,9 +49,9 @@ def _output_hooks(
     return hooks
 
 
-def _input_hook_names(model: LoadedModel, graph: ComponentGraph) -> list[tuple[str, object]]:
+def _input_hook_names(model: LoadedModel, graph: ComponentGraph) -> list[tuple[str, Slot]]:
     """Every node-input hook with its backward slot(s), in topological order."""
-    names: list[tuple[str, object]] = []
+    names: list[tuple[str, Slot]] = []
     for layer in range(graph.n_layers):
         for channel in CHANNELS:
             names.append(
@@ -77,7 +80,7 @@ def record_outputs(
     """Every node's output on ``tokens`` (float32) and the logits."""
     outputs = new_activations(graph, batch, model)
 
-    def write(slot: object, value: torch.Tensor) -> None:
+    def write(slot: Slot, value: torch.Tensor) -> None:
         outputs[:, :, slot] = value
 
     logits = model.run(tokens, hooks=_output_hooks(model, graph, write))
@@ -120,7 +123,7 @@ class GradientPass:
             hooks += self._shift_hooks(output_values)
         if record_into is not None:
 
-            def write(slot: object, value: torch.Tensor) -> None:
+            def write(slot: Slot, value: torch.Tensor) -> None:
                 record_into[:, :, slot] = value.detach()
 
             hooks += _output_hooks(model, graph, write)
@@ -134,14 +137,14 @@ class GradientPass:
         self.passes += 1
         return values.detach()
 
-    def _accumulate(self, slot: object, weight: float) -> Callable[..., None]:
+    def _accumulate(self, slot: Slot, weight: float) -> Callable[..., None]:
         def hook(grad: torch.Tensor, hook: object) -> None:
             self.gradients[:, :, slot] += weight * grad
 
         return hook
 
     def _shift_hooks(self, targets: torch.Tensor) -> list[Hook]:
-        def shift(slot: object) -> Callable[..., torch.Tensor]:
+        def shift(slot: Slot) -> Callable[..., torch.Tensor]:
             def hook(value: torch.Tensor, hook: object) -> torch.Tensor:
                 if slot == 0:
                     return value  # the embeddings are set by ``input_value``
@@ -210,10 +213,10 @@ def patched_logits(
     current = new_activations(graph, batch, model)
     weights = patch.to(device=model.device, dtype=work_dtype(model))
 
-    def write(slot: object, value: torch.Tensor) -> None:
+    def write(slot: Slot, value: torch.Tensor) -> None:
         current[:, :, slot] = value
 
-    def add_delta(slot: object) -> Callable[..., torch.Tensor]:
+    def add_delta(slot: Slot) -> Callable[..., torch.Tensor]:
         columns = weights[:, slot]
         width = int(graph.upstream[slot.start if isinstance(slot, slice) else slot])
         if not bool(columns[:width].any()):

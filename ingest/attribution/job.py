@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,7 @@ def run_job(
     out_json: Path | None = None,
     plot_path: Path | None = None,
 ) -> JobOutput:
-    common = dict(
+    common: dict[str, Any] = dict(
         metric=settings.metric,
         intervention=settings.intervention,
         batch_size=settings.batch_size,

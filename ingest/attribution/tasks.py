@@ -22,11 +22,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from circuit_atlas.errors import TaskError
 from circuit_atlas.ingest.attribution.preflight import read_task_rows
+
+if TYPE_CHECKING:
+    from circuit_atlas.ingest.attribution.model_adapter import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ class Batch:
         )
 
 
-def load_task(path: str | Path, model: object, corrupted_column: str = "corrupted") -> Task:
+def load_task(path: str | Path, model: LoadedModel, corrupted_column: str = "corrupted") -> Task:
     """Read ``path`` (CSV or JSONL) and tokenise it with ``model`` (a ``LoadedModel``)."""
     path = Path(path)
     rows = read_task_rows(path, corrupted_column)
@@ -118,7 +122,7 @@ def load_task(path: str | Path, model: object, corrupted_column: str = "corrupte
     return Task(path.stem, examples, default_metric, dropped)
 
 
-def _answer_format(path: Path, columns: set[str], model: object):
+def _answer_format(path: Path, columns: set[str], model: LoadedModel):
     """A function row → (answers, foils), and the metric the format implies."""
     if "label" in columns:
         years = {yy: model.single_token(f"{yy:02d}") for yy in range(100)}
@@ -158,7 +162,7 @@ def _answer_format(path: Path, columns: set[str], model: object):
     )
 
 
-def _prompt(value: object, model: object, path: Path, number: int) -> list[int]:
+def _prompt(value: object, model: LoadedModel, path: Path, number: int) -> list[int]:
     """A prompt's token ids: text is tokenised; a JSONL list of integers is taken as ids."""
     if isinstance(value, list):
         if not value or not all(isinstance(t, int) and 0 <= t < model.d_vocab for t in value):
@@ -169,7 +173,7 @@ def _prompt(value: object, model: object, path: Path, number: int) -> list[int]:
     return model.encode(str(value))
 
 
-def _tokens(value: object, model: object) -> list[int]:
+def _tokens(value: object, model: LoadedModel) -> list[int]:
     """Answer/foil tokens: strings must be single tokens; integers are token ids (JSONL)."""
     items = value if isinstance(value, list) else [value]
     ids = []
@@ -183,7 +187,7 @@ def _tokens(value: object, model: object) -> list[int]:
     return ids
 
 
-def _integer(value: object, path: Path, number: int, column: str) -> int:
+def _integer(value: Any, path: Path, number: int, column: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):

@@ -50,7 +50,7 @@ def repeated_sequences(
     rows, offsets = [], []
     for _ in range(n):
         k = int(torch.randint(MIN_OFFSET, MAX_OFFSET + 1, (1,), generator=generator))
-        first = torch.randperm(CONFIG["d_vocab"], generator=generator)[:k]
+        first = torch.randperm(int(CONFIG["d_vocab"]), generator=generator)[:k]
         rows.append(first.repeat(length // k + 1)[:length])
         offsets.append(k)
     return torch.stack(rows), torch.tensor(offsets)

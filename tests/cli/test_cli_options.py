@@ -58,7 +58,8 @@ def test_every_data_command_has_one_format_option_and_the_json_alias(name: str):
     command = cli.commands[name]
     assert {"--format", "--json"} <= _option_names(command)
     (fmt,) = [p for p in command.params if "--format" in getattr(p, "opts", [])]
-    assert list(fmt.type.choices) == ["table", "csv", "json"] and fmt.default == "table"
+    assert isinstance(fmt.type, click.Choice) and fmt.default == "table"
+    assert list(fmt.type.choices) == ["table", "csv", "json"]
 
 
 def test_the_same_option_has_the_same_default_everywhere():

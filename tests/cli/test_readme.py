@@ -100,11 +100,12 @@ class Workspace:
         return result
 
     def write_decoders(self) -> None:
-        """decoders.npz for the features of the stored graphs (random unit directions)."""
+        """decoders.npz for the features of the clt-hp graphs (random unit directions)."""
         rows = json.loads(
             self.run(
-                "circuit-atlas cypher 'MATCH (f:Feature) RETURN f.layer AS layer, "
-                "f.feature AS feature' --format json"
+                "circuit-atlas cypher 'MATCH (f:Feature)<-[:INSTANCE_OF]-(:Node)-[:IN_GRAPH]->"
+                '(g:Graph) WHERE g.graph_id CONTAINS "clt-hp" '
+                "RETURN DISTINCT f.layer AS layer, f.feature AS feature' --format json"
             ).stdout
         )
         vectors = np.random.default_rng(0).normal(size=(len(rows), 8))

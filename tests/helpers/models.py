@@ -76,7 +76,7 @@ def input_hook(model: LoadedModel, node: str, channel: str) -> tuple[str, int | 
     return f"blocks.{int(layer)}.hook_{channel}_input", int(head)
 
 
-def input_gradients(model: LoadedModel, batch: Batch) -> dict[tuple[str, str], torch.Tensor]:
+def input_gradients(model: LoadedModel, batch: Batch) -> dict[str, torch.Tensor | None]:
     """∂(Σ logit diff)/∂(each node input) at the clean prompts, by retain_grad."""
     kept: dict[str, torch.Tensor] = {}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.backends("arcadedb", "neo4j")
 ATTRIBUTION_GRAPHS = ["bee-insect-clt.json.gz", "nobel-clt.json.gz", "dollar.json.gz"]
 
 
-def strict_loads(text: str) -> object:
+def strict_loads(text: str) -> Any:
     """``json.loads`` that fails on the NaN/Infinity tokens Python would otherwise accept."""
 
     def refuse(token: str) -> float:
@@ -76,6 +77,7 @@ def test_edge_influence_shares_by_hand():
     # T0→F1 = 2/3·3/4 = 1/2, T1→F1 = 1/3·3/4 = 1/4, F1→L = 3/4, T0→L = 1/4 (total 7/4).
     assert edge_flows(g) == pytest.approx([0.5, 0.25, 0.75, 0.25])
     shares = influence_shares(g, "edge")
+    assert shares is not None
     assert shares.loc[edge_keys(g)].to_numpy() == pytest.approx([2 / 7, 1 / 7, 3 / 7, 1 / 7])
     # A node's outgoing flows sum to its influence: I(T0) = 1/2 + 1/4.
     weights = np.array([0.0, 0.0, 0.0, 1.0])
@@ -84,6 +86,7 @@ def test_edge_influence_shares_by_hand():
     # Without T1→F1, F1's whole input comes from T0: T0→F1 = 3/4, F1→L = 3/4, T0→L = 1/4 (7/4).
     h = flow_graph("h", with_t1=False)
     other = influence_shares(h, "edge")
+    assert other is not None
     assert sorted(other.to_numpy()) == pytest.approx([1 / 7, 3 / 7, 3 / 7])
     # Σ min over shared edges: min(2/7, 3/7) + min(3/7, 3/7) + min(1/7, 1/7) = 6/7
     assert influence_overlap(shares, other) == pytest.approx(6 / 7)
@@ -446,7 +449,7 @@ def write_neuronpedia_prompt(
     from circuit_atlas.ingest.neuronpedia import cantor_pair
 
     last = len(tokens) - 1
-    nodes = [
+    nodes: list[dict[str, Any]] = [
         {"node_id": f"E_{100 + i}_{i}", "feature": 100 + i, "layer": "E", "ctx_idx": i,
          "feature_type": "embedding", "clerp": f'Emb: "{t}"'}
         for i, t in enumerate(tokens)
@@ -549,10 +552,10 @@ def test_analogy_corpus_jaccard_from_cypher_equals_json_and_consensus_is_queryab
         fresh_store.write_graph(load_graph(path))
     cypher = run_query(fresh_store, "feature_jaccard", {"graph_ids": []})
     assert len(cypher) == 57 * 56 // 2
-    for row in cypher.itertuples(index=False):
-        a, b = direct[row.graph_a], direct[row.graph_b]
-        assert row.shared == len(a & b)
-        assert row.jaccard == len(a & b) / len(a | b)
+    for row in cypher.to_dict(orient="records"):
+        a, b = direct[row["graph_a"]], direct[row["graph_b"]]
+        assert row["shared"] == len(a & b)
+        assert row["jaccard"] == len(a & b) / len(a | b)
 
     ids = sorted(direct)
     result, graph = store_consensus(fresh_store, ids, 0.5)

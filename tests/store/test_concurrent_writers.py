@@ -56,7 +56,8 @@ def test_a_live_writers_claim_is_never_touched(fresh_store: CircuitStore):
         fresh_store.write_graph(graph, replace=True)
     with pytest.raises(GraphBusy, match="rm --force"):
         fresh_store.delete_graph(graph.graph_id)
-    assert fresh_store._graph_record(graph.graph_id)["writer_token"] == "theirs"
+    record = fresh_store._graph_record(graph.graph_id)
+    assert record is not None and record["writer_token"] == "theirs"
     assert fresh_store.list_graphs().empty  # a claim is not a graph
     with pytest.raises(GraphNotFound):
         fresh_store.graph_info(graph.graph_id)

@@ -6,6 +6,7 @@ an enumeration in Python over the graph as stored; neighbourhoods as networkx re
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import time
@@ -736,7 +737,7 @@ def test_query_command(bolt_env):
         "--param", "target_key=logit:27:6:64091:", "--param", "k=2", "--format", "json",
         env=bolt_env, check=True,
     )  # fmt: skip
-    rows = pd.read_json(pd.io.common.StringIO(paths.stdout))
+    rows = pd.read_json(io.StringIO(paths.stdout))
     assert rows["nodes"][0] == [
         "embedding::3::", "feature:18:6:10102:", "feature:20:6:5796:", "logit:27:6:64091:",
     ]  # fmt: skip

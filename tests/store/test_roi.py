@@ -6,6 +6,7 @@ idempotence, run ids, decoder cosines by hand, the cross-prompt corpus, the HTML
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import shutil
 import subprocess
@@ -307,6 +308,7 @@ def test_cross_prompt_rois_report_decoder_cosine_and_skip_missing_features(tmp_p
         ["0|1", "0|2", "1|3"],
         ["2|4", "2|5", "3|6"],
     ]
+    assert result.decoder is not None
     assert result.decoder.per_roi == pytest.approx([ROOT2 / 3, -1.0])
     assert result.decoder.missing == 1 == result.quality["decoder_features_missing"]
     assert result.quality["decoder_cosine"] == pytest.approx((ROOT2 - 2.0) / 5)
@@ -481,7 +483,7 @@ def test_cross_prompt_rois_on_the_analogy_corpus(bolt_env, tmp_path: Path):
     run_id = out.stdout.split()[1].rstrip(":")
     members = run_cli("query", "roi_members", "--param", f"run_id={run_id}", "--format", "json",
                       env=bolt_env, check=True)  # fmt: skip
-    rows = pd.read_json(pd.io.common.StringIO(members.stdout))
+    rows = pd.read_json(io.StringIO(members.stdout))
     assert rows["graphs"].min() >= 2  # every member occurs in at least --min-graphs prompts
     assert all(len(p) == g for p, g in zip(rows["prompts"], rows["graphs"]))
     assert rows["prompts"][0][0].startswith("<bos>The saying goes:")

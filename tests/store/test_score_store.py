@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -206,7 +207,7 @@ def test_score_and_prune_commands(bolt_env):
     pruned = run_cli("prune", gid, "--node-threshold", "0.5", env=bolt_env, check=True)
     assert pruned.stdout.startswith(f"{gid} -> {gid}--pruned-0.5-0.98: kept ")
     listed = run_cli("graphs", "--format", "csv", env=bolt_env, check=True)
-    assert len(pd.read_csv(pd.io.common.StringIO(listed.stdout))) == 2
+    assert len(pd.read_csv(io.StringIO(listed.stdout))) == 2
 
 
 @pytest.mark.parametrize(

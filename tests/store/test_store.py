@@ -143,7 +143,8 @@ def test_per_graph_node_lookups_seek_an_index_on_neo4j(fresh_store: CircuitStore
     """Reads and batched deletes of one graph must not scan every graph's nodes: Neo4j seeks
     a composite index only when all its properties are constrained."""
 
-    def operators(plan: dict) -> list[str]:
+    def operators(plan: dict | None) -> list[str]:
+        assert plan is not None
         return [plan["operatorType"].split("@")[0]] + [
             name for child in plan.get("children", []) for name in operators(child)
         ]
@@ -412,12 +413,13 @@ def test_edge_json_rows_are_the_json_of_the_values():
 
     safe = [[0.5, 1e300], "x", "é", 3, -(2**63), True, None, 0.25]
     assert all(carried(v) for v in safe)
-    assert json.loads(rows_json([{"b": v} for v in safe])) == [{"b": v} for v in safe]
+    text = rows_json([{"b": v} for v in safe])
+    assert text is not None and json.loads(text) == [{"b": v} for v in safe]
     # what JSON would change or cannot carry: the package's per-value path takes those rows
     unsafe = [[0.5, float("inf")], [1.0, float("nan")], float("nan"), -float("inf"), [1, 2],
               2**63, "\ud800", b"x", (1.0,)]  # fmt: skip
     assert not any(carried(v) for v in unsafe)
-    assert rows_json([{1: "a"}]) is None
+    assert rows_json([{1: "a"}]) is None  # ty: ignore[invalid-argument-type]
 
 
 def test_a_graph_of_huge_labels_is_sent_in_messages_the_server_accepts(fresh_store):

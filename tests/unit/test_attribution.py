@@ -87,7 +87,9 @@ def test_eap_equals_the_autograd_linear_estimate(model):
         source = graph.forward_names[f]
         target, channel = graph.backward_names[k], graph.backward_channels[k]
         name, head = _hook(model, target, channel)
-        grad = grads[name] if head is None else grads[name][:, :, head]
+        full = grads[name]
+        assert full is not None, name
+        grad = full if head is None else full[:, :, head]
         expected = float(((corrupted[source] - clean[source]) * grad).sum())
         worst = max(worst, abs(result.scores[f, k] - expected))
     assert worst <= 1e-5

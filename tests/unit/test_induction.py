@@ -39,7 +39,7 @@ def induction_task(n: int = 24, seed: int = 7) -> Task:
         t = len(row) - 2  # predict row[t + 1] = row[t + 1 - k]
         clean = row[: t + 1]
         answer = row[t + 1]
-        unused = [x for x in range(CONFIG["d_vocab"]) if x not in row]
+        unused = [x for x in range(int(CONFIG["d_vocab"])) if x not in row]
         corrupted = list(clean)
         corrupted[t - k] = unused[0]
         examples.append(TaskExample(clean, corrupted, (answer,), (unused[1],)))
