@@ -331,7 +331,7 @@ class CircuitStore:
         own claim then refuses it.)"""
         plan: dict[str, str] = {}
         conflicts: list[str] = []
-        busy: list[str] = []
+        busy: list[GraphBusy] = []
         for graph in graphs:
             record = self._graph_record(graph.graph_id)
             if record is None:
@@ -339,7 +339,7 @@ class CircuitStore:
                 continue
             holder = claims.Holder.of(record)
             if holder.status != schema.READY and not holder.is_gone():
-                busy.append(f"{graph.graph_id!r} ({_busy(graph.graph_id, holder)})")
+                busy.append(_busy(graph.graph_id, holder))
             elif holder.status != schema.READY:
                 plan[graph.graph_id] = "created"
             elif same_content(holder.content_hash, graph):
@@ -347,15 +347,19 @@ class CircuitStore:
             elif replace:
                 plan[graph.graph_id] = "replaced"
             else:
-                conflicts.append(repr(graph.graph_id))
+                conflicts.append(graph.graph_id)
+        if len(graphs) == 1 and conflicts:  # the message a single write gives
+            raise _conflict(conflicts[0])
         if conflicts:
             raise GraphConflict(
                 f"nothing written: {len(conflicts)} graph(s) already exist with different "
-                f"content: {', '.join(conflicts)}; pass --replace to overwrite them or "
+                f"content: {', '.join(map(repr, conflicts))}; pass --replace to overwrite them or "
                 "--graph-id to store a file under another id"
             )
+        if len(busy) == 1:
+            raise busy[0]
         if busy:
-            raise GraphBusy(f"nothing written: {'; '.join(busy)}")
+            raise GraphBusy(f"nothing written: {'; '.join(str(b) for b in busy)}")
         return plan
 
     def _claim_for_write(
@@ -386,10 +390,7 @@ class CircuitStore:
                 if holder.content_hash == content_hash or same_content(holder.content_hash, graph):
                     return "unchanged"
                 if not replace:
-                    raise GraphConflict(
-                        f"graph {gid!r} already exists with different content; pass --replace "
-                        "to overwrite it or --graph-id to store it under another id"
-                    )
+                    raise _conflict(gid)
                 if self._take_over(gid, holder, token, schema.DELETING):
                     self._empty_claimed_graph(gid, token, record.get("artifact_path"))
                     return "replaced"
@@ -859,6 +860,13 @@ COUNTER_NAMES = (
 def _counters(counters: Any) -> dict[str, int]:
     """The driver's ``SummaryCounters`` as a plain dict."""
     return {name: int(getattr(counters, name, 0) or 0) for name in COUNTER_NAMES}
+
+
+def _conflict(gid: str) -> GraphConflict:
+    return GraphConflict(
+        f"graph {gid!r} already exists with different content; pass --replace "
+        "to overwrite it or --graph-id to store it under another id"
+    )
 
 
 def same_content(stored_hash: str, graph: CircuitGraph) -> bool:
