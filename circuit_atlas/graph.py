@@ -35,15 +35,17 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import networkx as nx
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
 from circuit_atlas.errors import InvalidGraphError
+
+if TYPE_CHECKING:  # imported where used: every CLI command loads this module
+    import networkx as nx
+    import scipy.sparse as sp
 
 # Size limits on what reaches the database. A Neo4j/ArcadeDB server drops a Bolt message over
 # 16 MB and the client then waits forever, so no single value may come near that: one string
@@ -473,6 +475,8 @@ class CircuitGraph:
     # ------------------------------------------------------------------ adjacency
     def adjacency(self, channel: str | None = None) -> sp.csr_matrix:
         """``A[target, source]`` (CSR, float64); channels are summed unless one is named."""
+        import scipy.sparse as sp
+
         edges = self.edges if channel is None else self.edges[self.edges["channel"] == channel]
         n = self.n_nodes
         return sp.csr_matrix(
@@ -489,6 +493,8 @@ class CircuitGraph:
             raise InvalidGraphError(
                 f"adjacency shape {adjacency.shape} does not match {len(nodes)} nodes"
             )
+        import scipy.sparse as sp
+
         coo = sp.coo_matrix(adjacency)
         keep = coo.data != 0
         edges = pd.DataFrame(
@@ -536,6 +542,8 @@ class CircuitGraph:
     # ------------------------------------------------------------------ networkx
     def to_networkx(self) -> nx.MultiDiGraph:
         """A ``MultiDiGraph`` keyed by :class:`NodeKey`; edge keys are the channels."""
+        import networkx as nx
+
         graph = nx.MultiDiGraph(**self.metadata.model_dump())
         keys = self.keys()
         records = self.nodes.to_dict("records")
