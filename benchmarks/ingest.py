@@ -5,7 +5,8 @@
 
 Runs on the zero-setup local server (started here, in a temporary folder). For each workload it
 loads the same graph through (a) the naive path — ``UNWIND $rows MERGE`` in batches of 10k, one
-transaction per batch, (b) the Bolt path — ``UNWIND … CREATE`` batches in one transaction, and
+transaction per batch, (b) the Bolt path — ``UNWIND … CREATE`` batches, each committed behind
+the graph's ``loading`` claim, and
 (c) the bulk path — the in-process engine's GraphBatch; it prints edges/s and the ratios to (a).
 With ``--neo4j`` (the file ``.ci/neo4j/ctl start DIR`` writes) it also runs (a) and (b) against
 that Neo4j, in the same run, and prints both servers side by side. The Neo4j database is

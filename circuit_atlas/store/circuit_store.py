@@ -168,6 +168,9 @@ class CircuitStore:
                     reader[0].verify_connectivity()
             if owns:
                 store.remove_interrupted_loads()
+            else:
+                with contextlib.suppress(StoreError):  # tidying must never stop a command
+                    store.remove_dead_writers_graphs()
         except BaseException:
             store.close()
             raise
@@ -298,15 +301,19 @@ class CircuitStore:
                     before_ready(self._write)
                 self._claimed(claims.MARK_READY, gid, token, ready=schema.READY)
             else:
+                # One transaction per batch behind the 'loading' status, so a graph of any
+                # size needs no more server memory than a batch; the last one links and flips
+                # the graph to ready, so readers see all of it or nothing.
+                self._claimed(claims.SET_CLAIMED_PROPERTIES, gid, token, props=props)
+                write_over_bolt(self._claimed_batches(gid, token), graph, features, progress)
 
-                def write_all(run: Callable[[str, dict[str, Any]], list[dict[str, Any]]]) -> None:
-                    _expect_claim(run(claims.SET_CLAIMED_PROPERTIES, _p(gid, token, props=props)))
-                    write_over_bolt(run, graph, features, progress)
+                def finish(run: Callable[[str, dict[str, Any]], list[dict[str, Any]]]) -> None:
+                    _expect_claim(run(claims.HOLDS_CLAIM, _p(gid, token)))
                     if before_ready is not None:
                         before_ready(run)
                     _expect_claim(run(claims.MARK_READY, _p(gid, token, ready=schema.READY)))
 
-                self._in_write_transaction(write_all)
+                self._in_write_transaction(finish)
         except BaseException:
             with contextlib.suppress(Exception):
                 self._release_claim(gid, token)
@@ -426,6 +433,46 @@ class CircuitStore:
     def _claimed(self, cypher: str, gid: str, token: str, **params: Any) -> None:
         """Run a statement conditioned on our claim; fail loudly if the claim was lost."""
         _expect_claim(self._write(cypher, _p(gid, token, **params)))
+
+    def _claimed_batches(
+        self, gid: str, token: str
+    ) -> Callable[[str, dict[str, Any]], list[dict[str, Any]]]:
+        """A statement runner for one claimed graph: each statement commits in a transaction of
+        its own, after checking the claim is still ours (retried on write conflicts)."""
+
+        def run(cypher: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+            def batch(tx_run: Callable[[str, dict[str, Any]], list[dict[str, Any]]]) -> Any:
+                _expect_claim(tx_run(claims.HOLDS_CLAIM, _p(gid, token)))
+                return tx_run(cypher, params)
+
+            return self._in_write_transaction(batch)
+
+        return run
+
+    def remove_dead_writers_graphs(self) -> list[str]:
+        """Delete graphs left ``'loading'`` or ``'deleting'`` by a process of this host that has
+        died (a batched Bolt write killed midway); run whenever a store opens, so a killed load
+        is gone by the next command. Claims of live processes and of other hosts are left (the
+        latter: ``rm --force``)."""
+        rows = self._read(
+            "MATCH (g:Graph) WHERE g.status <> $ready RETURN properties(g) AS g",
+            {"ready": schema.READY},
+        )
+        removed = []
+        for row in rows:
+            record = row["g"]
+            holder = claims.Holder.of(record)
+            if not holder.is_gone():
+                continue
+            token = claims.new_token()
+            if self._take_over(record["graph_id"], holder, token, schema.DELETING):
+                self._delete_graph_contents(record["graph_id"])
+                self._write(
+                    claims.DELETE_CLAIMED_GRAPH, {"gid": record["graph_id"], "token": token}
+                )
+                _unlink(record.get("artifact_path"))
+                removed.append(record["graph_id"])
+        return removed
 
     def _release_claim(self, gid: str, token: str) -> None:
         """After a failed write: remove what our claim created, and nothing of anyone else."""

@@ -56,6 +56,9 @@ MARK_READY = (
     "MATCH (g:Graph {graph_id: $gid, writer_token: $token}) "
     "SET g.status = $ready RETURN count(g) AS n"
 )
+# Whether the claim is still ours: the first statement of every transaction that writes part of
+# a graph in batches (a claim cleared by `rm --force` stops the writer at its next batch).
+HOLDS_CLAIM = "MATCH (g:Graph {graph_id: $gid, writer_token: $token}) RETURN count(g) AS n"
 DELETE_CLAIMED_GRAPH = (
     "MATCH (g:Graph {graph_id: $gid, writer_token: $token}) DETACH DELETE g RETURN count(*) AS n"
 )

@@ -1,8 +1,10 @@
 """Killing an ingest mid-write leaves no visible partial graph; re-ingest then works.
 
-Both write paths are killed with SIGKILL (no cleanup code runs): the Bolt path relies on the
-server rolling back the open transaction, the bulk path on the 'loading' flag and the recovery
-that runs when the local server next starts.
+Both write paths are killed with SIGKILL (no cleanup code runs). Both write behind the
+'loading' status, which readers never see: the Bolt path commits batch by batch, and what a
+killed writer committed is removed by the next command that opens the store on that host (or
+taken over by the next writer of the id); the bulk path's leftovers go when the local server
+next starts.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from neo4j import GraphDatabase
 
 from circuit_atlas.errors import GraphBusy, GraphConflict, GraphNotFound
 from circuit_atlas.ingest import load_graph
@@ -203,14 +204,23 @@ def test_a_delete_killed_midway_on_a_shared_server_is_never_seen_half_done(
 ):
     run_cli("ingest", str(big_file), env=bolt_env, check=True)
     kill_when(["rm", "big-graph"], bolt_env, "5000/12000", after_s=0)
-    with root_store(bolt_env, tmp_path) as store:
-        record = store._graph_record("big-graph")
-        assert record is not None and record["status"] == schema.DELETING
-        assert 0 < store.count_graph("big-graph")[0] < 12_000  # really killed midway
+    # as the server holds it (a bare driver: opening a store would tidy it up)
+    driver = GraphDatabase.driver(
+        bolt_env["NEO4J_URI"], auth=(bolt_env["NEO4J_USER"], bolt_env["NEO4J_PASSWORD"])
+    )
+    with driver:
+        records, _, _ = driver.execute_query(
+            "MATCH (g:Graph {graph_id: 'big-graph'}) OPTIONAL MATCH (n:Node {graph_id: "
+            "'big-graph'}) RETURN g.status AS status, count(n) AS nodes",
+            database_=bolt_env.get("NEO4J_DATABASE") or None,
+        )
+    assert records[0]["status"] == schema.DELETING
+    assert 0 < records[0]["nodes"] < 12_000  # really killed midway
+    # never seen half done, and the next command to open the store finishes the delete
     assert listed(bolt_env) == []
+    assert node_count(bolt_env) == 0
     shown = run_cli("show", "big-graph", env=bolt_env)
     assert shown.returncode == 1 and "no graph 'big-graph'" in shown.stderr
-    # the next writer (or rm) of that id finishes the dead process's delete
     assert "created" in run_cli("ingest", str(big_file), env=bolt_env, check=True).stdout
     with root_store(bolt_env, tmp_path) as store:
         assert store.count_graph("big-graph") == (12_000, 60_000)
