@@ -27,6 +27,8 @@ _BOUNDED_HOPS = re.compile(rf"\s*(?:\d+\s*|\d*\s*\.\.\s*{_BOUND}\s*)(?:\{{[^}}]*
 _QUANTIFIER = re.compile(r"\)\s*\{((?:[^{}]|\{\{\w+\}\})*)\}")
 _BOUNDED_QUANTIFIER = re.compile(rf"\s*(?:{_BOUND}|\d*\s*,\s*{_BOUND})\s*\Z")
 _UNBOUNDED_QUANTIFIER = re.compile(r"\)\)\s*[+*]")
+# A subquery's scope clause, CALL (a, b) { … }: its ") {" opens a subquery, not a quantifier.
+_CALL_SCOPE = re.compile(r"\bCALL\s*\(([^()]*)\)\s*\{", re.IGNORECASE)
 
 
 def limit_problem(body: str, parameters: Sequence[Parameter]) -> str | None:
@@ -46,7 +48,7 @@ def limit_problem(body: str, parameters: Sequence[Parameter]) -> str | None:
 def path_length_problem(body: str, parameters: Sequence[Parameter]) -> str | None:
     """Problem with a variable-length or quantified pattern: no upper bound, or a bound without
     a declared range."""
-    text = _LINE_COMMENT.sub("", body)
+    text = _CALL_SCOPE.sub("CALL {", _LINE_COMMENT.sub("", body))
     bounds = []
     for match in _VARIABLE_LENGTH.finditer(text):
         hops = match.group(2)

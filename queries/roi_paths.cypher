@@ -17,8 +17,7 @@ MATCH (quotient:Graph {graph_id: $run_id + '-quotient'})
 WHERE quotient.status = 'ready'
   AND NOT EXISTS { (roi)-[:ROI_OF]->(g:Graph) WHERE coalesce(g.status, '') <> 'ready' }
 MATCH (target:Node {graph_id: $run_id + '-quotient', node_key: $target_key})
-CALL {
-    WITH target
+CALL (target) {
     MATCH (last:Node)-[r:EDGE]->(target)
     WITH abs(r.weight) * last.prefix_bound[{{max_length}} - 1] AS product
     WHERE product IS NOT NULL
@@ -26,8 +25,7 @@ CALL {
     LIMIT $k
     RETURN CASE WHEN count(product) < $k THEN 0.0 ELSE min(product) END AS guess
 }
-CALL {
-    WITH target, guess
+CALL (target, guess) {
     MATCH (source:Node {graph_id: $run_id + '-quotient', kind: 'embedding'})
     WITH target, guess, source
     MATCH path = (source)
@@ -43,8 +41,7 @@ CALL {
     RETURN collect(path) AS first, min(product) AS kth
 }
 WITH target, first, kth, guess <= 0.0 OR (size(first) = $k AND kth >= guess) AS exact
-CALL {
-    WITH target, first, kth, exact
+CALL (target, first, kth, exact) {
     WITH target, exact, CASE WHEN size(first) = $k THEN kth ELSE 0.0 END AS floor
     WHERE NOT exact
     MATCH (source:Node {graph_id: $run_id + '-quotient', kind: 'embedding'})

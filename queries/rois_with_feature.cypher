@@ -16,8 +16,7 @@
 MATCH (f:Feature {layer: $layer, feature: $feature})
 WHERE ($model IS NULL OR f.model = $model)
   AND ($transcoder_set IS NULL OR f.transcoder_set = $transcoder_set)
-CALL {
-    WITH f
+CALL (f) {
     MATCH (f)<-[:INSTANCE_OF]-(n:Node)-[:IN_ROI]->(r:ROI)
     RETURN r, n.pos AS pos
   UNION

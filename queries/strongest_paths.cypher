@@ -27,8 +27,7 @@ WHERE g.status = 'ready'
 MATCH (target:Node {graph_id: $graph_id, node_key: $target_key})
 OPTIONAL MATCH (given:Node {graph_id: $graph_id, node_key: $source_key})
 WITH target, $source_key IS NULL OR given.kind = 'embedding' AS bounded
-CALL {
-    WITH target
+CALL (target) {
     MATCH (last:Node)-[r:EDGE]->(target)
     WITH abs(r.weight) * last.prefix_bound[{{max_length}} - 1] AS product
     WHERE product IS NOT NULL
@@ -37,8 +36,7 @@ CALL {
     RETURN CASE WHEN count(product) < $k THEN 0.0 ELSE min(product) END AS guess
 }
 WITH target, bounded, CASE WHEN bounded THEN guess ELSE 0.0 END AS guess
-CALL {
-    WITH target, bounded, guess
+CALL (target, bounded, guess) {
     MATCH (source:Node {graph_id: $graph_id})
     WHERE CASE WHEN $source_key IS NULL THEN source.kind = 'embedding'
                ELSE source.node_key = $source_key END
@@ -60,8 +58,7 @@ CALL {
 }
 WITH target, bounded, guess, first, kth,
      guess <= 0.0 OR (size(first) = $k AND kth >= guess) AS exact
-CALL {
-    WITH target, bounded, first, kth, exact
+CALL (target, bounded, first, kth, exact) {
     WITH target, bounded, exact, CASE WHEN size(first) = $k THEN kth ELSE 0.0 END AS floor
     WHERE NOT exact
     MATCH (source:Node {graph_id: $graph_id})
