@@ -92,7 +92,7 @@ def run_neo4j(
                 "neo4j naive UNWIND MERGE", graphs, lambda g, s=store: naive_ingest(s, g)
             )
         else:
-            rates[path] = timed("neo4j bolt: one tx", graphs, lambda g, s=store: s.write_graph(g))
+            rates[path] = timed("neo4j bolt: batched", graphs, lambda g, s=store: s.write_graph(g))
         store.close()
     print(
         f"  neo4j ratio bolt/naive = {rates['bolt'] / rates['naive']:.1f}x; "

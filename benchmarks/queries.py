@@ -1,15 +1,18 @@
 """Latency of every named query: on the 57-graph analogy corpus and on large synthetic graphs.
 
     python benchmarks/queries.py [--repeats 5] [--timeout 60] [--corpus DIR] [--skip-corpus]
+                                 [--skip-large] [--neo4j DIR/connection.env]
 
-Runs on the zero-setup local server (started here, in a temporary folder). Workloads:
+Runs on the zero-setup local server (started here, in a temporary folder) and, with ``--neo4j``,
+on that Neo4j too, in the same run (its database is emptied first: use a throwaway server, such
+as ``.ci/neo4j/ctl start DIR``). Workloads:
 
 * the 57 analogy graphs (skipped when the folder is absent), each scored with a pinned top-22
   subgraph; queries anchored on the first graph, cross-graph queries over all 57;
 * a layered 10,000-node graph with 200,000 edges, shaped like a real attribution graph
   (``circuit_atlas.testing.synthetic.layered_neuronpedia``: tokens, error nodes, features over
   26 layers and 12 positions, 10 logits that hear from most of the graph);
-* a layered 20,000-node graph with 1,000,000 edges.
+* a layered 20,000-node graph with 1,000,000 edges (``--skip-large`` skips it).
 
 On each, an ROI run (louvain, one graph) is computed and stored first, so that ``roi_members``
 and ``roi_paths`` have a run to read. Every named query is timed: the median of ``--repeats``
@@ -224,13 +227,64 @@ def layered(store: CircuitStore, nodes: int, edges: int, slug: str) -> CircuitGr
     return graph
 
 
+def run_workloads(store: CircuitStore, server: str, args: argparse.Namespace) -> float | None:
+    """Every workload on one server; strongest_paths' median on the 10k-node graph."""
+    files = sorted(args.corpus.glob("*.json")) if args.corpus.exists() else []
+    files = files if not args.skip_corpus else []
+    stored: list[str] = []
+    if files:
+        for path in files:
+            graph = load_graph(path)
+            store.write_graph(graph)
+            score_stored_graph(store, graph.graph_id, pin_top=[22])
+            stored.append(graph.graph_id)
+        label = f"[{server}] {len(stored)}-graph analogy corpus (anchored on {stored[0]})"
+        measure(store, stored[0], list(stored), label, args)
+    else:
+        print(f"(corpus skipped: {args.corpus} absent or --skip-corpus)")
+    medium = layered(store, 10_000, 200_000, "layered-10k")
+    stored.append(medium.graph_id)
+    label = f"[{server}] layered 10k nodes / 200k edges"
+    results = measure(store, medium.graph_id, list(stored), label, args)
+    sweep(store, medium, args)
+    if not args.skip_large:
+        large = layered(store, 20_000, 1_000_000, "layered-1m")
+        stored.append(large.graph_id)
+        label = f"[{server}] layered 20k nodes / 1M edges"
+        measure(store, large.graph_id, list(stored), label, args)
+    return results["strongest_paths"]
+
+
+def verdict(server: str, seconds: float | None, args: argparse.Namespace) -> None:
+    met = "met" if seconds is not None and seconds < TARGET_S else "MISSED"
+    print(
+        f"[{server}] strongest_paths on the 10k-node graph (defaults): "
+        f"{show(seconds, args.repeats, args.timeout).strip()} (target < {TARGET_S:g} s: {met})"
+    )
+
+
+def empty_neo4j(store: CircuitStore) -> None:
+    """Delete everything, in batches (Neo4j Community has one database: use a throwaway one)."""
+    wipe = "MATCH (n) WITH n LIMIT 10000 DETACH DELETE n RETURN count(*) AS c"
+    while store._write(wipe)[0]["c"]:
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per query run")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--skip-corpus", action="store_true")
+    parser.add_argument("--skip-large", action="store_true", help="skip the 1M-edge graph")
+    parser.add_argument(
+        "--neo4j",
+        type=Path,
+        help="connection.env of a throwaway Neo4j (.ci/neo4j/ctl start DIR): the same "
+        "workloads there too, after the local server (its database is emptied first)",
+    )
     args = parser.parse_args()
+    verdicts: list[tuple[str, float | None]] = []
     with tempfile.TemporaryDirectory() as folder, LocalServer(Path(folder)) as server:
         endpoint = server.endpoint
         settings = ConnectionSettings(
@@ -246,37 +300,21 @@ def main() -> None:
         store = CircuitStore.open(settings)
         store.local_server = server
         try:
-            files = sorted(args.corpus.glob("*.json")) if args.corpus.exists() else []
-            files = files if not args.skip_corpus else []
-            stored: list[str] = []
-            if files:
-                for path in files:
-                    graph = load_graph(path)
-                    store.write_graph(graph)
-                    score_stored_graph(store, graph.graph_id, pin_top=[22])
-                    stored.append(graph.graph_id)
-                label = f"{len(stored)}-graph analogy corpus (anchored on {stored[0]})"
-                measure(store, stored[0], list(stored), label, args)
-            else:
-                print(f"(corpus skipped: {args.corpus} absent or --skip-corpus)")
-            medium = layered(store, 10_000, 200_000, "layered-10k")
-            stored.append(medium.graph_id)
-            results = measure(
-                store, medium.graph_id, list(stored), "layered 10k nodes / 200k edges", args
-            )
-            sweep(store, medium, args)
-            large = layered(store, 20_000, 1_000_000, "layered-1m")
-            stored.append(large.graph_id)
-            measure(store, large.graph_id, list(stored), "layered 20k nodes / 1M edges", args)
-            seconds = results["strongest_paths"]
-            verdict = "met" if seconds is not None and seconds < TARGET_S else "MISSED"
-            print(
-                f"\nstrongest_paths on the 10k-node graph (defaults): "
-                f"{show(seconds, args.repeats, args.timeout).strip()} "
-                f"(target < {TARGET_S:g} s: {verdict})"
-            )
+            verdicts.append(("arcadedb", run_workloads(store, "arcadedb", args)))
         finally:
             store.close()
+        if args.neo4j:
+            neo4j = CircuitStore.open(
+                ConnectionSettings.from_env_file(args.neo4j, Path(folder) / "neo4j-artifacts")
+            )
+            try:
+                empty_neo4j(neo4j)
+                verdicts.append(("neo4j", run_workloads(neo4j, "neo4j", args)))
+            finally:
+                neo4j.close()
+    print()
+    for name, seconds in verdicts:
+        verdict(name, seconds, args)
 
 
 if __name__ == "__main__":
