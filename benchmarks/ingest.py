@@ -130,7 +130,7 @@ def run_workload(
                 "naive UNWIND MERGE (10k)", graphs, lambda g, s=store: naive_ingest(s, g)
             )
         else:
-            label = "bolt: one tx, UNWIND CREATE" if path == "bolt" else "bulk: embedded GraphBatch"
+            label = "bolt: UNWIND CREATE batches" if path == "bolt" else "bulk: embedded GraphBatch"
             rates[path] = timed(
                 label, graphs, lambda g, s=store, p=path: s.write_graph(g, force_bolt=p == "bolt")
             )
