@@ -11,8 +11,9 @@ them. Type checkers and IDEs read the imports under ``TYPE_CHECKING`` below.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from circuit_atlas.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from circuit_atlas.errors import (
@@ -91,13 +92,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module 'circuit_atlas' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOME[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOME))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _HOME)

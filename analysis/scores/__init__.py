@@ -7,8 +7,9 @@ below load on first use, so importing a light submodule (``thresholds``) stays l
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from circuit_atlas.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from circuit_atlas.analysis.scores.attribution_matrix import AttributionMatrix
@@ -22,14 +23,14 @@ if TYPE_CHECKING:
     )
 
 _HOME = {
-    "AttributionMatrix": "attribution_matrix",
-    "PruneResult": "pruning",
-    "prune": "pruning",
-    "GraphScores": "replacement",
-    "SubgraphScores": "replacement",
-    "graph_scores": "replacement",
-    "pruned_scores": "replacement",
-    "subgraph_scores": "replacement",
+    "AttributionMatrix": "circuit_atlas.analysis.scores.attribution_matrix",
+    "PruneResult": "circuit_atlas.analysis.scores.pruning",
+    "prune": "circuit_atlas.analysis.scores.pruning",
+    "GraphScores": "circuit_atlas.analysis.scores.replacement",
+    "SubgraphScores": "circuit_atlas.analysis.scores.replacement",
+    "graph_scores": "circuit_atlas.analysis.scores.replacement",
+    "pruned_scores": "circuit_atlas.analysis.scores.replacement",
+    "subgraph_scores": "circuit_atlas.analysis.scores.replacement",
 }
 
 __all__ = [
@@ -44,9 +45,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _HOME)
