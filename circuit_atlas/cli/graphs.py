@@ -10,13 +10,13 @@ from typing import Any
 import click
 
 from circuit_atlas.cli.options import (
-    QUERY_TIMEOUT_S,
     StoreContext,
     format_option,
     parse_param,
     pass_ctx,
     print_rows,
     print_table,
+    timeout_option,
 )
 from circuit_atlas.progress import progress_enabled
 
@@ -226,13 +226,7 @@ def rm(state: StoreContext, graph_ids: tuple[str, ...], force: bool) -> None:
 @click.option("--param", "-p", "params", multiple=True, help="name=value (JSON values parsed).")
 @click.option("--write", is_flag=True, help="Allow write clauses and commit.")
 @format_option
-@click.option(
-    "--timeout",
-    type=float,
-    default=QUERY_TIMEOUT_S,
-    show_default=True,
-    help="Seconds; a query still running then is stopped.",
-)
+@timeout_option
 @pass_ctx
 def cypher(
     state: StoreContext, query: str, params: tuple[str, ...], write: bool, out: str, timeout: float

@@ -179,49 +179,52 @@ def _record_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> b
     return value
 
 
+# The connection options besides --debug: (flag, StoreContext field, help).
+CONNECTION_OPTIONS = (
+    ("--uri", "uri", "Bolt URI of a Neo4j 5 server [env NEO4J_URI]; default: the local server."),
+    ("--user", "user", "Database user [env NEO4J_USER]."),
+    ("--password", "password", "Database password [env NEO4J_PASSWORD; prefer the variable]."),
+    ("--database", "database", "Database name [env NEO4J_DATABASE]; default: the server's."),
+    (
+        "--data-dir",
+        "data_dir",
+        "Folder of the local server and artifacts [env CIRCUIT_ATLAS_DATA_DIR].",
+    ),
+)
+
+
 def connection_params() -> list[click.Option]:
     """Fresh connection options for one command: ``--uri``, ``--user``, ``--password``,
     ``--database``, ``--data-dir``, ``--debug``; their values go to the ``StoreContext``."""
-    return [
+    options = [
         click.Option(
-            ["--uri"],
-            callback=_recorder("uri"),
+            [flag],
+            type=click.Path(file_okay=False, path_type=Path) if field == "data_dir" else None,
+            callback=_recorder(field),
             expose_value=False,
-            help="Bolt URI of a Neo4j 5 server [env NEO4J_URI]; default: the local server.",
-        ),
-        click.Option(
-            ["--user"],
-            callback=_recorder("user"),
-            expose_value=False,
-            help="Database user [env NEO4J_USER].",
-        ),
-        click.Option(
-            ["--password"],
-            callback=_recorder("password"),
-            expose_value=False,
-            help="Database password [env NEO4J_PASSWORD; prefer the variable].",
-        ),
-        click.Option(
-            ["--database"],
-            callback=_recorder("database"),
-            expose_value=False,
-            help="Database name [env NEO4J_DATABASE]; default: the server's.",
-        ),
-        click.Option(
-            ["--data-dir"],
-            type=click.Path(file_okay=False, path_type=Path),
-            callback=_recorder("data_dir"),
-            expose_value=False,
-            help="Folder of the local server and artifacts [env CIRCUIT_ATLAS_DATA_DIR].",
-        ),
-        click.Option(
-            ["--debug"],
-            is_flag=True,
-            callback=_record_debug,
-            expose_value=False,
-            help="Show tracebacks.",
-        ),
+            help=text,
+        )
+        for flag, field, text in CONNECTION_OPTIONS
     ]
+    debug = click.Option(
+        ["--debug"],
+        is_flag=True,
+        callback=_record_debug,
+        expose_value=False,
+        help="Show tracebacks.",
+    )
+    return [*options, debug]
+
+
+def timeout_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--timeout SECONDS`` (parameter ``timeout``), the same default wherever a query runs."""
+    return click.option(
+        "--timeout",
+        type=float,
+        default=QUERY_TIMEOUT_S,
+        show_default=True,
+        help="Seconds; a query still running then is stopped.",
+    )(command)
 
 
 def add_connection_options(command: click.Command) -> None:

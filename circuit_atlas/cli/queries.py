@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from circuit_atlas.cli.options import (
-    QUERY_TIMEOUT_S,
     StoreContext,
     format_option,
     pass_ctx,
     print_rows,
     print_table,
+    timeout_option,
 )
 
 
@@ -20,13 +20,7 @@ from circuit_atlas.cli.options import (
 @click.option("--describe", is_flag=True, help="Show the query's parameters, columns and text.")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Repeatable.")
 @format_option
-@click.option(
-    "--timeout",
-    type=float,
-    default=QUERY_TIMEOUT_S,
-    show_default=True,
-    help="Seconds; a query still running then is stopped.",
-)
+@timeout_option
 @pass_ctx
 def query(
     state: StoreContext,
