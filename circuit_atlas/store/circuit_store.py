@@ -394,7 +394,7 @@ class CircuitStore:
                 continue
             holder = claims.Holder.of(record)
             if holder.status == schema.READY:
-                if holder.content_hash == content_hash or same_content(holder.content_hash, graph):
+                if same_content(holder.content_hash, graph, content_hash):
                     return "unchanged"
                 if not replace:
                     raise _conflict(gid)
@@ -916,10 +916,13 @@ def _conflict(gid: str) -> GraphConflict:
     )
 
 
-def same_content(stored_hash: str, graph: CircuitGraph) -> bool:
-    """Whether a stored ``content_hash`` is ``graph``'s: today's hash, or the one older versions
-    recorded (which included the source file name; ``CircuitGraph.content_hash``)."""
-    return stored_hash in (graph.content_hash(), graph.content_hash(with_provenance=True))
+def same_content(stored_hash: str, graph: CircuitGraph, current_hash: str | None = None) -> bool:
+    """Whether a stored ``content_hash`` is ``graph``'s: today's hash (``current_hash`` when the
+    caller has it), or, only if that differs, the one older versions recorded (which included
+    the source file name; ``CircuitGraph.content_hash``). Hashing a large graph takes seconds."""
+    if stored_hash == (current_hash or graph.content_hash()):
+        return True
+    return stored_hash == graph.content_hash(with_provenance=True)
 
 
 def _busy(gid: str, holder: claims.Holder) -> GraphBusy:
