@@ -791,16 +791,23 @@ class CircuitStore:
                         tx.rollback()
             return rows, counters
 
-        def give_up() -> QueryTimeout:
-            stopped = self._terminate_on_server(cypher, query_user)
+        def timeout_error(stopped: bool) -> QueryTimeout:
             return QueryTimeout(
                 f"query exceeded the {timeout_s:g} s time limit and was "
                 f"{'stopped' if stopped else 'abandoned'}; raise the limit with --timeout SECONDS "
                 "(timeout_s= in Python) or narrow the query"
             )
 
+        def give_up() -> QueryTimeout:
+            # Neo4j stops the query itself at its transaction timeout (the same timeout_s), so
+            # it is stopped even when it has already gone from SHOW TRANSACTIONS.
+            stopped = self._terminate_on_server(cypher, query_user) or self.backend == "neo4j"
+            return timeout_error(stopped)
+
         try:
             return call_with_deadline(work, timeout_s, give_up)
+        except QueryTimeout:  # Neo4j's own timeout won the race: the same message either way
+            raise timeout_error(True) from None
         except KeyboardInterrupt:  # Ctrl-C: do not leave the query running on a shared server
             self._terminate_on_server(cypher, query_user)
             raise
