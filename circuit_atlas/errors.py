@@ -78,3 +78,7 @@ class ModelLoadError(CircuitAtlasError):
 
 class TaskError(CircuitAtlasError):
     """A task file is missing, empty, or lacks what its format needs."""
+
+
+class DictionaryError(CircuitAtlasError):
+    """Transcoder or SAE weights are missing, malformed, or do not fit the model."""

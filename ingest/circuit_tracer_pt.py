@@ -24,11 +24,9 @@ import copyreg
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import numpy as np
-import pandas as pd
-
 from circuit_atlas.errors import InvalidGraphError
-from circuit_atlas.graph import CircuitGraph, GraphMetadata, NodeKind, nodes_from_records
+from circuit_atlas.graph import CircuitGraph, GraphMetadata
+from circuit_atlas.ingest.features.graph_layout import graph_from_adjacency
 from circuit_atlas.ingest.importers import Importer, file_stem, register, register_reader
 from circuit_atlas.ingest.safe_torch import load_torch_file
 
@@ -112,54 +110,7 @@ def parse_circuit_tracer_pt(document: Any, path: Path, graph_id: str | None = No
     n_layers = getattr(cfg, "n_layers", None)
     if not isinstance(n_layers, int) or n_layers < 1:
         raise InvalidGraphError("cfg.n_layers: expected a positive integer")
-    n, n_pos, n_feat, n_logits = adjacency.shape[0], tokens.size, selected.size, probabilities.size
-    if adjacency.shape != (n, n) or n != n_feat + n_layers * n_pos + n_pos + n_logits:
-        raise InvalidGraphError(
-            f"adjacency_matrix: shape {tuple(adjacency.shape)} does not fit {n_feat} features + "
-            f"{n_layers}×{n_pos} errors + {n_pos} tokens + {n_logits} logits"
-        )
-    out_of_range = selected.size and (selected.min() < 0 or selected.max() >= len(active))
-    if active.shape[1:] != (3,) or out_of_range:
-        raise InvalidGraphError("selected_features: indices outside active_features (n × 3)")
-    target_rows, source_rows = np.nonzero(adjacency)  # NaN and ±inf are non-zero: kept
-    weights = adjacency[target_rows, source_rows].astype(np.float64)
-    if not np.isfinite(weights).all():
-        raise InvalidGraphError("adjacency_matrix: contains NaN or infinite weights")
-    targets = _logit_targets(document, n_logits)
-    feature_rows = active[selected]
-    feature_activation = (
-        activations.detach().to("cpu")[torch.from_numpy(selected)].to(torch.float64).numpy()
-        if isinstance(activations, torch.Tensor) and activations.numel() == len(active)
-        else np.full(n_feat, np.nan)
-    )
-    records: list[dict[str, Any]] = [
-        {
-            "kind": NodeKind.FEATURE.value,
-            "layer": int(layer),
-            "pos": int(pos),
-            "feature": int(index),
-            "activation": float(act),
-        }
-        for (layer, pos, index), act in zip(feature_rows, feature_activation)
-    ]
-    records += [
-        {"kind": NodeKind.ERROR.value, "layer": layer, "pos": pos}
-        for layer in range(n_layers)
-        for pos in range(n_pos)
-    ]
-    records += [{"kind": NodeKind.EMBEDDING.value, "pos": pos} for pos in range(n_pos)]
-    records += [
-        {
-            "kind": NodeKind.LOGIT.value,
-            "pos": n_pos - 1,
-            "feature": target.vocab_idx,
-            "token": target.token_str or None,
-            "token_prob": float(p),
-            "is_target_logit": i == 0,
-        }
-        for i, (target, p) in enumerate(zip(targets, probabilities))
-    ]
-    edges = pd.DataFrame({"source": source_rows, "target": target_rows, "weight": weights})
+    targets = _logit_targets(document, probabilities.size)
     scan = document.get("scan_name", document.get("scan"))
     model = getattr(cfg, "model_name", None)
     metadata = GraphMetadata(
@@ -172,7 +123,22 @@ def parse_circuit_tracer_pt(document: Any, path: Path, graph_id: str | None = No
         transcoder_set=scan if isinstance(scan, str) else None,
         extra={"source_file": path.name, "input_token_ids": tokens.tolist()},
     )
-    return CircuitGraph(nodes_from_records(records), edges, metadata)
+    return graph_from_adjacency(
+        adjacency,
+        active=active,
+        selected=selected,
+        activations=(
+            activations.detach().to("cpu").to(torch.float64).numpy()
+            if isinstance(activations, torch.Tensor)
+            else None
+        ),
+        n_layers=n_layers,
+        n_pos=tokens.size,
+        logit_ids=[t.vocab_idx for t in targets],
+        logit_tokens=[t.token_str for t in targets],
+        logit_probabilities=probabilities.tolist(),
+        metadata=metadata,
+    )
 
 
 def _sniff(document: Any) -> bool:

@@ -78,9 +78,28 @@ def default_graph_id(model: str, task: Path, method: str) -> str:
 @click.option(
     "--task",
     "task_path",
-    required=True,
     type=click.Path(path_type=Path),
-    help="Clean/corrupted pairs (CSV or JSONL).",
+    help="Clean/corrupted pairs (CSV or JSONL): a component graph.",
+)
+@click.option(
+    "--transcoders",
+    type=click.Path(path_type=Path),
+    help="Per-layer transcoders (circuit-tracer's layout): a feature graph of one prompt.",
+)
+@click.option("--prompt", help="With --transcoders: the prompt text (a BOS token is put first).")
+@click.option("--tokens", help="With --transcoders: the prompt as token ids, e.g. '1,7,3'.")
+@click.option(
+    "--max-feature-nodes",
+    type=click.IntRange(min=1),
+    help="With --transcoders: keep the N features most influential on the logits (default: all).",
+)
+@click.option("--max-n-logits", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--desired-logit-prob",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=0.95,
+    show_default=True,
+    help="With --transcoders: logit nodes until their probability reaches this.",
 )
 @click.option("--method", type=LazyChoice(_methods), default="eap-ig-inputs", show_default=True)
 @click.option("--metric", type=LazyChoice(_metrics), help="Default: what the task format implies.")
@@ -129,7 +148,13 @@ def default_graph_id(model: str, task: Path, method: str) -> str:
 def attribute(
     state: StoreContext,
     model_source: str,
-    task_path: Path,
+    task_path: Path | None,
+    transcoders: Path | None,
+    prompt: str | None,
+    tokens: str | None,
+    max_feature_nodes: int | None,
+    max_n_logits: int,
+    desired_logit_prob: float,
     method: str,
     metric: str | None,
     intervention: str,
@@ -150,8 +175,37 @@ def attribute(
     plot_path: Path | None,
     out: str,
 ) -> None:
-    """Score every edge of MODEL's component graph on TASK, select and evaluate a circuit,
-    and store the graph (every edge with its score; ``in_graph`` marks the circuit)."""
+    """Attribute MODEL. With --task: score every edge of its component graph on the task,
+    select and evaluate a circuit, and store the graph (every edge with its score; ``in_graph``
+    marks the circuit). With --transcoders: the feature-level attribution graph of one prompt
+    (features, error nodes, tokens, logits; circuit-tracer's method), stored for score, prune,
+    roi, compare and query."""
+    if (task_path is None) == (transcoders is None):
+        raise click.UsageError("give exactly one of --task FILE (components) or --transcoders DIR")
+    if transcoders is not None:
+        from circuit_atlas.cli.feature_graph import run_feature_attribution
+
+        run_feature_attribution(
+            state,
+            model_source=model_source,
+            transcoders=transcoders,
+            prompt=prompt,
+            tokens=tokens,
+            graph_id=graph_id,
+            max_feature_nodes=max_feature_nodes,
+            batch_size=batch_size,
+            max_n_logits=max_n_logits,
+            desired_logit_prob=desired_logit_prob,
+            device=device,
+            dtype=dtype,
+            to_store=to_store,
+            replace=replace,
+            out=out,
+        )
+        return
+    assert task_path is not None
+    if prompt is not None or tokens is not None:
+        raise click.UsageError("--prompt and --tokens go with --transcoders")
     from circuit_atlas.graph import check_graph_id
     from circuit_atlas.ingest.attribution.preflight import check_model_source, read_task_rows
 

@@ -1,0 +1,66 @@
+"""``circuit-atlas attribute --transcoders``: a feature graph stored, scored, and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers.cli import cypher_json, error_lines, run_cli
+from helpers.dictionaries import random_transcoders, write_circuit_tracer_set
+from helpers.models import tiny_model, write_tiny_job
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> tuple[Path, Path, Path]:
+    config, task = write_tiny_job(tmp_path)
+    transcoders = write_circuit_tracer_set(
+        tmp_path / "transcoders", random_transcoders(tiny_model(), seed=2)
+    )
+    return config, task, transcoders
+
+
+@pytest.mark.slow
+def test_a_feature_graph_is_stored_and_scores_like_an_imported_one(bolt_env, job):
+    config, _, transcoders = job
+    result = run_cli(
+        "attribute", "--model", str(config), "--transcoders", str(transcoders),
+        "--tokens", "1,7,3,12,5,9", "--graph-id", "tiny-features", "--batch-size", "4",
+        env=bolt_env, check=True,
+    )  # fmt: skip
+    assert "tiny-features (created)" in result.stdout
+    kinds = cypher_json(
+        bolt_env,
+        "MATCH (n:Node {graph_id: $g}) RETURN n.kind AS kind, count(*) AS n ORDER BY kind",
+        g="tiny-features",
+    )
+    counts = {row["kind"]: row["n"] for row in kinds}
+    assert counts["error"] == 2 * 6 and counts["embedding"] == 6
+    assert counts["feature"] > 10 and 1 <= counts["logit"] <= 10
+    score = run_cli("score", "tiny-features", "--format", "json", env=bolt_env, check=True)
+    assert "replacement" in score.stdout
+    again = run_cli(
+        "attribute", "--model", str(config), "--transcoders", str(transcoders),
+        "--tokens", "1,7,3,12,5,9", "--graph-id", "tiny-features", env=bolt_env, check=True,
+    )  # fmt: skip
+    assert "tiny-features (unchanged)" in again.stdout  # batch size does not change the graph
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "give exactly one of --task FILE (components) or --transcoders DIR"),
+        (["--task", "TASK", "--transcoders", "TC"], "give exactly one of --task FILE"),
+        (["--transcoders", "TC"], "give the prompt as exactly one of --prompt TEXT or --tokens"),
+        (["--transcoders", "TC", "--tokens", "1,x"], "expected token ids such as '1,7,3'"),
+        (["--transcoders", "NOWHERE", "--tokens", "1,2"], "no such folder"),
+        (["--transcoders", "TC", "--tokens", "1,99"], "token id(s) [99] outside"),
+    ],
+)
+def test_bad_feature_graph_requests_get_one_clear_error(bolt_env, job, extra, message):
+    config, task, transcoders = job
+    swap = {"TASK": str(task), "TC": str(transcoders), "NOWHERE": str(task.parent / "none")}
+    args = [swap.get(a, a) for a in extra]
+    result = run_cli("attribute", "--model", str(config), *args, env=bolt_env)
+    assert result.returncode != 0
+    assert message in " ".join(error_lines(result)) or message in result.stderr
