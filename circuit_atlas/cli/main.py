@@ -15,6 +15,7 @@ import click
 from circuit_atlas.cli.attribute import attribute
 from circuit_atlas.cli.compare import compare, consensus
 from circuit_atlas.cli.demo import demo
+from circuit_atlas.cli.export import export
 from circuit_atlas.cli.graphs import cypher, graphs, ingest, rm, show, upgrade
 from circuit_atlas.cli.options import StoreContext, add_connection_options, debug_enabled
 from circuit_atlas.cli.queries import query
@@ -52,6 +53,7 @@ for _command in (
     roi,
     db,
     upgrade,
+    export,
 ):
     cli.add_command(_command)
 add_connection_options(cli)

@@ -21,7 +21,7 @@ def job(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 @pytest.mark.slow
-def test_a_feature_graph_is_stored_and_scores_like_an_imported_one(bolt_env, job):
+def test_a_feature_graph_is_stored_scored_and_exported(bolt_env, job, tmp_path):
     config, _, transcoders = job
     result = run_cli(
         "attribute", "--model", str(config), "--transcoders", str(transcoders),
@@ -44,6 +44,18 @@ def test_a_feature_graph_is_stored_and_scores_like_an_imported_one(bolt_env, job
         "--tokens", "1,7,3,12,5,9", "--graph-id", "tiny-features", env=bolt_env, check=True,
     )  # fmt: skip
     assert "tiny-features (unchanged)" in again.stdout  # batch size does not change the graph
+    out = tmp_path / "tiny.pt"
+    run_cli(
+        "export", "tiny-features", "--format", "circuit-tracer-pt", "--out", str(out),
+        env=bolt_env, check=True,
+    )  # fmt: skip
+    run_cli("ingest", str(out), "--graph-id", "tiny-reimported", env=bolt_env, check=True)
+    both = cypher_json(
+        bolt_env,
+        "MATCH (a:Node)-[e:EDGE]->() WHERE a.graph_id IN ['tiny-features', 'tiny-reimported'] "
+        "RETURN a.graph_id AS g, count(e) AS edges ORDER BY g",
+    )
+    assert both[0]["edges"] == both[1]["edges"] > 100
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Files other tools read, written from a ``CircuitGraph`` (the importers' counterparts)."""
