@@ -26,9 +26,21 @@ DERIVED_FROM = "DERIVED_FROM"
 
 Run = Callable[[str, dict[str, Any]], list[dict[str, Any]]]
 
+# Per-row writes find their nodes by element id, read once per graph with NODE_IDS, rather than
+# by (graph_id, node_key): Neo4j's planner, seeing few rows, sometimes plans the key lookup as a
+# scan of the whole graph filtered per row — quadratic; a 20k-row batch ran for 10 minutes
+# (docs/neo4j.md). An element-id lookup has one plan on both servers.
+NODE_IDS = "MATCH (n:Node {graph_id: $gid}) RETURN n.node_key AS key, elementId(n) AS id"
+
+
+def node_ids(run: Run, graph_id: str) -> dict[str, str]:
+    """``node_key → elementId`` of one graph's nodes (valid while the graph is not deleted)."""
+    return {row["key"]: row["id"] for row in run(NODE_IDS, {"gid": graph_id})}
+
+
 SET_GRAPH_PROPERTIES = "MATCH (g:Graph {graph_id: $gid}) SET g += $props RETURN count(g) AS n"
 SET_NODE_PROPERTIES = (
-    "UNWIND $rows AS row MATCH (n:Node {graph_id: $gid, node_key: row.node_key}) SET n += row.props"
+    "UNWIND $rows AS row MATCH (n:Node) WHERE elementId(n) = row.id SET n += row.props"
 )
 MERGE_SUBGRAPH = (
     "MATCH (g:Graph {graph_id: $gid}) "
@@ -38,8 +50,8 @@ MERGE_SUBGRAPH = (
 CLEAR_MEMBERS = "MATCH (:Node)-[r:PINNED_IN]->(:Subgraph {subgraph_id: $sid}) DELETE r"
 ADD_MEMBERS = (
     "MATCH (s:Subgraph {subgraph_id: $sid}) "
-    "UNWIND $keys AS key "
-    "MATCH (n:Node {graph_id: $gid, node_key: key}) "
+    "UNWIND $ids AS id "
+    "MATCH (n:Node) WHERE elementId(n) = id "
     "MERGE (n)-[:PINNED_IN]->(s)"
 )
 DELETE_SUBGRAPHS = "MATCH (s:Subgraph {graph_id: $gid}) DETACH DELETE s"
@@ -62,8 +74,10 @@ def write_scores(
     "members"}`` with ``members`` the pinned node keys.
     """
     run(SET_GRAPH_PROPERTIES, {"gid": graph_id, "props": graph_props})
+    ids = node_ids(run, graph_id) if node_rows or subgraphs else {}
     if node_rows:
-        run(SET_NODE_PROPERTIES, {"gid": graph_id, "rows": node_rows})
+        rows = [{**row, "id": ids[row["node_key"]]} for row in node_rows if row["node_key"] in ids]
+        run(SET_NODE_PROPERTIES, {"rows": rows})
     for sub in subgraphs:
         sid = sub["subgraph_id"]
         run(
@@ -72,7 +86,8 @@ def write_scores(
         )
         run(CLEAR_MEMBERS, {"sid": sid})
         if sub["members"]:
-            run(ADD_MEMBERS, {"gid": graph_id, "sid": sid, "keys": list(sub["members"])})
+            members = [ids[key] for key in sub["members"] if key in ids]
+            run(ADD_MEMBERS, {"sid": sid, "ids": members})
 
 
 DELETE_ROI_RUN = "MATCH (r:ROI {run_id: $run}) DETACH DELETE r"
@@ -84,7 +99,7 @@ LINK_ROI_GRAPHS = (
 )
 LINK_NODE_MEMBERS = (
     "UNWIND $rows AS row MATCH (r:ROI {roi_id: row.roi_id}) "
-    "MATCH (n:Node {graph_id: $gid, node_key: row.key}) CREATE (n)-[:IN_ROI]->(r)"
+    "MATCH (n:Node) WHERE elementId(n) = row.id CREATE (n)-[:IN_ROI]->(r)"
 )
 LINK_FEATURE_MEMBERS = (
     "UNWIND $rows AS row MATCH (r:ROI {roi_id: row.roi_id}) "
@@ -115,7 +130,9 @@ def write_rois(
     run(CREATE_ROIS, {"rows": roi_rows})
     run(LINK_ROI_GRAPHS, {"run": run_id})
     if member_kind == "node":
-        run(LINK_NODE_MEMBERS, {"rows": members, "gid": scope["graph_id"]})
+        ids = node_ids(run, scope["graph_id"])
+        rows = [{**row, "id": ids[row["key"]]} for row in members if row["key"] in ids]
+        run(LINK_NODE_MEMBERS, {"rows": rows})
     else:
         run(
             LINK_FEATURE_MEMBERS,

@@ -4,9 +4,13 @@ Both run after the store has claimed the graph id (its ``:Graph`` node exists, `
 see ``claims.py``) and merged the graph's shared ``:Feature`` nodes; the store flips the status
 to ``'ready'`` after them.
 
-* :func:`write_over_bolt` — batched ``UNWIND … CREATE`` statements run in the one explicit Bolt
-  transaction that also flips the status: nothing is visible until commit, and a client that
-  dies mid-write leaves a transaction the server rolls back. Used for Neo4j and any remote server.
+* :func:`write_over_bolt` — batched ``UNWIND … CREATE`` statements, each committed in its own
+  transaction after checking that the graph's claim is still this writer's (readers see nothing
+  until the status turns ``'ready'``; a writer that dies midway leaves a ``'loading'`` graph that
+  the next store open removes). Edges and feature links find their nodes by the element ids
+  that creating the nodes returned: one plan on every server (a lookup by ``node_key`` was
+  sometimes planned by Neo4j as a scan of the graph per row). Used for Neo4j and any remote
+  server.
 * :func:`write_bulk_embedded` — the engine's ``GraphBatch`` API, available when this process
   hosts the local ArcadeDB server. It commits in chunks, so atomicity comes from the
   ``status`` flag instead: every read filters on ``'ready'``, and an interrupted load is removed
@@ -104,6 +108,23 @@ MERGE_FEATURES = (
 )
 
 
+CREATE_NODES = (
+    "MATCH (g:Graph {graph_id: $gid}) UNWIND $rows AS r "
+    "CREATE (n:Node)-[:IN_GRAPH]->(g) SET n = r "
+    "RETURN r.node_key AS key, elementId(n) AS id"
+)
+LINK_FEATURES = (
+    "UNWIND $rows AS r MATCH (n:Node) WHERE elementId(n) = r.id "
+    "MATCH (f:Feature {model: r.model, transcoder_set: r.transcoder_set, "
+    "layer: r.layer, feature: r.feature}) CREATE (n)-[:INSTANCE_OF]->(f)"
+)
+CREATE_EDGES = (
+    "UNWIND $rows AS r MATCH (a:Node) WHERE elementId(a) = r.s "
+    "MATCH (b:Node) WHERE elementId(b) = r.t "
+    "CREATE (a)-[e:EDGE]->(b) SET e = r.p"
+)
+
+
 def write_over_bolt(
     run: Run, graph: CircuitGraph, features: list[dict[str, Any]], progress: bool = False
 ) -> None:
@@ -111,7 +132,7 @@ def write_over_bolt(
     transaction) under the already claimed ``:Graph``; ``features``: its ``feature_rows``."""
     gid = graph.graph_id
     nodes = node_property_rows(graph)
-    keys = [row["node_key"] for row in nodes]
+    node_id: dict[str, str] = {}
     edges = edge_property_rows(graph)
     src = graph.edges["source"].to_numpy()
     dst = graph.edges["target"].to_numpy()
@@ -120,33 +141,22 @@ def write_over_bolt(
         total=total, desc=f"write {gid}", unit="row", disable=not progress, leave=False
     ) as bar:
         for batch in sized_batches(nodes):
-            run(
-                "MATCH (g:Graph {graph_id: $gid}) UNWIND $rows AS r "
-                "CREATE (n:Node)-[:IN_GRAPH]->(g) SET n = r",
-                {"gid": gid, "rows": batch},
-            )
+            created = run(CREATE_NODES, {"gid": gid, "rows": batch})
+            node_id.update((row["key"], row["id"]) for row in created)
             bar.update(len(batch))
         for batch in _batches(features, BOLT_BATCH):
             run(
-                "UNWIND $rows AS r MATCH (n:Node {graph_id: $gid, node_key: r.node_key}) "
-                "MATCH (f:Feature {model: r.model, transcoder_set: r.transcoder_set, "
-                "layer: r.layer, feature: r.feature}) CREATE (n)-[:INSTANCE_OF]->(f)",
-                {"gid": gid, "rows": list(batch)},
+                LINK_FEATURES,
+                {"rows": [{**row, "id": node_id[row["node_key"]]} for row in batch]},
             )
             bar.update(len(batch))
+        ids = [node_id[row["node_key"]] for row in nodes]
         starts = edge_batch_bounds(graph)
         for start, stop in zip(starts, [*starts[1:], len(edges)]):
             if start >= stop:
                 continue
-            rows = [
-                {"s": keys[src[i]], "t": keys[dst[i]], "p": edges[i]} for i in range(start, stop)
-            ]
-            run(
-                "UNWIND $rows AS r MATCH (a:Node {graph_id: $gid, node_key: r.s}) "
-                "MATCH (b:Node {graph_id: $gid, node_key: r.t}) "
-                "CREATE (a)-[e:EDGE]->(b) SET e = r.p",
-                {"gid": gid, "rows": rows},
-            )
+            rows = [{"s": ids[src[i]], "t": ids[dst[i]], "p": edges[i]} for i in range(start, stop)]
+            run(CREATE_EDGES, {"rows": rows})
             bar.update(stop - start)
 
 
