@@ -147,6 +147,7 @@ class FrozenReplacement:
         # sources, in the graph's column order after the features: errors, then tokens
         self.active = state.active
         self._decoder_writes = self._feature_writes()
+        self.backward_passes = 0
 
     def _feature_writes(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Per layer: (column indices, positions, a · W_dec rows) of its active features."""
@@ -227,6 +228,7 @@ class FrozenReplacement:
                     out = self._final_output(final["normalized"][b, pos])
                     total = total + out @ (self.W_U[:, index] - self.unembed_mean)
             grads = torch.autograd.grad(total, [*deltas, embed_delta], allow_unused=True)
+        self.backward_passes += 1
         return self._scores(grads, batch)
 
     def _final_output(self, normalized: torch.Tensor) -> torch.Tensor:
@@ -272,15 +274,22 @@ def attribute_features(
     prompt: str | None = None,
     transcoder_set: str | None = None,
     progress: bool = False,
+    stats: dict[str, int] | None = None,
 ) -> CircuitGraph:
     """The attribution graph of one prompt: features, errors, tokens and logits, with every
     feature and logit row (``[selected features, errors, tokens, logits]``, circuit-tracer's
     order). Raises one clear error for token ids outside the vocabulary, dictionaries that do
-    not fit the model, or a hook the model lacks."""
+    not fit the model, or a hook the model lacks. ``stats``, if given, receives the number of
+    backward passes and rows (``benchmarks/feature_attribution.py``)."""
     if batch_size < 1:
         raise ModelLoadError(f"batch size must be at least 1, got {batch_size}")
     ids = check_tokens(model, tokens)
-    dictionaries.check_fits(set(model.model.hook_dict), model.n_layers, model.d_model)
+    hook_names = set(model.model.hook_dict)
+    dictionaries.check_fits(hook_names, model.n_layers, model.d_model)
+    if "ln_final.hook_normalized" not in hook_names:
+        raise ModelLoadError(
+            f"{model.name} has no final LayerNorm/RMSNorm (ln_final), where logit edges are read"
+        )
     if dictionaries.kind != "transcoder":
         raise DictionaryError(
             f"{dictionaries.source}: these are SAEs (each reads and writes one hook); feature "
@@ -302,6 +311,12 @@ def attribute_features(
     selected = _select_features(
         replacement, logit_rows, logits.probabilities, max_feature_nodes, batch_size, progress
     )
+    if stats is not None:
+        stats.update(
+            backward_passes=replacement.backward_passes,
+            rows=len(logits.token_ids) + len(selected),
+            active_features=n_active,
+        )
     order = sorted(selected)
     feature_rows = torch.stack([selected[i] for i in order]) if order else None
     keep = torch.tensor(order, dtype=torch.long)
