@@ -186,12 +186,7 @@ def _load_circuit_tracer(folder: Path) -> DictionarySet:
     import yaml
 
     config_path = folder / CT_CONFIG
-    try:
-        config = yaml.safe_load(config_path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise DictionaryError(f"{config_path}: not valid YAML ({exc})") from None
-    if not isinstance(config, dict):
-        raise DictionaryError(f"{config_path}: expected a mapping of settings")
+    config = _read_settings(config_path, yaml.safe_load, yaml.YAMLError, "YAML")
     kind = config.get("model_kind", "transcoder_set")
     if kind == "cross_layer_transcoder":
         raise DictionaryError(
@@ -279,13 +274,9 @@ def _layer_files(folder: Path, config: dict[str, Any], config_path: Path) -> lis
 # --------------------------------------------------------------------------- SAELens
 def _load_saelens(folder: Path) -> Dictionary:
     cfg_path = folder / SAELENS_CONFIG
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DictionaryError(f"{cfg_path}: not valid JSON ({exc})") from None
-    if not isinstance(cfg, dict):
-        raise DictionaryError(f"{cfg_path}: expected a JSON object")
-    metadata = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+    cfg = _read_settings(cfg_path, json.loads, json.JSONDecodeError, "JSON")
+    raw_metadata = cfg.get("metadata")
+    metadata: dict[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
     architecture = cfg.get("architecture", "standard")
     if architecture not in ("standard", "jumprelu"):
         raise DictionaryError(
@@ -340,6 +331,20 @@ def _load_saelens(folder: Path) -> Dictionary:
 
 
 # --------------------------------------------------------------------------- shared
+def _read_settings(
+    path: Path, parse: Any, errors: type[Exception], language: str
+) -> dict[str, Any]:
+    """A settings file parsed by ``parse`` (YAML ``safe_load`` or ``json.loads``): a mapping,
+    or one error naming the file."""
+    try:
+        settings = parse(path.read_text())
+    except (errors, UnicodeDecodeError) as exc:
+        raise DictionaryError(f"{path}: not valid {language} ({exc})") from None
+    if not isinstance(settings, dict):
+        raise DictionaryError(f"{path}: expected a {language} mapping of settings")
+    return settings
+
+
 def _read_safetensors(file: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
