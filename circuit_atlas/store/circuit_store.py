@@ -619,10 +619,11 @@ class CircuitStore:
             {"node_key": key.encode(), "props": props}
             for key, props in zip(graph.keys(), path_bound_properties(graph))
         ]
-        self._in_write_transaction(
-            lambda run: run(write_back.SET_NODE_PROPERTIES, {"gid": graph_id, "rows": rows})
+        return self._in_write_transaction(
+            lambda run: write_back.set_node_properties(
+                run, rows, write_back.node_ids(run, graph_id)
+            )
         )
-        return len(rows)
 
     def subgraphs(self, graph_id: str) -> list[dict[str, Any]]:
         """Stored pinned subgraphs of a graph, with their member node keys."""

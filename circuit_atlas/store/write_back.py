@@ -61,6 +61,19 @@ LINK_DERIVED = (
 )
 
 
+def set_node_properties(run: Run, node_rows: list[dict[str, Any]], ids: dict[Any, str]) -> int:
+    """Set ``{"node_key", "props"}`` rows on the nodes ``ids`` (from ``node_ids``) names;
+    rows whose key is not stored are skipped. Returns the number of rows written."""
+    rows = [
+        {"id": ids[row["node_key"]], "props": row["props"]}
+        for row in node_rows
+        if row["node_key"] in ids
+    ]
+    if rows:
+        run(SET_NODE_PROPERTIES, {"rows": rows})
+    return len(rows)
+
+
 def write_scores(
     run: Run,
     graph_id: str,
@@ -76,8 +89,7 @@ def write_scores(
     run(SET_GRAPH_PROPERTIES, {"gid": graph_id, "props": graph_props})
     ids = node_ids(run, graph_id) if node_rows or subgraphs else {}
     if node_rows:
-        rows = [{**row, "id": ids[row["node_key"]]} for row in node_rows if row["node_key"] in ids]
-        run(SET_NODE_PROPERTIES, {"rows": rows})
+        set_node_properties(run, node_rows, ids)
     for sub in subgraphs:
         sid = sub["subgraph_id"]
         run(
