@@ -101,8 +101,9 @@ def _first_bad_string(values: pd.Series) -> tuple[int, str] | None:
     return None
 
 
-# metadata.extra keys that say where a graph came from rather than what it is (content_hash).
-PROVENANCE_KEYS = frozenset({"source_file"})
+# metadata.extra keys that say where a graph came from, or how its file presented it (a
+# Neuronpedia file's viewer state and creator fields), rather than what it is (content_hash).
+PROVENANCE_KEYS = frozenset({"source_file", "neuronpedia"})
 
 
 def check_graph_id(graph_id: str) -> None:
@@ -614,10 +615,10 @@ class CircuitGraph:
         edges["source_rank"] = src_rank[edge_order]
         edges["target_rank"] = dst_rank[edge_order]
         digest = hashlib.sha256()
-        metadata = self.metadata
-        if not with_provenance:
-            extra = {k: v for k, v in metadata.extra.items() if k not in PROVENANCE_KEYS}
-            metadata = metadata.model_copy(update={"extra": extra})
+        # Versions before 0.1 hashed every extra key they wrote; "neuronpedia" came later.
+        left_out = {"neuronpedia"} if with_provenance else PROVENANCE_KEYS
+        extra = {k: v for k, v in self.metadata.extra.items() if k not in left_out}
+        metadata = self.metadata.model_copy(update={"extra": extra})
         digest.update(metadata.model_dump_json().encode())
         for table in (nodes, edges):
             for column in sorted(table.columns):

@@ -51,6 +51,13 @@ from circuit_atlas.graph import (
 from circuit_atlas.ingest.importers import MAX_LAYERS, Importer, register
 
 FORMAT_NAME = "neuronpedia"
+# metadata.extra key holding what the file says beyond the graph (see ``kept_fields``).
+NEURONPEDIA_EXTRA = "neuronpedia"
+MAPPED_METADATA = {"slug", "scan", "prompt", "prompt_tokens", "schema_version", "info",
+                   "pruning_settings"}  # fmt: skip
+MAPPED_INFO = {"generator", "transcoder_set", "create_time_ms"}
+MAPPED_GENERATOR = {"name", "version"}
+MAPPED_PRUNING = {"node_threshold", "edge_threshold"}
 
 FEATURE_TYPES: dict[str, NodeKind] = {
     "cross layer transcoder": NodeKind.FEATURE,
@@ -344,6 +351,30 @@ def check_layers(records: list[dict[str, Any]]) -> None:
             )
 
 
+def _unmapped(value: Any, mapped: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in value.items() if k not in mapped} if isinstance(value, dict) else {}
+
+
+def kept_fields(document: dict[str, Any]) -> dict[str, Any]:
+    """What the file says that the graph has no column for — the viewer state ``qParams``
+    (pinned ids, supernodes, link type), ``generation_settings``, the creator and links in
+    ``info``, … — kept in ``metadata.extra["neuronpedia"]`` so the exporter
+    (``circuit_atlas/exporters/neuronpedia.py``) writes the file back whole. It describes how the
+    file presented the graph, not the graph, so ``content_hash`` leaves it out."""
+    metadata = document["metadata"]
+    info = metadata.get("info")
+    kept = {
+        "metadata": _unmapped(metadata, MAPPED_METADATA),
+        "info": _unmapped(info, MAPPED_INFO),
+        "generator": _unmapped(
+            info.get("generator") if isinstance(info, dict) else None, MAPPED_GENERATOR
+        ),  # fmt: skip
+        "pruning_settings": _unmapped(metadata.get("pruning_settings"), MAPPED_PRUNING),
+        "qParams": document.get("qParams") if isinstance(document.get("qParams"), dict) else {},
+    }
+    return {k: v for k, v in kept.items() if v}
+
+
 def parse_neuronpedia(document: Any, path: Path, graph_id: str | None = None) -> CircuitGraph:
     data = NeuronpediaGraphFile.model_validate(document)
     meta = data.metadata
@@ -389,7 +420,11 @@ def parse_neuronpedia(document: Any, path: Path, graph_id: str | None = None) ->
         node_threshold=pruning.get("node_threshold", meta.node_threshold),
         edge_threshold=pruning.get("edge_threshold"),
         created_at=created,
-        extra={"source_file": path.name, "slug": meta.slug},
+        extra={
+            "source_file": path.name,
+            "slug": meta.slug,
+            NEURONPEDIA_EXTRA: kept_fields(document),
+        },
     )
     return CircuitGraph(nodes, edges, metadata)
 

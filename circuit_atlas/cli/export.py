@@ -8,7 +8,8 @@ import click
 
 from circuit_atlas.cli.options import StoreContext, pass_ctx
 
-FORMATS = ("circuit-tracer-pt",)
+FORMATS = ("circuit-tracer-pt", "neuronpedia")
+FRACTION = click.FloatRange(0.0, 1.0)
 
 
 @click.command()
@@ -18,14 +19,56 @@ FORMATS = ("circuit-tracer-pt",)
     "file_format",
     type=click.Choice(FORMATS),
     required=True,
-    help="circuit-tracer-pt: circuit-tracer's Graph.to_pt (its Graph.from_pt reads it).",
+    help="circuit-tracer-pt: circuit-tracer's Graph.to_pt (its Graph.from_pt reads it), the "
+    "exact unpruned graph. neuronpedia: the graph JSON Neuronpedia's viewer loads.",
 )
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--node-threshold",
+    type=FRACTION,
+    help="neuronpedia: prune to this cumulative share of node influence first (default 0.8 for "
+    "a graph never pruned; a graph already pruned, e.g. imported from Neuronpedia, is written "
+    "as it is).",
+)
+@click.option(
+    "--edge-threshold",
+    type=FRACTION,
+    help="neuronpedia: with pruning, keep edges up to this cumulative share (default 0.98).",
+)
 @pass_ctx
-def export(state: StoreContext, graph_id: str, file_format: str, out_path: Path) -> None:
-    """Write GRAPH_ID's exact, unpruned graph (from its artifact) to --out."""
-    from circuit_atlas.exporters.circuit_tracer_pt import write_circuit_tracer_pt
-
+def export(
+    state: StoreContext,
+    graph_id: str,
+    file_format: str,
+    out_path: Path,
+    node_threshold: float | None,
+    edge_threshold: float | None,
+) -> None:
+    """Write GRAPH_ID (from its exact artifact) to --out."""
     graph = state.store().read_artifact(graph_id)
-    write_circuit_tracer_pt(graph, out_path)
-    click.echo(f"wrote {out_path} ({file_format}: {graph.n_nodes} nodes, {graph.n_edges} edges)")
+    if file_format == "circuit-tracer-pt":
+        if node_threshold is not None or edge_threshold is not None:
+            raise click.UsageError(
+                "--node-threshold/--edge-threshold apply to --format neuronpedia"
+            )
+        from circuit_atlas.exporters.circuit_tracer_pt import write_circuit_tracer_pt
+
+        write_circuit_tracer_pt(graph, out_path)
+        click.echo(
+            f"wrote {out_path} ({file_format}: {graph.n_nodes} nodes, {graph.n_edges} edges)"
+        )
+        return
+    from circuit_atlas.exporters.neuronpedia import pruned_for_neuronpedia, write_neuronpedia_json
+
+    written = pruned_for_neuronpedia(graph, node_threshold, edge_threshold)
+    write_neuronpedia_json(written, out_path)
+    pruning = (
+        f"pruned {written.metadata.node_threshold:g}/{written.metadata.edge_threshold:g} "
+        f"from {graph.n_nodes} nodes, {graph.n_edges} edges"
+        if written is not graph
+        else "as stored"
+    )
+    click.echo(
+        f"wrote {out_path} (neuronpedia: {written.n_nodes} nodes, {written.n_edges} links, "
+        f"{pruning})"
+    )

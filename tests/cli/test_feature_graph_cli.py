@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,19 @@ def test_a_feature_graph_is_stored_scored_and_exported(bolt_env, job, tmp_path):
         "RETURN a.graph_id AS g, count(e) AS edges ORDER BY g",
     )
     assert both[0]["edges"] == both[1]["edges"] > 100
+    json_out = tmp_path / "tiny.json"
+    exported = run_cli(
+        "export", "tiny-features", "--format", "neuronpedia", "--out", str(json_out),
+        env=bolt_env, check=True,
+    )  # fmt: skip
+    assert "pruned 0.8/0.98" in exported.stdout
+    document = json.loads(json_out.read_text())
+    assert document["metadata"]["slug"] == "tiny-features"
+    assert document["metadata"]["pruning_settings"] == {
+        "node_threshold": 0.8,
+        "edge_threshold": 0.98,
+    }
+    assert 0 < len(document["links"]) < both[0]["edges"]
 
 
 @pytest.mark.parametrize(
