@@ -78,6 +78,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", names, indirect=True)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``-n`` (pytest-xdist, ``--dist loadgroup``) every Neo4j-leg test runs on one worker:
+    they share Neo4j's one database, which each empties first."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "neo4j":
+            item.add_marker(pytest.mark.xdist_group("neo4j"))
+
+
 @pytest.fixture(scope="session")
 def neo4j_connection() -> dict[str, str]:
     """NEO4J_* of the Neo4j server ``.ci/neo4j/ctl start`` started, or a skip saying why."""

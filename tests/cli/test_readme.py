@@ -5,7 +5,8 @@ What cannot run here is swapped for its nearest runnable form, and each swap is 
 with its reason (and checked still to match a README line, so the list cannot rot): the model
 part of the demo (its own test runs it: ``test_local_server.py``), the attribution examples
 (on the tiny config of ``helpers.models``; SmolLM2 takes minutes to load here, GPT-2 needs a GPU
-and its weights) and the ``<run id>`` placeholders (the id the ROI command printed).
+and its weights), transcoder training (its ``--help``: minutes on SmolLM2) and the ``<run id>``
+placeholders (the id the ROI command printed).
 """
 
 from __future__ import annotations
@@ -137,6 +138,11 @@ SWAPS: dict[str, Callable[[Workspace], str]] = {
     # the model part has its own test; here the bundled graphs matter
     "circuit-atlas demo": lambda ws: "circuit-atlas demo --no-model",
     "circuit-atlas attribute --model smollm2-135m": tiny_attribution,
+    # minutes on SmolLM2 (and the tiny model has no tokenizer for text): the recipe is tested
+    # in tests/unit/test_transcoder_training.py, its SmolLM2 result by the demo's test
+    "circuit-atlas train-transcoders --model smollm2-135m": lambda ws: (
+        "circuit-atlas train-transcoders --help"
+    ),
     "circuit-atlas attribute --model gpt2": tiny_gpu_example,
 }
 # Files a command needs that the README says how to make.

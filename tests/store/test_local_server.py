@@ -98,9 +98,21 @@ def test_demo_runs_and_its_graphs_are_queryable(tmp_path: Path):
         "gpt2-ioi-eap-ig",
         "nobelcomesfromth-1761108237891",
     ]
-    assert ids[4].startswith("roi-louvain-") and ids[4].endswith("-quotient")
-    assert ids[5:] == (["smollm2-ioi-eap-ig"] if with_model else [])
+    quotients = [i for i in ids if i.startswith("roi-louvain-") and i.endswith("-quotient")]
+    assert len(quotients) == (2 if with_model else 1)
+    model_graphs = [
+        "smollm2-capital-features",
+        "smollm2-capital-features--pruned-0.8-0.98",
+        "smollm2-ioi-eap-ig",
+    ]
+    assert ids[4 + len(quotients) :] == (model_graphs if with_model else [])
     if with_model:
+        # the feature graph through the shipped transcoders, reported honestly
+        assert "transcoders' variance explained (held out), by layer:" in result.stdout
+        score = next(line for line in result.stdout.splitlines() if "replacement score" in line)
+        replacement = float(score.split("replacement score ")[1].split(",")[0])
+        assert 0.0 < replacement < 1.0
+        assert "ROIs:" in result.stdout and "smollm2-capital-features-rois.html" in result.stdout
         # the real model answers IOI as the issue says, and its whole graph is queryable
         assert "logit difference 6.1" in result.stdout
         assert "faithfulness" in result.stdout and "CPR" in result.stdout
