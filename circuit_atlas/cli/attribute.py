@@ -107,6 +107,14 @@ def default_graph_id(model: str, task: Path, method: str) -> str:
     "--intervention", type=LazyChoice(_interventions), default="patching", show_default=True
 )
 @click.option("--ig-steps", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option(
+    "--ig-rule",
+    type=click.Choice(["left", "right", "midpoint"]),
+    default="left",
+    show_default=True,
+    help="Integrated-gradients points α: left k/m (hannamw/EAP-IG's, so MIB's numbers), "
+    "right (k+1)/m (one step = EAP), midpoint (k+½)/m (converges fastest).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--aggregate", type=LazyChoice(_aggregations), default="sum", show_default=True)
 @click.option("--corrupted-column", default="corrupted", show_default=True)
@@ -159,6 +167,7 @@ def attribute(
     metric: str | None,
     intervention: str,
     ig_steps: int,
+    ig_rule: str,
     batch_size: int,
     aggregate: str,
     corrupted_column: str,
@@ -237,6 +246,7 @@ def attribute(
         metric=metric,
         intervention=intervention,
         ig_steps=ig_steps,
+        ig_rule=ig_rule,
         batch_size=batch_size,
         aggregation=aggregate,
         selection=selection,

@@ -67,6 +67,7 @@ def to_circuit_graph(
                 "intervention": result.intervention,
                 "aggregation": result.aggregation,
                 "ig_steps": result.settings.get("ig_steps"),
+                "ig_rule": result.settings.get("ig_rule"),
                 "n_examples": result.n_examples,
                 "dropped_pairs": result.settings.get("dropped_pairs"),
                 "clean_metric": result.clean_metric,

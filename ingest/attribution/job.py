@@ -41,6 +41,7 @@ class JobSettings:
     metric: str | None = None
     intervention: str = "patching"
     ig_steps: int = 5
+    ig_rule: str = "left"  # methods.DEFAULT_IG_RULE: the reference's left Riemann sum
     batch_size: int = 8
     aggregation: str = "sum"
     selection: str = "topn"
@@ -108,6 +109,7 @@ def run_job(
         task,
         settings.method,
         ig_steps=settings.ig_steps,
+        ig_rule=settings.ig_rule,
         aggregation=settings.aggregation,
         **common,
     )

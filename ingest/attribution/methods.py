@@ -76,6 +76,25 @@ class BatchContext:
     metric: Callable[[torch.Tensor], torch.Tensor]
     ig_steps: int
     progress: Any
+    ig_rule: str = "left"
+
+    def alphas(self) -> list[float]:
+        return ig_alphas(self.ig_steps, self.ig_rule)
+
+
+# Where integrated gradients evaluates the path from counterfactual (α = 0) to clean (α = 1):
+# hannamw/EAP-IG (and so MIB's published numbers) uses the left Riemann sum, α = k/m for
+# k = 0 … m−1; "right" is k = 1 … m (one step is then plain EAP); "midpoint" (k + ½)/m, whose
+# error shrinks as 1/m² (tests/unit/test_attribution.py shows it converging fastest).
+IG_RULES = ("left", "right", "midpoint")
+DEFAULT_IG_RULE = "left"
+
+
+def ig_alphas(steps: int, rule: str) -> list[float]:
+    offset = {"left": 0.0, "right": 1.0, "midpoint": 0.5}.get(rule)
+    if offset is None:
+        raise CircuitAtlasError(f"unknown IG rule {rule!r}: choose one of {', '.join(IG_RULES)}")
+    return [(k + offset) / steps for k in range(steps)]
 
 
 Method = Callable[[BatchContext, torch.Tensor], None]
@@ -114,17 +133,18 @@ def eap_ig_inputs(ctx: BatchContext, scores: torch.Tensor) -> None:
     clean = new_activations(ctx.graph, ctx.batch, ctx.model)
     start = ctx.counterfactual[:, :, 0]
     target = ctx.model.embeddings(ctx.batch.clean)
-    for step in range(1, ctx.ig_steps + 1):
-        alpha = step / ctx.ig_steps
-        last = step == ctx.ig_steps  # α = 1 is the clean input: record its outputs
+    alphas = ctx.alphas()
+    for alpha in alphas:
         grads.run(
             ctx.metric,
             ctx.batch.clean,
             input_value=start + alpha * (target - start),
-            record_into=clean if last else None,
-            weight=1.0 / ctx.ig_steps,
+            record_into=clean if alpha == 1.0 else None,  # α = 1 is the clean input
+            weight=1.0 / len(alphas),
         )
         ctx.progress.update(1)
+    if 1.0 not in alphas:
+        clean, _ = record_outputs(ctx.model, ctx.graph, ctx.batch.clean, ctx.batch)
     grads.contract(ctx.counterfactual - clean, scores)
 
 
@@ -132,15 +152,15 @@ def eap_ig_inputs(ctx: BatchContext, scores: torch.Tensor) -> None:
 def eap_ig_activations(ctx: BatchContext, scores: torch.Tensor) -> None:
     clean, _ = record_outputs(ctx.model, ctx.graph, ctx.batch.clean, ctx.batch)
     grads = GradientPass(ctx.model, ctx.graph, ctx.batch)
-    for step in range(1, ctx.ig_steps + 1):
-        alpha = step / ctx.ig_steps
+    alphas = ctx.alphas()
+    for alpha in alphas:
         targets = ctx.counterfactual + alpha * (clean - ctx.counterfactual)
         grads.run(
             ctx.metric,
             ctx.batch.clean,
             input_value=targets[:, :, 0],
             output_values=targets,
-            weight=1.0 / ctx.ig_steps,
+            weight=1.0 / len(alphas),
         )
         ctx.progress.update(1)
     grads.contract(ctx.counterfactual - clean, scores)
@@ -217,6 +237,7 @@ def attribute(
     batch_size: int = 8,
     aggregation: str = "sum",
     progress: bool = True,
+    ig_rule: str = DEFAULT_IG_RULE,
 ) -> AttributionResult:
     """Score every edge of ``model``'s component graph on ``task`` with ``method``."""
     if method not in METHODS:
@@ -229,6 +250,7 @@ def attribute(
         raise CircuitAtlasError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
     if ig_steps < 1:
         raise CircuitAtlasError("--ig-steps must be at least 1")
+    ig_alphas(ig_steps, ig_rule)  # an unknown rule fails before any work
     metric_name = metric or task.default_metric
     metric_fn = get_metric(metric_name)
     graph = ComponentGraph.of(model)
@@ -258,7 +280,7 @@ def attribute(
 
         clean_total += float(measure(clean_logits).sum())
         cf_total += float(measure(cf_logits).sum())
-        context = BatchContext(model, graph, batch, counterfactual, measure, ig_steps, bar)
+        context = BatchContext(model, graph, batch, counterfactual, measure, ig_steps, bar, ig_rule)
         METHODS[method](context, scores)
         if per_batch == 1:
             bar.update(1)
@@ -279,6 +301,7 @@ def attribute(
         counterfactual_metric=cf_total / n,
         settings={
             "ig_steps": ig_steps,
+            "ig_rule": ig_rule,
             "batch_size": batch_size,
             "task": task.name,
             "dropped_pairs": len(task.dropped),

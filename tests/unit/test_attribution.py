@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.ingest.attribution.component_graph import ComponentGraph
 from circuit_atlas.ingest.attribution.engine import patched_metric, record_outputs
 from circuit_atlas.ingest.attribution.methods import METHODS, attribute
@@ -141,29 +142,56 @@ def test_patching_everything_gives_the_corrupted_metric_and_nothing_the_clean(mo
         assert torch.allclose(patched_none, measure(model.model(batch.clean)), atol=1e-5)
 
 
-def test_eap_ig_inputs_converges_to_exact_patching_of_the_input_edges():
-    """IG completeness: the input node's edges sum to m(cf) − m(clean), which is exactly what
-    patching all of the input's edges does; the error shrinks as steps grow."""
+def ig_errors(rule: str, steps: tuple[int, ...]) -> tuple[list[float], float]:
+    """|Σ input-node edge scores − (m(cf) − m(clean))| for each step count (IG completeness:
+    patching every input edge is exactly that difference)."""
     model = tiny_model(seed=3)
     task = random_task(n=4, seed=5)
-    exact_total = None
+    exact_total = 0.0
     errors = []
-    for steps in (2, 4, 8, 16, 32):
+    for m in steps:
         result = attribute(
-            model, task, "eap-ig-inputs", ig_steps=steps, batch_size=4, progress=False
+            model, task, "eap-ig-inputs", ig_steps=m, ig_rule=rule, batch_size=4, progress=False
         )
         exact_total = (result.counterfactual_metric - result.clean_metric) * len(task.examples)
         errors.append(abs(result.scores[0].sum() - exact_total))
+    return errors, abs(exact_total)
+
+
+@pytest.mark.parametrize("rule", ["left", "right"])
+def test_eap_ig_inputs_converges_to_exact_patching_of_the_input_edges(rule):
+    """Left (the reference's) and right Riemann sums: error O(1/steps) (from 4 steps on; at 2
+    the left sum's error happens to be small here)."""
+    errors, total = ig_errors(rule, (4, 8, 16, 32))
     assert all(a > b for a, b in zip(errors, errors[1:])), errors
-    assert errors[-1] < errors[1] / 4  # the Riemann sum's O(1/steps)
-    assert errors[-1] < 0.05 * abs(exact_total)
+    assert errors[-1] < errors[0] / 4
+    assert errors[-1] < 0.05 * total
 
 
-def test_one_ig_step_is_eap(model):
+def test_the_midpoint_rule_converges_fastest():
+    """Midpoint's error falls at least as 1/steps² and sits below both one-sided sums from 4
+    steps on; the default stays left, which is what hannamw/EAP-IG and MIB's numbers use."""
+    steps = (4, 8, 16)
+    midpoint, _ = ig_errors("midpoint", steps)
+    for rule in ("left", "right"):
+        other, _ = ig_errors(rule, steps)
+        assert all(m < o / 2 for m, o in zip(midpoint, other)), (midpoint, other)
+    assert midpoint[-1] < midpoint[0] / 12  # 4× the steps: ≥ 16× smaller if O(1/m²)
+
+
+def test_one_ig_step_is_eap_with_the_right_rule_and_a_corrupted_gradient_with_the_left(model):
     task = random_task()
     eap = attribute(model, task, "eap", progress=False).scores
-    ig1 = attribute(model, task, "eap-ig-inputs", ig_steps=1, progress=False).scores
-    np.testing.assert_allclose(ig1, eap, atol=1e-10)
+    right = attribute(model, task, "eap-ig-inputs", ig_steps=1, ig_rule="right", progress=False)
+    np.testing.assert_allclose(right.scores, eap, atol=1e-10)
+    left = attribute(model, task, "eap-ig-inputs", ig_steps=1, progress=False)
+    assert left.settings["ig_rule"] == "left"
+    assert not np.allclose(left.scores, eap)
+
+
+def test_an_unknown_ig_rule_is_refused(model):
+    with pytest.raises(CircuitAtlasError, match="unknown IG rule 'trapezoid'"):
+        attribute(model, random_task(), "eap-ig-inputs", ig_rule="trapezoid", progress=False)
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
