@@ -422,6 +422,7 @@ def query_arguments(graph_id: str, run_id: str) -> dict[str, dict[str, Any]]:
         "roi_edges": {"run_id": run_id},
         "roi_influence": {"run_id": run_id},
         "rois_with_feature": {"layer": 18, "feature": 10102},
+        "search_features": {"text": "spanish"},
     }
     assert set(arguments) == set(library()), "give every named query arguments here"
     return arguments
@@ -797,3 +798,32 @@ def test_a_runaway_named_query_times_out(dollar):
     # proves the caller stopped waiting; the slack is for stopping it on a loaded CI machine
     assert time.perf_counter() - started < 30
     assert len(run_query(store, "strongest_paths", {**values, "max_length": 2, "k": 10}, 30)) == 10
+
+
+def test_feature_search_by_label_token_and_index_matches_the_graph_itself(fresh_store):
+    dollar = load_graph(bundled("dollar.json.gz"), graph_id="dollar")
+    bee = load_graph(bundled("bee-insect-clt.json.gz"))
+    for graph in (dollar, bee):
+        fresh_store.write_graph(graph)
+    nodes = pd.concat(
+        [g.nodes.assign(graph_id=g.graph_id) for g in (dollar, bee)], ignore_index=True
+    )
+    features = nodes[nodes["kind"] == "feature"]
+
+    def expected(mask: pd.Series) -> list[tuple[str, int, int, int]]:
+        chosen = features[mask]
+        rows = zip(chosen["graph_id"], chosen["layer"], chosen["feature"], chosen["pos"])
+        return sorted((g, int(layer), int(f), int(p)) for g, layer, f, p in rows)
+
+    def found(**params: Any) -> list[tuple[str, int, int, int]]:
+        rows = run_query(fresh_store, "search_features", {"k": 100_000, **params})
+        return list(zip(rows["graph_id"], rows["layer"], rows["feature"], rows["pos"]))
+
+    by_text = expected(features["label"].fillna("").str.lower().str.contains("spanish"))
+    assert by_text and found(text="SpAnIsH") == by_text
+    assert found(token="Mexico") == expected(features["token"] == "Mexico")
+    layer, index = int(features["layer"].iloc[0]), int(features["feature"].iloc[0])
+    both = (features["layer"] == layer) & (features["feature"] == index)
+    assert found(layer=layer, feature=index) == expected(both)
+    assert found(text="spanish", graph_ids=["dollar"]) == [r for r in by_text if r[0] == "dollar"]
+    assert found(text="no label says this") == []
