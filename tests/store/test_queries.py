@@ -601,9 +601,16 @@ def test_corpus_queries_leave_derived_graphs_out_unless_asked(fresh_store: Circu
         f"{layer}|{index}": n for (layer, index), n in expected.items()
     }
 
+    layer, index = min(features(pruned) & features(consensus))
+    found = run("search_features", layer=layer, feature=index)
+    assert sorted(set(found["graph_id"])) == [p0, p1]
+    found = run("search_features", layer=layer, feature=index, include_derived=True)
+    assert sorted(set(found["graph_id"])) == sorted([p0, p1, consensus.graph_id, pruned.graph_id])
+
     flagged = {q.name for q in library().values() if "include_derived" in parameter_names(q)}
     checked = {"shared_features", "feature_jaccard", "graphs_with_feature", "graphs_with_motif",
-               "subgraph_scores", "rois_with_feature", "roi_members"}  # fmt: skip
+               "subgraph_scores", "rois_with_feature", "roi_members",
+               "search_features"}  # fmt: skip
     assert flagged == checked, "test include_derived of every query that has it here"
 
 
