@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from circuit_atlas.cli.options import StoreContext, pass_ctx
+from circuit_atlas.cli.scores import FRACTION
 
 FORMATS = ("circuit-tracer-pt", "neuronpedia")
-FRACTION = click.FloatRange(0.0, 1.0)
 
 
 @click.command()
