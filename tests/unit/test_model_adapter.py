@@ -23,6 +23,8 @@ from transformers import (
 from circuit_atlas.ingest.attribution.component_graph import ComponentGraph
 from circuit_atlas.ingest.attribution.model_adapter import load_model
 
+from helpers.skips import skip_test
+
 torch.set_num_threads(1)
 WORDS = ["<pad>", "<unk>", "When", "Mary", "and", "John", "went", "to", "the", "store", ","]
 
@@ -79,7 +81,7 @@ def test_greater_than_years_become_answers_and_foils(tmp_path: Path):
 
     source = SHARED / "tasks" / "greater_than.csv"
     if not source.exists():
-        pytest.skip("../shared/data is absent")
+        skip_test("../shared/data is absent")
     years = [f"{y:02d}" for y in range(100)]
     words = ["<pad>", "<unk>", *years, "The", "lasted", "from", "the", "year", "to"]
     vocab = {word: i for i, word in enumerate(words)}
