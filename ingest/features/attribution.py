@@ -5,7 +5,9 @@ The method of circuit-tracer (Ameisen et al., 2025, "Circuit Tracing"), with its
 
 * each MLP is replaced by its transcoder: the MLP output at (layer, position) is the sum of the
   active features' decoder vectors ``a · W_dec[f]``, ``b_dec``, the optional skip term and an
-  *error node* (MLP output − reconstruction), which makes the replacement exact on the prompt;
+  *error node* (MLP output − reconstruction), which makes the replacement exact on the prompt.
+  A cross-layer transcoder's feature writes into its own layer's output and every later one's,
+  so its edge to a target sums those writes' direct effects;
 * attention patterns and every norm's scale (LayerNorm/RMSNorm denominators, ``ln_final``'s too)
   are frozen at their values on the prompt, and the MLP outputs are constants, so every target
   is a linear function of the sources: token embeddings ``W_E[token]``, feature writes and error
@@ -82,15 +84,18 @@ def prompt_state(
         hooks.append((d.output_hook, keep(outputs, d.layer)))
     with torch.no_grad():
         logits = model.run(tokens[None], hooks=hooks)[0, -1]
-    activations, errors, active, values = [], [], [], []
+    activations = []
     for d in dictionaries.layers:
-        x_in = inputs[d.layer]
-        acts = d.encode(x_in)
+        acts = d.encode(inputs[d.layer])
         acts[:ZERO_POSITIONS] = 0
-        error = outputs[d.layer] - d.decode(acts, x_in)
-        error[:ZERO_POSITIONS] = 0
         activations.append(acts)
-        errors.append(error)
+    errors = [
+        output - reconstruction
+        for output, reconstruction in zip(outputs, dictionaries.reconstruct(activations, inputs))
+    ]
+    active, values = [], []
+    for d, acts, error in zip(dictionaries.layers, activations, errors):
+        error[:ZERO_POSITIONS] = 0
         pos, feat = torch.nonzero(acts, as_tuple=True)
         active.append(torch.stack([torch.full_like(pos, d.layer), pos, feat], dim=1))
         values.append(acts[pos, feat])
@@ -150,15 +155,27 @@ class FrozenReplacement:
         self.backward_passes = 0
 
     def _feature_writes(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Per layer: (column indices, positions, a · W_dec rows) of its active features."""
-        writes = []
+        """Per output layer: (column indices, positions, a · decoder rows) of the active
+        features that write into it: its own, and a cross-layer transcoder's earlier layers'.
+        Within one layer each column appears once."""
+        parts: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = [
+            [] for _ in self.dictionaries.layers
+        ]
         for d in self.dictionaries.layers:
             mask = self.active[:, 0] == d.layer
             columns = torch.nonzero(mask, as_tuple=True)[0]
             pos, feat = self.active[mask, 1], self.active[mask, 2]
             acts = self.state.activations[d.layer][pos, feat]
-            writes.append((columns, pos, acts[:, None] * d.W_dec[feat]))
-        return writes
+            for target in d.output_layers:
+                parts[target].append((columns, pos, acts[:, None] * d.decoder_to(target)[feat]))
+        return [
+            (
+                torch.cat([c for c, _, _ in layer_parts]),
+                torch.cat([p for _, p, _ in layer_parts]),
+                torch.cat([w for _, _, w in layer_parts]),
+            )
+            for layer_parts in parts
+        ]
 
     @property
     def n_sources(self) -> int:
@@ -246,7 +263,7 @@ class FrozenReplacement:
             grad = zeros if grad is None else grad.detach().cpu()
             columns, pos, writes = self._decoder_writes[layer]
             if len(columns):
-                out[:, columns] = torch.einsum("bnd,nd->bn", grad[:, pos], writes.cpu()).double()
+                out[:, columns] += torch.einsum("bnd,nd->bn", grad[:, pos], writes.cpu()).double()
             error = self.state.errors[layer].cpu()
             start = n_feat + layer * self.n_pos
             out[:, start : start + self.n_pos] = torch.einsum("bpd,pd->bp", grad, error).double()

@@ -7,7 +7,7 @@ no file can run code.
 
 **circuit-tracer** (0.5.0), a folder with ``config.yaml``::
 
-    model_kind: transcoder_set            # cross_layer_transcoder is refused, with a reason
+    model_kind: transcoder_set            # or cross_layer_transcoder (below)
     feature_input_hook: ln2.hook_normalized   # relative to blocks.{layer}
     feature_output_hook: hook_mlp_out
     transcoders: [layer_0.safetensors, …] # optional; local paths, index = layer
@@ -18,6 +18,13 @@ and ``layer_{i}.safetensors`` holding ``W_enc`` [d_transcoder, d_model], ``W_dec
 ``W_skip`` [d_model, d_model] and ``activation_function.threshold`` [d_transcoder] (JumpReLU,
 ``pre * (pre > threshold)``). Encoding is ``act(x @ W_enc.T + b_enc)``; decoding
 ``a @ W_dec + b_dec (+ x @ W_skip.T)`` — circuit-tracer's ``SingleLayerTranscoder``.
+
+A **cross-layer transcoder** (``model_kind: cross_layer_transcoder``, circuit-tracer's
+``load_clt`` layout; files in the folder or in its ``subfolder``) holds, per layer ``i`` of ``n``,
+``W_enc_{i}.safetensors`` with ``W_enc_{i}`` [d_transcoder, d_model], ``b_enc_{i}``, ``b_dec_{i}``
+and optionally ``threshold_{i}``, and ``W_dec_{i}.safetensors`` with ``W_dec_{i}``
+[d_transcoder, n − i, d_model]: a feature read at layer ``i`` writes into the MLP outputs of
+layers ``i … n−1``, and layer ``l``'s output is ``b_dec_l`` plus every such write into it.
 
 **SAELens** (5.x and 6.x), a folder with ``cfg.json`` and ``sae_weights.safetensors``
 (``W_enc`` [d_in, d_sae], ``W_dec`` [d_sae, d_out], ``b_enc``, ``b_dec``, ``threshold`` for
@@ -59,7 +66,7 @@ class Dictionary:
     input_hook: str  # full TransformerLens hook name, e.g. blocks.3.ln2.hook_normalized
     output_hook: str  # e.g. blocks.3.hook_mlp_out (an SAE: the input hook)
     W_enc: torch.Tensor  # [d_features, d_in]
-    W_dec: torch.Tensor  # [d_features, d_out]
+    W_dec: torch.Tensor  # [d_features, d_out]; cross-layer: [d_features, n_layers − layer, d_out]
     b_enc: torch.Tensor  # [d_features]
     b_dec: torch.Tensor  # [d_out]
     threshold: torch.Tensor | None = None  # JumpReLU: a feature is on where pre > threshold
@@ -75,7 +82,23 @@ class Dictionary:
 
     @property
     def d_out(self) -> int:
-        return int(self.W_dec.shape[1])
+        return int(self.W_dec.shape[-1])
+
+    @property
+    def cross_layer(self) -> bool:
+        """Whether its features write into this layer's output and every later one's."""
+        return self.W_dec.ndim == 3
+
+    @property
+    def output_layers(self) -> range:
+        """The layers whose MLP outputs these features write into."""
+        return range(self.layer, self.layer + (self.W_dec.shape[1] if self.cross_layer else 1))
+
+    def decoder_to(self, layer: int) -> torch.Tensor:
+        """``[d_features, d_out]``: what each feature, at activation 1, writes into ``layer``."""
+        if layer not in self.output_layers:
+            raise DictionaryError(f"layer {self.layer}'s features do not write into layer {layer}")
+        return self.W_dec[:, layer - self.layer] if self.cross_layer else self.W_dec
 
     @property
     def activation(self) -> str:
@@ -94,6 +117,14 @@ class Dictionary:
         return self.activate(self.pre_activations(x))
 
     def decode(self, acts: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """This layer's reconstruction from its own features (per-layer transcoders and SAEs;
+        a cross-layer transcoder's layer output needs every earlier layer: see
+        :meth:`DictionarySet.reconstruct`)."""
+        if self.cross_layer:
+            raise DictionaryError(
+                "a cross-layer transcoder's output needs every earlier layer's features; use "
+                "DictionarySet.reconstruct"
+            )
         out = acts @ self.W_dec + self.b_dec
         if self.W_skip is not None:
             if x is None:
@@ -132,6 +163,28 @@ class DictionarySet:
     @property
     def d_features(self) -> int:
         return max(d.d_features for d in self.layers)
+
+    @property
+    def cross_layer(self) -> bool:
+        return any(d.cross_layer for d in self.layers)
+
+    def reconstruct(
+        self, activations: list[torch.Tensor], inputs: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """Each layer's output as the dictionaries rebuild it from per-layer feature
+        activations ``[n_pos, d_features]`` (and the inputs, for skip connections): its
+        ``b_dec``, its skip term, and every write into it, from its own features or, for a
+        cross-layer transcoder, from any earlier layer's."""
+        outputs = []
+        for d in self.layers:
+            out = d.b_dec.expand(activations[d.layer].shape[0], -1).clone()
+            if d.W_skip is not None:
+                out = out + inputs[d.layer] @ d.W_skip.T
+            outputs.append(out)
+        for d in self.layers:
+            for target in d.output_layers:
+                outputs[target] = outputs[target] + activations[d.layer] @ d.decoder_to(target)
+        return outputs
 
     def to(self, dtype: torch.dtype, device: torch.device | str = "cpu") -> DictionarySet:
         return replace(self, layers=tuple(d.to(dtype, device) for d in self.layers))
@@ -188,19 +241,20 @@ def _load_circuit_tracer(folder: Path) -> DictionarySet:
     config_path = folder / CT_CONFIG
     config = _read_settings(config_path, yaml.safe_load, yaml.YAMLError, "YAML")
     kind = config.get("model_kind", "transcoder_set")
-    if kind == "cross_layer_transcoder":
+    if kind not in ("transcoder_set", "cross_layer_transcoder"):
         raise DictionaryError(
-            f"{config_path}: cross-layer transcoders are not supported yet; per-layer "
-            "transcoders (model_kind: transcoder_set) are"
+            f"{config_path}: unknown model_kind {kind!r} (transcoder_set or cross_layer_transcoder)"
         )
-    if kind != "transcoder_set":
-        raise DictionaryError(f"{config_path}: unknown model_kind {kind!r}")
     hooks = {}
     for key in ("feature_input_hook", "feature_output_hook"):
         value = config.get(key)
         if not isinstance(value, str) or not value:
             raise DictionaryError(f"{config_path}: {key} is missing (e.g. hook_mlp_out)")
         hooks[key] = value
+    model_name = config.get("model_name")
+    model_name = model_name if isinstance(model_name, str) else None
+    if kind == "cross_layer_transcoder":
+        return _set_of(_load_clt(folder, config, config_path, hooks), str(folder), model_name)
     files = _layer_files(folder, config, config_path)
     layers = []
     for layer, file in enumerate(files):
@@ -237,8 +291,71 @@ def _load_circuit_tracer(folder: Path) -> DictionarySet:
                 file,
             )
         )
-    model_name = config.get("model_name")
-    return _set_of(layers, str(folder), model_name if isinstance(model_name, str) else None)
+    return _set_of(layers, str(folder), model_name)
+
+
+def _load_clt(
+    folder: Path, config: dict[str, Any], config_path: Path, hooks: dict[str, str]
+) -> list[Dictionary]:
+    """A cross-layer transcoder in circuit-tracer's ``load_clt`` layout: one encoder file and
+    one decoder file per layer, each checked by name and shape."""
+    subfolder = config.get("subfolder")
+    if subfolder is not None:
+        if not isinstance(subfolder, str) or Path(subfolder).is_absolute() or ".." in subfolder:
+            raise DictionaryError(f"{config_path}: subfolder must be a relative folder name")
+        folder = folder / subfolder
+    found = {}
+    for file in folder.glob("W_enc_*.safetensors"):
+        match = re.fullmatch(r"W_enc_(\d+)\.safetensors", file.name)
+        if match:
+            found[int(match.group(1))] = file
+    if not found:
+        raise DictionaryError(f"{folder}: no W_enc_<i>.safetensors files (cross-layer layout)")
+    n_layers = max(found) + 1
+    missing = sorted(set(range(n_layers)) - set(found))
+    if missing:
+        raise DictionaryError(f"{folder}: W_enc file(s) missing for layer(s) {missing}")
+    layers = []
+    for layer in range(n_layers):
+        encoder = _read_safetensors(found[layer])
+        decoder_file = folder / f"W_dec_{layer}.safetensors"
+        decoder = _read_safetensors(decoder_file)
+        required = {f"W_enc_{layer}", f"b_enc_{layer}", f"b_dec_{layer}"}
+        expected_keys = {
+            found[layer]: (encoder, required, {f"threshold_{layer}"}),
+            decoder_file: (decoder, {f"W_dec_{layer}"}, set()),
+        }
+        for file, (tensors, needed, optional) in expected_keys.items():
+            missing_keys, unknown = needed - set(tensors), set(tensors) - needed - optional
+            if missing_keys or unknown:
+                raise DictionaryError(
+                    f"{file}: expected {sorted(needed)}"
+                    + (f" and optionally {sorted(optional)}" if optional else "")
+                    + f", found {sorted(tensors)}"
+                )
+        W_dec = decoder[f"W_dec_{layer}"]
+        if W_dec.ndim != 3 or W_dec.shape[1] != n_layers - layer:
+            raise DictionaryError(
+                f"{decoder_file}: W_dec_{layer} has shape {tuple(W_dec.shape)}, expected "
+                f"[d_transcoder, {n_layers - layer}, d_model] (layer {layer} of {n_layers} "
+                "writes into every later layer)"
+            )
+        layers.append(
+            _checked(
+                Dictionary(
+                    layer=layer,
+                    input_hook=f"blocks.{layer}.{hooks['feature_input_hook']}",
+                    output_hook=f"blocks.{layer}.{hooks['feature_output_hook']}",
+                    W_enc=encoder[f"W_enc_{layer}"],
+                    W_dec=W_dec,
+                    b_enc=encoder[f"b_enc_{layer}"],
+                    b_dec=encoder[f"b_dec_{layer}"],
+                    threshold=encoder.get(f"threshold_{layer}"),
+                ),
+                found[layer],
+            )
+        )
+    return layers
 
 
 def _layer_files(folder: Path, config: dict[str, Any], config_path: Path) -> list[Path]:
@@ -361,11 +478,14 @@ def _checked(d: Dictionary, file: Path) -> Dictionary:
     """Shapes that agree with each other, and finite numbers (a NaN would spread through every
     edge of the graph)."""
     f, d_in = d.W_enc.shape if d.W_enc.ndim == 2 else (None, None)
+    decoder_ok = d.W_dec.ndim == 2 or (d.W_dec.ndim == 3 and d.W_dec.shape[1] > 0)
+    d_out = d.W_dec.shape[-1] if decoder_ok else None
+    writes = tuple(d.W_dec.shape[1:-1]) if decoder_ok else ()
     expected: dict[str, tuple[Any, ...]] = {
         "W_enc": (f, d_in),
-        "W_dec": (f, d.W_dec.shape[-1] if d.W_dec.ndim == 2 else None),
+        "W_dec": (f, *writes, d_out),
         "b_enc": (f,),
-        "b_dec": (d.W_dec.shape[-1] if d.W_dec.ndim == 2 else None,),
+        "b_dec": (d_out,),
     }
     tensors: dict[str, torch.Tensor | None] = {
         "W_enc": d.W_enc,

@@ -63,6 +63,59 @@ def random_transcoders(
     return layers
 
 
+def random_clt(
+    model: LoadedModel, d_features: int = 24, seed: int = 0, jumprelu: bool = False
+) -> list[dict[str, torch.Tensor]]:
+    """A random cross-layer transcoder for ``model``, per layer ``i`` the tensors of
+    :func:`random_transcoders` but ``W_dec`` ``[d_features, n_layers − i, d_model]``."""
+    gen = torch.Generator().manual_seed(seed)
+    d, n = model.d_model, model.n_layers
+    layers = random_transcoders(model, d_features, seed, jumprelu)
+    for i, tensors in enumerate(layers):
+        tensors["W_dec"] = torch.randn(d_features, n - i, d, generator=gen, dtype=torch.float64)
+        tensors["W_dec"] /= d**0.5
+    return layers
+
+
+def write_clt(
+    folder: Path,
+    tensors_per_layer: list[dict[str, torch.Tensor]],
+    input_hook: str = "hook_resid_mid",
+    output_hook: str = "hook_mlp_out",
+    subfolder: str | None = None,
+) -> Path:
+    """``tensors_per_layer`` (named as in :func:`random_clt`) in circuit-tracer's cross-layer
+    layout: ``W_enc_{i}.safetensors`` and ``W_dec_{i}.safetensors`` beside ``config.yaml``, or
+    in its ``subfolder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    settings: dict[str, object] = {
+        "model_kind": "cross_layer_transcoder",
+        "feature_input_hook": input_hook,
+        "feature_output_hook": output_hook,
+    }
+    files = folder
+    if subfolder is not None:
+        settings["subfolder"] = subfolder
+        files = folder / subfolder
+        files.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(settings))
+    for i, tensors in enumerate(tensors_per_layer):
+        encoder = {
+            f"W_enc_{i}": tensors["W_enc"],
+            f"b_enc_{i}": tensors["b_enc"],
+            f"b_dec_{i}": tensors["b_dec"],
+        }
+        if "activation_function.threshold" in tensors:
+            encoder[f"threshold_{i}"] = tensors["activation_function.threshold"]
+        save_file(
+            {k: v.contiguous() for k, v in encoder.items()}, str(files / f"W_enc_{i}.safetensors")
+        )
+        save_file(
+            {f"W_dec_{i}": tensors["W_dec"].contiguous()}, str(files / f"W_dec_{i}.safetensors")
+        )
+    return folder
+
+
 def exact_transcoders(model: LoadedModel) -> list[dict[str, torch.Tensor]]:
     """Transcoders that *are* the MLPs of a ReLU model read at ``ln2.hook_normalized``: the
     encoder folds ln2's affine into ``W_in``, the decoder is ``W_out``; error is zero."""

@@ -23,8 +23,10 @@ from circuit_atlas.ingest.features.dictionaries import DictionarySet, load_dicti
 
 from helpers.dictionaries import (
     exact_transcoders,
+    random_clt,
     random_transcoders,
     write_circuit_tracer_set,
+    write_clt,
     write_saelens_sae,
 )
 from helpers.models import tiny_model
@@ -40,9 +42,20 @@ def dense(graph: CircuitGraph) -> np.ndarray:
     return out
 
 
+def decoder(tensors: dict[str, torch.Tensor], source: int, target: int) -> torch.Tensor | None:
+    """What layer ``source``'s features write into layer ``target`` (``[d_features, d_model]``),
+    or None: a per-layer transcoder writes into its own layer, a cross-layer one (``W_dec``
+    ``[d_features, n − source, d_model]``) into its own and every later layer."""
+    W_dec = tensors["W_dec"]
+    if W_dec.ndim == 2:
+        return W_dec if source == target else None
+    return W_dec[:, target - source] if target >= source else None
+
+
 def ground_truth(model, layers, tokens, logit_ids, input_hook="ln2.hook_normalized"):
     """(edges [targets × sources], bias [targets], value at 1 [targets], real pre-activations),
-    rows = all active features then logits, columns = features, errors, tokens."""
+    rows = all active features then logits, columns = features, errors, tokens. ``layers``
+    holds per-layer or cross-layer transcoder tensors (see :func:`decoder`)."""
     tl = model.model
     toks = torch.tensor(tokens)[None]
     _, cache = tl.run_with_cache(toks)
@@ -56,11 +69,14 @@ def ground_truth(model, layers, tokens, logit_ids, input_hook="ln2.hook_normaliz
         a = torch.relu(pre) if thr is None else pre * (pre > thr)
         a[0] = 0
         skip = x_in[l_] @ t["W_skip"].T if "W_skip" in t else 0
-        err = mlp_out[l_] - (a @ t["W_dec"] + t["b_dec"] + skip)
+        acts.append(a)
+        writes = sum(
+            acts[s_] @ w for s_ in range(l_ + 1) if (w := decoder(layers[s_], s_, l_)) is not None
+        )
+        err = mlp_out[l_] - (writes + t["b_dec"] + skip)
         unattributed.append(torch.zeros_like(err))
         unattributed[-1][0] = err[0]  # position 0's MLP output stays, as a constant
         err[0] = 0
-        acts.append(a)
         errors.append(err)
         active += [(l_, int(p), int(f)) for p, f in zip(*torch.nonzero(a, as_tuple=True))]
     active.sort()
@@ -84,10 +100,11 @@ def ground_truth(model, layers, tokens, logit_ids, input_hook="ln2.hook_normaliz
             def write(v, hook, l_=l_, t=t):
                 out = t["b_dec"] + unattributed[l_] + m_err[l_][:, None] * errors[l_]
                 for i, (layer, p, f) in enumerate(active):
-                    if layer == l_:
+                    w = decoder(layers[layer], layer, l_)
+                    if w is not None:
                         onehot = torch.zeros(n_pos, 1, dtype=torch.float64)
                         onehot[p] = 1
-                        out = out + onehot * (m_feat[i] * acts[l_][p, f] * t["W_dec"][f])
+                        out = out + onehot * (m_feat[i] * acts[layer][p, f] * w[f])
                 if "W_skip" in t:
                     out = out + live[l_][0] @ t["W_skip"].T
                 return out[None]
@@ -156,6 +173,82 @@ def test_every_edge_is_the_jacobian_of_the_frozen_replacement(model, tmp_path, v
     assert (features["pos"] > 0).all()
     errors = graph.nodes_frame().query("kind == 'error' and pos == 0").index
     assert not np.abs(ours[:, errors]).any()
+
+
+@pytest.mark.parametrize("jumprelu", [False, True], ids=["relu", "jumprelu"])
+def test_every_cross_layer_edge_is_the_jacobian_of_the_frozen_replacement(
+    model, tmp_path, jumprelu
+):
+    """A cross-layer transcoder (read at hook_resid_mid, circuit-tracer's default): a feature's
+    edge is the sum of its writes' direct effects on every later layer."""
+    layers = random_clt(model, seed=6, jumprelu=jumprelu)
+    dictionaries = load_dictionaries(write_clt(tmp_path / "clt", layers))
+    assert dictionaries.cross_layer and dictionaries.n_layers == model.n_layers
+    graph = attribute_features(model, dictionaries, TOKENS, "clt", batch_size=4)
+    logit_ids = [int(t) for t in graph.nodes_frame().query("kind == 'logit'")["feature"]]
+    edges, bias, at_one, real, active = ground_truth(
+        model, layers, TOKENS, logit_ids, input_hook="hook_resid_mid"
+    )
+    assert len(active) > 20
+    ours = dense(graph)
+    n_feat, n_logits = len(active), len(logit_ids)
+    rows = np.r_[np.arange(n_feat), np.arange(ours.shape[0] - n_logits, ours.shape[0])]
+    got = ours[rows][:, : ours.shape[0] - n_logits]
+    want = edges.numpy()
+    assert np.abs(got - want).max() <= 1e-8 * np.abs(want).max()
+    assert torch.allclose(at_one[:n_feat], real, atol=1e-10)
+    assert np.allclose(got.sum(axis=1) + bias.numpy(), at_one.numpy(), atol=1e-10)
+    # the layer-0 features' writes into layer 1 matter: dropping them changes the logit rows
+    layer0 = [i for i, (layer, _, _) in enumerate(active) if layer == 0]
+    own_layer_only = [{**t, "W_dec": t["W_dec"][:, 0]} for t in layers]
+    edges_own, *_ = ground_truth(model, own_layer_only, TOKENS, logit_ids, "hook_resid_mid")
+    assert np.abs(want[n_feat:, layer0] - edges_own.numpy()[n_feat:, layer0]).max() > 1e-3
+    one = dense(attribute_features(model, dictionaries, TOKENS, "clt", batch_size=1))
+    assert np.allclose(one, ours, rtol=0, atol=1e-12)
+
+
+def test_a_cross_layer_transcoder_that_writes_only_its_own_layer_is_the_per_layer_set(
+    model, tmp_path
+):
+    """Exact per-layer transcoders written as a cross-layer one with zero later-layer decoders
+    give the same graph, and still no error edges."""
+    per_layer = exact_transcoders(model)
+    n = model.n_layers
+    as_clt = []
+    for i, t in enumerate(per_layer):
+        W_dec = torch.zeros(t["W_dec"].shape[0], n - i, model.d_model, dtype=torch.float64)
+        W_dec[:, 0] = t["W_dec"]
+        as_clt.append({**t, "W_dec": W_dec})
+    folder = write_clt(tmp_path / "clt", as_clt, input_hook="ln2.hook_normalized", subfolder="w")
+    clt = attribute_features(model, load_dictionaries(folder), TOKENS, "g")
+    plain = attribute_features(model, build(model, tmp_path, per_layer)[0], TOKENS, "g")
+    assert clt.nodes_frame()["node_key"].tolist() == plain.nodes_frame()["node_key"].tolist()
+    assert np.allclose(dense(clt), dense(plain), rtol=0, atol=1e-12)
+    errors = clt.nodes_frame().index[clt.nodes_frame()["kind"] == "error"]
+    assert np.abs(dense(clt)[:, errors]).max() < 1e-10
+
+
+def test_malformed_cross_layer_files_are_refused_by_name(model, tmp_path):
+    good = random_clt(model)
+    short = [{**good[0], "W_dec": good[0]["W_dec"][:, :1]}, good[1]]
+    with pytest.raises(DictionaryError, match=r"W_dec_0 has shape \(24, 1, 16\), expected"):
+        load_dictionaries(write_clt(tmp_path / "short", short))
+    gone = write_clt(tmp_path / "gone", good)
+    (gone / "W_dec_1.safetensors").unlink()
+    with pytest.raises(DictionaryError, match=r"W_dec_1\.safetensors: no such file"):
+        load_dictionaries(gone)
+    renamed = write_clt(tmp_path / "renamed", [{**good[0], "W_enc": good[0]["W_enc"]}, good[1]])
+    from safetensors.torch import save_file
+
+    save_file({"W_enc": good[0]["W_enc"]}, str(renamed / "W_enc_0.safetensors"))
+    with pytest.raises(DictionaryError, match=r"expected \['W_enc_0', 'b_dec_0', 'b_enc_0'\]"):
+        load_dictionaries(renamed)
+    escape = write_clt(tmp_path / "escape", good, subfolder="../elsewhere")
+    with pytest.raises(DictionaryError, match="subfolder must be a relative folder name"):
+        load_dictionaries(escape)
+    nan = [good[0], {**good[1], "b_enc": good[1]["b_enc"] * float("nan")}]
+    with pytest.raises(DictionaryError, match="b_enc holds NaN"):
+        load_dictionaries(write_clt(tmp_path / "nan", nan))
 
 
 def test_transcoders_that_are_the_mlps_leave_the_error_nodes_without_edges(model, tmp_path):
@@ -241,8 +334,11 @@ def test_malformed_dictionary_files_are_refused_by_name(model, tmp_path):
     with pytest.raises(DictionaryError, match=r"missing for layer\(s\) \[0, 1\]|layer\(s\) \[0\]"):
         load_dictionaries(gap)
     clt = write_circuit_tracer_set(tmp_path / "clt", good, model_kind="cross_layer_transcoder")
-    with pytest.raises(DictionaryError, match="cross-layer transcoders are not supported"):
+    with pytest.raises(DictionaryError, match=r"no W_enc_<i>\.safetensors files"):
         load_dictionaries(clt)
+    odd = write_circuit_tracer_set(tmp_path / "odd", good, model_kind="matryoshka")
+    with pytest.raises(DictionaryError, match="unknown model_kind 'matryoshka'"):
+        load_dictionaries(odd)
     with pytest.raises(DictionaryError, match="HF_HUB_OFFLINE|no such folder"):
         load_dictionaries(tmp_path / "nowhere")
 
@@ -277,19 +373,26 @@ def test_saelens_layout_loads_and_folds_b_dec_into_the_encoder(model, tmp_path):
 CT_CASE = Path(__file__).resolve().parents[1] / "data" / "circuit_tracer"
 
 
-def test_the_graph_equals_circuit_tracers_on_a_shared_case():
-    """circuit-tracer 0.5.0's own ``attribute`` on a tiny random model and transcoders
-    (``tests/data/circuit_tracer/make_feature_fixture.py``, run in a side environment because
-    circuit-tracer pins transformers <= 4.57): same nodes, every edge within 1e-4 relative."""
+@pytest.mark.parametrize(
+    ("case_name", "transcoders"),
+    [("features", "features_transcoders"), ("clt", "clt_transcoder")],
+    ids=["per-layer", "cross-layer"],
+)
+def test_the_graph_equals_circuit_tracers_on_a_shared_case(case_name, transcoders):
+    """circuit-tracer 0.5.0's own ``attribute`` on a tiny random model with per-layer JumpReLU
+    transcoders (``make_feature_fixture.py``) or a JumpReLU cross-layer transcoder read at
+    ``hook_resid_mid`` (``make_clt_fixture.py``), both in ``tests/data/circuit_tracer`` and run
+    in a side environment because circuit-tracer pins transformers <= 4.57: same nodes, every
+    edge within 1e-4 relative."""
     import json
 
     from circuit_atlas.ingest import load_graph
     from circuit_atlas.ingest.attribution.model_adapter import load_model
 
-    case = json.loads((CT_CASE / "features.json").read_text())
-    theirs = load_graph(CT_CASE / "features_graph.pt", graph_id="ct")
-    model = load_model(str(CT_CASE / "features_model.pt"), dtype="float64")
-    dictionaries = load_dictionaries(CT_CASE / "features_transcoders")
+    case = json.loads((CT_CASE / f"{case_name}.json").read_text())
+    theirs = load_graph(CT_CASE / f"{case_name}_graph.pt", graph_id="ct")
+    model = load_model(str(CT_CASE / f"{case_name}_model.pt"), dtype="float64")
+    dictionaries = load_dictionaries(CT_CASE / transcoders)
     ours = attribute_features(model, dictionaries, case["tokens"], "ours", batch_size=3)
     assert ours.nodes_frame()["node_key"].tolist() == theirs.nodes_frame()["node_key"].tolist()
     mine, reference = dense(ours), dense(theirs)
