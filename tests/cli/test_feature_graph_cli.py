@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import cypher_json, error_lines, run_cli
-from helpers.dictionaries import random_transcoders, write_circuit_tracer_set
+from helpers.dictionaries import random_clt, random_transcoders, write_circuit_tracer_set, write_clt
 from helpers.models import tiny_model, write_tiny_job
 
 
@@ -81,12 +81,37 @@ def test_a_feature_graph_is_stored_scored_and_exported(bolt_env, job, tmp_path):
         (["--transcoders", "TC", "--tokens", "1,x"], "expected token ids such as '1,7,3'"),
         (["--transcoders", "NOWHERE", "--tokens", "1,2"], "no such folder"),
         (["--transcoders", "TC", "--tokens", "1,99"], "token id(s) [99] outside"),
+        (["--transcoders", "BADCLT", "--tokens", "1,2"], "W_dec_1.safetensors: no such file"),
     ],
 )
 def test_bad_feature_graph_requests_get_one_clear_error(bolt_env, job, extra, message):
     config, task, transcoders = job
-    swap = {"TASK": str(task), "TC": str(transcoders), "NOWHERE": str(task.parent / "none")}
+    bad_clt = write_clt(task.parent / "bad-clt", random_clt(tiny_model()))
+    (bad_clt / "W_dec_1.safetensors").unlink()
+    swap = {
+        "TASK": str(task),
+        "TC": str(transcoders),
+        "NOWHERE": str(task.parent / "none"),
+        "BADCLT": str(bad_clt),
+    }
     args = [swap.get(a, a) for a in extra]
     result = run_cli("attribute", "--model", str(config), *args, env=bolt_env)
     assert result.returncode != 0
     assert message in " ".join(error_lines(result)) or message in result.stderr
+
+
+def test_a_cross_layer_transcoder_graph_is_stored(bolt_env, job, tmp_path):
+    config, _, _ = job
+    clt = write_clt(tmp_path / "clt", random_clt(tiny_model(), seed=3))
+    result = run_cli(
+        "attribute", "--model", str(config), "--transcoders", str(clt),
+        "--tokens", "1,7,3,12,5,9", "--graph-id", "tiny-clt", env=bolt_env, check=True,
+    )  # fmt: skip
+    assert "tiny-clt (created)" in result.stdout
+    layers = cypher_json(
+        bolt_env,
+        "MATCH (s:Node {graph_id: $g, kind: 'feature', layer: 0})-[:EDGE]->"
+        "(t:Node {kind: 'feature', layer: 1}) RETURN count(*) AS n",
+        g="tiny-clt",
+    )
+    assert layers[0]["n"] > 0
