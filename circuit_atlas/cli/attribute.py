@@ -110,10 +110,9 @@ def default_graph_id(model: str, task: Path, method: str) -> str:
 @click.option(
     "--ig-rule",
     type=click.Choice(["left", "right", "midpoint"]),
-    default="left",
-    show_default=True,
-    help="Integrated-gradients points α: left k/m (hannamw/EAP-IG's, so MIB's numbers), "
-    "right (k+1)/m (one step = EAP), midpoint (k+½)/m (converges fastest).",
+    help="Integrated-gradients points α: left k/m, right (k+1)/m (one step = EAP), midpoint "
+    "(k+½)/m (converges fastest). Default: the reference's (hannamw/EAP-IG, so MIB's numbers): "
+    "left, but right for eap-ig-activations.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--aggregate", type=LazyChoice(_aggregations), default="sum", show_default=True)
@@ -167,7 +166,7 @@ def attribute(
     metric: str | None,
     intervention: str,
     ig_steps: int,
-    ig_rule: str,
+    ig_rule: str | None,
     batch_size: int,
     aggregate: str,
     corrupted_column: str,

@@ -8,7 +8,7 @@ One module per job:
 - ``tasks`` and ``metrics``: prompt pairs from CSV/JSONL, batching, and what is measured;
 - ``engine``: the hooks that record node outputs, add patched deltas and read gradients;
 - ``methods``: the registry (``eap``, ``eap-ig-inputs``, ``clean-corrupted``,
-  ``eap-ig-activations``, ``exact``);
+  ``eap-ig-activations``, ``eap-ig-partial-activations``, ``exact``);
 - ``circuit`` and ``evaluation``: selecting edges and measuring faithfulness;
 - ``export``: EAP-IG JSON and :class:`~circuit_atlas.graph.CircuitGraph` for the store.
 """

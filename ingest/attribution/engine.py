@@ -42,11 +42,19 @@ def _output_hooks(
         return hook
 
     hooks: list[Hook] = [(model.input_output_hook(), at(0))]
-    for layer in range(graph.n_layers):
-        hooks.append((model.head_outputs_hook(layer), at(graph.head_forward_slots(layer))))
-        if graph.has_mlps:
-            hooks.append((model.mlp_output_hook(layer), at(graph.mlp_forward_slot(layer))))
+    hooks += [(name, at(slot)) for name, slot in sublayer_outputs(model, graph)]
     return hooks
+
+
+def sublayer_outputs(model: LoadedModel, graph: ComponentGraph) -> list[tuple[str, Slot]]:
+    """Each attention layer's head outputs and each MLP's output, with their forward slots, in
+    order (the input node, slot 0, is not among them)."""
+    outputs: list[tuple[str, Slot]] = []
+    for layer in range(graph.n_layers):
+        outputs.append((model.head_outputs_hook(layer), graph.head_forward_slots(layer)))
+        if graph.has_mlps:
+            outputs.append((model.mlp_output_hook(layer), graph.mlp_forward_slot(layer)))
+    return outputs
 
 
 def _input_hook_names(model: LoadedModel, graph: ComponentGraph) -> list[tuple[str, Slot]]:
@@ -104,12 +112,18 @@ class GradientPass:
         output_values: torch.Tensor | None = None,
         record_into: torch.Tensor | None = None,
         weight: float = 1.0,
+        replace: tuple[str, torch.Tensor] | None = None,
+        mix: tuple[torch.Tensor, float] | None = None,
     ) -> torch.Tensor:
         """One forward + backward; adds ``weight · ∂m/∂x_k``. Returns the per-example metric.
 
         ``input_value`` replaces the embeddings (IG on inputs); ``output_values`` shifts every
-        node output to the given value while keeping its local gradient (IG on activations);
-        ``record_into`` receives the outputs of this pass.
+        node output to the given value while keeping its local gradient (``clean-corrupted``);
+        ``replace`` = (hook name, value) sets one sublayer's output to a constant, so no
+        gradient flows through that sublayer (``eap-ig-activations``); ``mix`` = (targets, α)
+        moves every head and MLP output ``o`` to ``o + α (target − o)``, gradient kept
+        (``eap-ig-partial-activations``); ``record_into`` receives each node's own output in
+        this pass, before any ``mix``.
         """
         model, graph = self.model, self.graph
         dtype = model.dtype
@@ -119,14 +133,19 @@ class GradientPass:
             return new.clone().requires_grad_(True)
 
         hooks: list[Hook] = [(model.input_output_hook(), leaf_input)]
-        if output_values is not None:
-            hooks += self._shift_hooks(output_values)
         if record_into is not None:
 
             def write(slot: Slot, value: torch.Tensor) -> None:
                 record_into[:, :, slot] = value.detach()
 
             hooks += _output_hooks(model, graph, write)
+        if output_values is not None:
+            hooks += self._shift_hooks(output_values)
+        if mix is not None:
+            hooks += self._mix_hooks(*mix)
+        if replace is not None:
+            name, constant = replace
+            hooks.append((name, lambda value, hook: constant.to(value.dtype)))
         backward = [
             (name, self._accumulate(slot, weight)) for name, slot in _input_hook_names(model, graph)
         ]
@@ -143,26 +162,24 @@ class GradientPass:
 
         return hook
 
+    def _mix_hooks(self, targets: torch.Tensor, alpha: float) -> list[Hook]:
+        def mix(slot: Slot) -> Callable[..., torch.Tensor]:
+            def hook(value: torch.Tensor, hook: object) -> torch.Tensor:
+                return value + alpha * (targets[:, :, slot].to(value.dtype) - value)
+
+            return hook
+
+        return [(name, mix(slot)) for name, slot in sublayer_outputs(self.model, self.graph)]
+
     def _shift_hooks(self, targets: torch.Tensor) -> list[Hook]:
         def shift(slot: Slot) -> Callable[..., torch.Tensor]:
             def hook(value: torch.Tensor, hook: object) -> torch.Tensor:
-                if slot == 0:
-                    return value  # the embeddings are set by ``input_value``
                 target = targets[:, :, slot].to(value.dtype)
                 return value + (target - value).detach()
 
             return hook
 
-        hooks: list[Hook] = []
-        for layer in range(self.graph.n_layers):
-            hooks.append(
-                (self.model.head_outputs_hook(layer), shift(self.graph.head_forward_slots(layer)))
-            )
-            if self.graph.has_mlps:
-                hooks.append(
-                    (self.model.mlp_output_hook(layer), shift(self.graph.mlp_forward_slot(layer)))
-                )
-        return hooks
+        return [(name, shift(slot)) for name, slot in sublayer_outputs(self.model, self.graph)]
 
     def contract(self, difference: torch.Tensor, scores: torch.Tensor) -> None:
         """``scores[f, k] += Σ difference[.., f, :] · gradients[.., k, :]`` over real edges.

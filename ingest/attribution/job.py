@@ -41,7 +41,7 @@ class JobSettings:
     metric: str | None = None
     intervention: str = "patching"
     ig_steps: int = 5
-    ig_rule: str = "left"  # methods.DEFAULT_IG_RULE: the reference's left Riemann sum
+    ig_rule: str | None = None  # None: the method's reference rule (methods.default_ig_rule)
     batch_size: int = 8
     aggregation: str = "sum"
     selection: str = "topn"

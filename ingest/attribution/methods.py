@@ -9,8 +9,16 @@ carries the counterfactual: ``m(patch f→k) − m(clean)``, summed over example
 - ``eap-ig-inputs``: the gradient averaged over the embeddings interpolated from counterfactual
   to clean, ``α = 1/n, 2/n, …, 1`` (``n = --ig-steps``; with ``n = 1`` it is ``eap``). The edges
   out of ``input`` then sum to IG's completeness, ``m(cf) − m(clean)``, as ``n`` grows.
-- ``eap-ig-activations``: the gradient averaged over passes in which *every* node output is set
-  to its interpolation between counterfactual and clean.
+- ``eap-ig-activations`` (as hannamw/EAP-IG defines it): one sublayer at a time — the input,
+  each attention layer, each MLP — is replaced by a constant interpolated between counterfactual
+  and clean while the rest of the model runs on the clean prompt; the gradient at every node
+  input is averaged over all sublayers × steps. Its reference uses the right rule.
+- ``eap-ig-partial-activations``: every node's output ``o`` (the input node included) moves to
+  ``o + α (cf − o)`` at once, gradients kept; the score averages ``(cf_f − o_f) · ∂m/∂x_k``
+  over the steps, with ``o_f`` the node's own output in that pass. This is the gradient of the
+  metric with respect to edge masks all set to α, i.e. auto-circuit's mask-gradient prune
+  scores (integrated over α; auto-circuit sums instead of averaging and uses the loss
+  ``−metric``).
 - ``exact``: activation patching of each edge in turn (one forward per edge; the oracle).
 
 Counterfactuals (``--intervention``): ``patching`` (the corrupted prompt's activations), ``zero``,
@@ -35,6 +43,7 @@ from circuit_atlas.ingest.attribution.engine import (
     patched_logits,
     patched_metric,
     record_outputs,
+    sublayer_outputs,
     work_dtype,
 )
 from circuit_atlas.ingest.attribution.metrics import get_metric, last_token_logits
@@ -88,6 +97,14 @@ class BatchContext:
 # error shrinks as 1/m² (tests/unit/test_attribution.py shows it converging fastest).
 IG_RULES = ("left", "right", "midpoint")
 DEFAULT_IG_RULE = "left"
+# Each method's default is its reference's: hannamw/EAP-IG's get_scores_ig_activations steps
+# α = 1/m … 1 (right), its get_scores_eap_ig α = 0 … (m−1)/m (left).
+METHOD_IG_RULES = {"eap-ig-activations": "right"}
+IG_METHODS = ("eap-ig-inputs", "eap-ig-activations", "eap-ig-partial-activations")
+
+
+def default_ig_rule(method: str) -> str:
+    return METHOD_IG_RULES.get(method, DEFAULT_IG_RULE)
 
 
 def ig_alphas(steps: int, rule: str) -> list[float]:
@@ -152,18 +169,40 @@ def eap_ig_inputs(ctx: BatchContext, scores: torch.Tensor) -> None:
 def eap_ig_activations(ctx: BatchContext, scores: torch.Tensor) -> None:
     clean, _ = record_outputs(ctx.model, ctx.graph, ctx.batch.clean, ctx.batch)
     grads = GradientPass(ctx.model, ctx.graph, ctx.batch)
+    cf = ctx.counterfactual
+    alphas = ctx.alphas()
+    sublayers: list[tuple[str | None, Any]] = [(None, 0), *sublayer_outputs(ctx.model, ctx.graph)]
+    weight = 1.0 / (len(sublayers) * len(alphas))
+    for name, slot in sublayers:
+        for alpha in alphas:
+            value = cf[:, :, slot] + alpha * (clean[:, :, slot] - cf[:, :, slot])
+            if name is None:  # the input node: the embeddings themselves
+                grads.run(ctx.metric, ctx.batch.clean, input_value=value, weight=weight)
+            else:
+                grads.run(ctx.metric, ctx.batch.clean, replace=(name, value), weight=weight)
+            ctx.progress.update(1)
+    grads.contract(cf - clean, scores)
+
+
+@register("eap-ig-partial-activations")
+def eap_ig_partial_activations(ctx: BatchContext, scores: torch.Tensor) -> None:
+    cf = ctx.counterfactual
+    clean_input = ctx.model.embeddings(ctx.batch.clean)
     alphas = ctx.alphas()
     for alpha in alphas:
-        targets = ctx.counterfactual + alpha * (clean - ctx.counterfactual)
+        grads = GradientPass(ctx.model, ctx.graph, ctx.batch)
+        own = new_activations(ctx.graph, ctx.batch, ctx.model)
         grads.run(
             ctx.metric,
             ctx.batch.clean,
-            input_value=targets[:, :, 0],
-            output_values=targets,
+            input_value=clean_input + alpha * (cf[:, :, 0] - clean_input),
+            mix=(cf, alpha),
+            record_into=own,
             weight=1.0 / len(alphas),
         )
+        own[:, :, 0] = clean_input  # the input node's own output is always the embeddings
+        grads.contract(cf - own, scores)
         ctx.progress.update(1)
-    grads.contract(ctx.counterfactual - clean, scores)
 
 
 @register("exact")
@@ -182,8 +221,11 @@ def exact(ctx: BatchContext, scores: torch.Tensor) -> None:
         scores[f, k] += (value - clean).to(scores.dtype)
 
 
-def steps_per_batch(method: str, ig_steps: int) -> int:
-    return ig_steps if method in ("eap-ig-inputs", "eap-ig-activations") else 1
+def steps_per_batch(method: str, ig_steps: int, graph: ComponentGraph) -> int:
+    """Forward/backward passes per batch (the progress bar's unit)."""
+    if method == "eap-ig-activations":
+        return ig_steps * (1 + graph.n_layers * (2 if graph.has_mlps else 1))
+    return ig_steps if method in IG_METHODS else 1
 
 
 def counterfactual_outputs(
@@ -237,7 +279,7 @@ def attribute(
     batch_size: int = 8,
     aggregation: str = "sum",
     progress: bool = True,
-    ig_rule: str = DEFAULT_IG_RULE,
+    ig_rule: str | None = None,
 ) -> AttributionResult:
     """Score every edge of ``model``'s component graph on ``task`` with ``method``."""
     if method not in METHODS:
@@ -250,6 +292,7 @@ def attribute(
         raise CircuitAtlasError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
     if ig_steps < 1:
         raise CircuitAtlasError("--ig-steps must be at least 1")
+    ig_rule = ig_rule or default_ig_rule(method)
     ig_alphas(ig_steps, ig_rule)  # an unknown rule fails before any work
     metric_name = metric or task.default_metric
     metric_fn = get_metric(metric_name)
@@ -259,7 +302,7 @@ def attribute(
     )
     means = mean_outputs(model, graph, task, batch_size) if intervention == "mean" else None
     clean_total = cf_total = 0.0
-    per_batch = steps_per_batch(method, ig_steps)
+    per_batch = steps_per_batch(method, ig_steps, graph)
     bar = tqdm(
         total=task.n_batches(batch_size) * per_batch,
         disable=not progress,

@@ -76,8 +76,12 @@ def input_hook(model: LoadedModel, node: str, channel: str) -> tuple[str, int | 
     return f"blocks.{int(layer)}.hook_{channel}_input", int(head)
 
 
-def input_gradients(model: LoadedModel, batch: Batch) -> dict[str, torch.Tensor | None]:
-    """∂(Σ logit diff)/∂(each node input) at the clean prompts, by retain_grad."""
+def input_gradients(
+    model: LoadedModel, batch: Batch, replace: tuple[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor | None]:
+    """∂(Σ logit diff)/∂(each node input) at the clean prompts, by retain_grad; ``replace`` =
+    (hook, value) sets that activation to a constant first (``blocks.0.hook_resid_pre``: the
+    embeddings)."""
     kept: dict[str, torch.Tensor] = {}
 
     def keep(value: torch.Tensor, hook) -> torch.Tensor:
@@ -86,7 +90,13 @@ def input_gradients(model: LoadedModel, batch: Batch) -> dict[str, torch.Tensor 
         return value
 
     def leaf(value: torch.Tensor, hook) -> torch.Tensor:
-        return value.detach().requires_grad_(True)
+        if replace is not None and replace[0] == hook.name:
+            value = replace[1]
+        return value.detach().clone().requires_grad_(True)
+
+    def constant(value: torch.Tensor, hook) -> torch.Tensor:
+        assert replace is not None
+        return replace[1].detach().clone()
 
     names = {f"blocks.{model.n_layers - 1}.hook_resid_post"}
     for layer in range(model.n_layers):
@@ -94,6 +104,8 @@ def input_gradients(model: LoadedModel, batch: Batch) -> dict[str, torch.Tensor 
         if model.has_mlps:
             names.add(f"blocks.{layer}.hook_mlp_in")
     hooks = [("blocks.0.hook_resid_pre", leaf)] + [(n, keep) for n in sorted(names)]
+    if replace is not None and replace[0] != "blocks.0.hook_resid_pre":
+        hooks.append((replace[0], constant))
     with torch.enable_grad():
         logits = model.model.run_with_hooks(batch.clean, fwd_hooks=hooks)
         logit_diff(logits, batch).sum().backward()
