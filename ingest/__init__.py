@@ -3,7 +3,12 @@
 Importing this package registers every importer (see :mod:`.registry`).
 """
 
-from circuit_atlas.ingest import circuit_tracer_pt, eap_ig, neuronpedia  # noqa: F401  (registration side effect)
+from circuit_atlas.ingest import (  # noqa: F401  (registration side effect)
+    circuit_tracer_pt,
+    eap_ig,
+    eap_ig_pt,
+    neuronpedia,
+)
 from circuit_atlas.ingest.importers import IMPORTERS, Importer, load_graph
 
 __all__ = ["IMPORTERS", "Importer", "load_graph"]

@@ -66,7 +66,9 @@ _STAND_INS: dict[tuple[str, str], Any] = {
 
 def read_pt(path: Path) -> Any:
     """Load a ``.pt`` file safely, turning every failure into a one-line error naming the file."""
-    return load_torch_file(path, stand_ins=_STAND_INS, expected="part of a circuit-tracer graph")
+    return load_torch_file(
+        path, stand_ins=_STAND_INS, expected="part of a circuit-tracer or EAP-IG graph"
+    )
 
 
 def _tensor(document: dict[str, Any], key: str, ndim: int) -> torch.Tensor:

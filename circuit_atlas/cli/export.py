@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from circuit_atlas.cli.options import StoreContext, pass_ctx
 from circuit_atlas.cli.scores import FRACTION
 
-FORMATS = ("circuit-tracer-pt", "neuronpedia")
+if TYPE_CHECKING:
+    from circuit_atlas.graph import CircuitGraph
+
+FORMATS = (
+    "circuit-tracer-pt",
+    "neuronpedia",
+    "eap-ig-json",
+    "eap-ig-pt",
+    "mib-importances",
+    "mib-circuits",
+)
+COMPONENT_FORMATS = FORMATS[2:]
 
 
 @click.command()
@@ -20,9 +32,18 @@ FORMATS = ("circuit-tracer-pt", "neuronpedia")
     type=click.Choice(FORMATS),
     required=True,
     help="circuit-tracer-pt: circuit-tracer's Graph.to_pt (its Graph.from_pt reads it), the "
-    "exact unpruned graph. neuronpedia: the graph JSON Neuronpedia's viewer loads.",
+    "exact unpruned graph. neuronpedia: the graph JSON Neuronpedia's viewer loads. "
+    "eap-ig-json / eap-ig-pt: EAP-IG's Graph.to_json / to_pt (component graphs). "
+    "mib-importances / mib-circuits: a MIB circuit-track folder (--out DIR, named "
+    "<task>_<model>): every edge's score, or nine circuits at 0.1 … 50 % of edges.",
 )
-@click.option("--out", "out_path", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The file to write (a folder for mib-*).",
+)
 @click.option(
     "--node-threshold",
     type=FRACTION,
@@ -45,12 +66,13 @@ def export(
     edge_threshold: float | None,
 ) -> None:
     """Write GRAPH_ID (from its exact artifact) to --out."""
+    if file_format != "neuronpedia" and (node_threshold is not None or edge_threshold is not None):
+        raise click.UsageError("--node-threshold/--edge-threshold apply to --format neuronpedia")
     graph = state.store().read_artifact(graph_id)
+    if file_format in COMPONENT_FORMATS:
+        _export_component_graph(graph, file_format, out_path)
+        return
     if file_format == "circuit-tracer-pt":
-        if node_threshold is not None or edge_threshold is not None:
-            raise click.UsageError(
-                "--node-threshold/--edge-threshold apply to --format neuronpedia"
-            )
         from circuit_atlas.exporters.circuit_tracer_pt import write_circuit_tracer_pt
 
         write_circuit_tracer_pt(graph, out_path)
@@ -72,3 +94,18 @@ def export(
         f"wrote {out_path} (neuronpedia: {written.n_nodes} nodes, {written.n_edges} links, "
         f"{pruning})"
     )
+
+
+def _export_component_graph(graph: CircuitGraph, file_format: str, out_path: Path) -> None:
+    from circuit_atlas.exporters import eap_ig
+
+    if file_format == "eap-ig-json":
+        written = [eap_ig.write_eap_ig_json(graph, out_path)]
+    elif file_format == "eap-ig-pt":
+        written = [eap_ig.write_eap_ig_pt(graph, out_path)]
+    else:
+        written = eap_ig.write_mib_submission(
+            graph, out_path, circuits=file_format == "mib-circuits"
+        )
+    where = written[0] if len(written) == 1 else f"{len(written)} files in {out_path}"
+    click.echo(f"wrote {where} ({file_format}: {graph.n_nodes} nodes, {graph.n_edges} edges)")

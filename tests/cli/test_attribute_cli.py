@@ -62,6 +62,23 @@ def test_attribute_stores_every_edge_and_round_trips_through_eap_ig_json(
         "RETURN count(*) AS n, max(abs(e.weight - e2.weight)) AS diff",
     )
     assert pairs == [{"n": 75, "diff": 0.0}]
+    # EAP-IG's .pt and a MIB submission, written from the store; the .pt ingests again
+    pt = tmp_path / "graph.pt"
+    run_cli(
+        "export", "tiny-eap", "--format", "eap-ig-pt", "--out", str(pt), env=bolt_env, check=True
+    )
+    run_cli("ingest", str(pt), "--graph-id", "tiny-pt", env=bolt_env, check=True)
+    circuits = cypher_json(
+        bolt_env,
+        "MATCH (:Node {graph_id: $g})-[e:EDGE]->() WHERE e.in_graph RETURN count(e) AS n",
+        g="tiny-pt",
+    )
+    assert circuits == [{"n": rows[0]["circuit"]}]
+    mib = run_cli(
+        "export", "tiny-eap", "--format", "mib-circuits", "--out", str(tmp_path / "task_tiny"),
+        env=bolt_env, check=True,
+    )  # fmt: skip
+    assert "9 files in" in mib.stdout and len(list((tmp_path / "task_tiny").glob("*.json"))) == 9
     # re-running the same job changes nothing
     again = run_cli(*job, env=bolt_env, check=True)
     assert "tiny-eap (unchanged)" in again.stdout

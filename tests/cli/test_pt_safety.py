@@ -211,7 +211,7 @@ def test_load_model_refuses_every_format_without_running_it(kind: str, tmp_path:
         ("pickle-then-zip", "a pickle"),
         ("torchscript-like", "a TorchScript archive"),
         ("torch-zip-extra-pkl", "unexpected entry evil-torch-zip-extra-pkl/extra.pkl"),
-        ("torch-zip", r"posix\.system object, which is not part of a circuit-tracer graph"),
+        ("torch-zip", r"posix\.system object, which is not part of a circuit-tracer or EAP-IG"),
         ("torch-zip-protocol-4", r"posix\.system object.*refusing to unpickle"),
     ],
 )
