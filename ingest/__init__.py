@@ -4,6 +4,7 @@ Importing this package registers every importer (see :mod:`.registry`).
 """
 
 from circuit_atlas.ingest import (  # noqa: F401  (registration side effect)
+    auto_circuit,
     circuit_tracer_pt,
     eap_ig,
     eap_ig_pt,

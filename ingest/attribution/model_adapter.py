@@ -207,9 +207,9 @@ def load_model(
     torch_device = check_device(device)
     torch_dtype = check_dtype(dtype)
     if isinstance(source, Mapping):
-        loaded = _from_config(dict(source), name="config")
+        loaded = _from_config(dict(source), name="config", dtype=torch_dtype)
     else:
-        loaded = _from_path_or_name(str(source), max_context)
+        loaded = _from_path_or_name(str(source), max_context, torch_dtype)
     loaded.model.to(torch_device, print_details=False)
     loaded.model.to(torch_dtype, print_details=False)
     loaded.model.eval()
@@ -217,7 +217,7 @@ def load_model(
     return loaded
 
 
-def _from_path_or_name(source: str, max_context: int) -> LoadedModel:
+def _from_path_or_name(source: str, max_context: int, dtype: torch.dtype) -> LoadedModel:
     if source == SMOLLM2_ALIAS:
         gguf = smollm2_gguf()
         if gguf is None:
@@ -232,9 +232,9 @@ def _from_path_or_name(source: str, max_context: int) -> LoadedModel:
             cfg = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ModelLoadError(f"{path}: not a JSON model config ({error})") from None
-        return _from_config(cfg, name=path.stem)
+        return _from_config(cfg, name=path.stem, dtype=dtype)
     if path.suffix == ".pt" and path.is_file():
-        return _from_weights_file(path)
+        return _from_weights_file(path, dtype)
     if path.suffix == ".gguf" and path.is_file():
         return _from_hugging_face(path.parent, path.name, path.stem, max_context)
     if path.is_dir() and (path / "config.json").is_file():
@@ -250,10 +250,14 @@ def _from_path_or_name(source: str, max_context: int) -> LoadedModel:
     return _from_hub(source)
 
 
-def _from_config(cfg: dict[str, Any], name: str, state_dict: dict | None = None) -> LoadedModel:
+def _from_config(
+    cfg: dict[str, Any], name: str, dtype: torch.dtype, state_dict: dict | None = None
+) -> LoadedModel:
+    """A TransformerLens model built in ``dtype`` (not TransformerLens's float32 default, which
+    would round float64 weights on loading before any later cast could keep them)."""
     HookedTransformer, HookedTransformerConfig = _transformer_lens()
     try:
-        config = HookedTransformerConfig(**{**cfg, **_EDGE_HOOK_FLAGS})
+        config = HookedTransformerConfig(**{**cfg, **_EDGE_HOOK_FLAGS, "dtype": dtype})
     except (TypeError, ValueError, AssertionError) as error:
         raise ModelLoadError(f"invalid model config {name!r}: {error}") from None
     with warnings.catch_warnings():
@@ -273,7 +277,7 @@ def _from_config(cfg: dict[str, Any], name: str, state_dict: dict | None = None)
     return LoadedModel(model=model, tokenizer=None, name=name)
 
 
-def _from_weights_file(path: Path) -> LoadedModel:
+def _from_weights_file(path: Path, dtype: torch.dtype) -> LoadedModel:
     # Not torch.load: it reads legacy (non-zip) files through another path whatever
     # weights_only says. load_torch_file reads torch.save's zip format only (see safe_torch).
     try:
@@ -282,7 +286,7 @@ def _from_weights_file(path: Path) -> LoadedModel:
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same message
         problem = error.problem if isinstance(error, ImportFormatError) else error
         raise ModelLoadError(f"{path}: not a Circuit Atlas weights file ({problem})") from None
-    loaded = _from_config(cfg, name=path.stem, state_dict=state_dict)
+    loaded = _from_config(cfg, name=path.stem, dtype=dtype, state_dict=state_dict)
     return loaded
 
 
