@@ -57,8 +57,10 @@ class EapConfig(BaseModel):
 
 
 class EapNode(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
     in_graph: bool = False
+    score: float | None = None  # node-level scores, when attributed
+    neurons_scores: list[float] | None = None  # per output dimension (EAP-IG's "neurons")
 
 
 class EapEdge(BaseModel):
@@ -123,6 +125,11 @@ def parse_eap_ig(document: Any, path: Path, graph_id: str | None = None) -> Circ
         for name, key in zip(names, keys)
     )
     nodes["in_graph"] = nodes["in_graph"].astype(bool)
+    node_values = [data.nodes[name] for name in names]
+    if any(v.score is not None for v in node_values):
+        nodes["node_score"] = [np.nan if v.score is None else v.score for v in node_values]
+    if any(v.neurons_scores is not None for v in node_values):
+        nodes["neuron_scores"] = [v.neurons_scores for v in node_values]
     n = len(data.edges)
     sources = np.empty(n, dtype=np.int64)
     targets = np.empty(n, dtype=np.int64)

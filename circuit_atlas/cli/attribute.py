@@ -114,6 +114,12 @@ def default_graph_id(model: str, task: Path, method: str) -> str:
     "(k+½)/m (converges fastest). Default: the reference's (hannamw/EAP-IG, so MIB's numbers): "
     "left, but right for eap-ig-activations.",
 )
+@click.option(
+    "--neurons",
+    is_flag=True,
+    help="Also score every node's output dimensions (EAP-IG's neuron level), stored as node "
+    "properties neuron_scores and node_score (gradient methods).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--aggregate", type=LazyChoice(_aggregations), default="sum", show_default=True)
 @click.option("--corrupted-column", default="corrupted", show_default=True)
@@ -167,6 +173,7 @@ def attribute(
     intervention: str,
     ig_steps: int,
     ig_rule: str | None,
+    neurons: bool,
     batch_size: int,
     aggregate: str,
     corrupted_column: str,
@@ -220,6 +227,8 @@ def attribute(
     # Everything that can be checked without the model is checked before it loads.
     if not to_store and out_json is None:
         raise click.UsageError("nothing to write: give --out, or leave --store on")
+    if neurons and method == "exact":
+        raise click.UsageError("--neurons needs a gradient method; 'exact' patches whole edges")
     read_task_rows(task_path, corrupted_column)
     check_model_source(model_source)
     graph_id = graph_id or default_graph_id(model_source, task_path, method)
@@ -246,6 +255,7 @@ def attribute(
         intervention=intervention,
         ig_steps=ig_steps,
         ig_rule=ig_rule,
+        neurons=neurons,
         batch_size=batch_size,
         aggregation=aggregate,
         selection=selection,

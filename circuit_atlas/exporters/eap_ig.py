@@ -63,6 +63,16 @@ class EapArrays:
         self.scores = np.zeros(shape)
         self.in_graph = np.zeros(shape, dtype=bool)
         self.nodes_in_graph = np.zeros(self.layout.n_forward, dtype=bool)
+        # node-level fields (EAP-IG's "score" and "neurons_scores"), when the graph has them
+        self.node_fields: dict[str, dict[str, Any]] = {}
+        for name, row in zip(names, nodes.to_dict("records")):
+            fields = {}
+            if isinstance(row.get("node_score"), float) and not np.isnan(row["node_score"]):
+                fields["score"] = row["node_score"]
+            if isinstance(row.get("neuron_scores"), (list, np.ndarray)):
+                fields["neurons_scores"] = [float(v) for v in row["neuron_scores"]]
+            if fields:
+                self.node_fields[name] = fields
         if "in_graph" in nodes:
             for name, member in zip(names, nodes["in_graph"].fillna(False)):
                 if name in forward:
@@ -92,7 +102,10 @@ class EapArrays:
         return {
             "cfg": self.cfg,
             "nodes": {
-                **{n: {"in_graph": bool(v)} for n, v in zip(self.layout.forward_names, nodes_in)},
+                **{
+                    n: {"in_graph": bool(v), **self.node_fields.get(n, {})}
+                    for n, v in zip(self.layout.forward_names, nodes_in)
+                },
                 "logits": {"in_graph": logits_in},
             },
             "edges": {

@@ -181,12 +181,27 @@ class GradientPass:
 
         return [(name, shift(slot)) for name, slot in sublayer_outputs(self.model, self.graph)]
 
-    def contract(self, difference: torch.Tensor, scores: torch.Tensor) -> None:
+    def contract(
+        self, difference: torch.Tensor, scores: torch.Tensor, neurons: torch.Tensor | None = None
+    ) -> None:
         """``scores[f, k] += Σ difference[.., f, :] · gradients[.., k, :]`` over real edges.
 
         One contraction per block of backward slots sharing an upstream prefix, so non-edges
-        cost nothing.
+        cost nothing. ``neurons`` (``[n_forward, d_model]``), if given, receives each node's
+        score per output dimension, EAP-IG's "neurons": ``Σ difference[.., f, d] · ∂m/∂o_f[d]``,
+        where the gradient at a node's output is the sum of the gradients at every input it
+        feeds (each input is its own copy of the residual stream), a suffix of the backward
+        slots since they are in topological order.
         """
+        if neurons is not None:
+            suffix = self.gradients.flip(2).cumsum(2).flip(2)  # Σ_{k' ≥ k} gradients[.., k']
+            first = torch.searchsorted(
+                torch.as_tensor(self.graph.upstream, device=suffix.device),
+                torch.arange(self.graph.n_forward, device=suffix.device),
+                right=True,
+            )  # the first backward slot each forward slot feeds
+            output_gradients = suffix[:, :, first]
+            neurons += torch.einsum("bpfd,bpfd->fd", difference, output_gradients).to(neurons.dtype)
         upstream = self.graph.upstream
         start = 0
         while start < len(upstream):

@@ -30,12 +30,24 @@ def eap_ig_document(result: AttributionResult, circuit: np.ndarray, d_model: int
             "parallel_attn_mlp": graph.parallel_attn_mlp,
             "d_model": d_model,
         },
-        "nodes": {name: {"in_graph": name in members} for name in graph.node_names},
+        "nodes": {
+            name: {"in_graph": name in members, **_node_scores(result, i)}
+            for i, name in enumerate(graph.node_names)
+        },
         "edges": {
             graph.edge_name(f, k): {"score": float(s), "in_graph": bool(circuit[f, k])}
             for f, k, s in zip(forward, backward, scores)
         },
     }
+
+
+def _node_scores(result: AttributionResult, index: int) -> dict[str, Any]:
+    """EAP-IG's node fields for neuron-level results: ``score`` (the node's total) and
+    ``neurons_scores`` (per output dimension); nothing for ``logits`` or without them."""
+    neurons = result.neuron_scores
+    if neurons is None or index >= len(neurons):
+        return {}
+    return {"score": float(neurons[index].sum()), "neurons_scores": neurons[index].tolist()}
 
 
 def write_eap_ig_json(document: dict, path: Path) -> Path:

@@ -42,6 +42,7 @@ class JobSettings:
     intervention: str = "patching"
     ig_steps: int = 5
     ig_rule: str | None = None  # None: the method's reference rule (methods.default_ig_rule)
+    neurons: bool = False  # also score every node's output dimensions (node properties)
     batch_size: int = 8
     aggregation: str = "sum"
     selection: str = "topn"
@@ -111,6 +112,7 @@ def run_job(
         ig_steps=settings.ig_steps,
         ig_rule=settings.ig_rule,
         aggregation=settings.aggregation,
+        neurons=settings.neurons,
         **common,
     )
     amount = default_amount(settings, result.graph.n_edges)

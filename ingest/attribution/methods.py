@@ -67,6 +67,9 @@ class AttributionResult:
     clean_metric: float  # mean over examples
     counterfactual_metric: float
     settings: dict[str, Any] = field(default_factory=dict)
+    # [n_forward, d_model]: each node's score per output dimension (EAP-IG's "neurons"), summed
+    # like the edge scores; None unless asked for
+    neuron_scores: np.ndarray | None = None
 
     def edge_scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Forward slot, backward slot and score of every edge."""
@@ -86,6 +89,10 @@ class BatchContext:
     ig_steps: int
     progress: Any
     ig_rule: str = "left"
+    neurons: torch.Tensor | None = None  # [n_forward, d_model] when neuron scores are asked
+
+    def contract(self, grads: GradientPass, difference: torch.Tensor, scores: torch.Tensor) -> None:
+        grads.contract(difference, scores, self.neurons)
 
     def alphas(self) -> list[float]:
         return ig_alphas(self.ig_steps, self.ig_rule)
@@ -126,7 +133,7 @@ def eap(ctx: BatchContext, scores: torch.Tensor) -> None:
     grads = GradientPass(ctx.model, ctx.graph, ctx.batch)
     clean = new_activations(ctx.graph, ctx.batch, ctx.model)
     grads.run(ctx.metric, ctx.batch.clean, record_into=clean)
-    grads.contract(ctx.counterfactual - clean, scores)
+    ctx.contract(grads, ctx.counterfactual - clean, scores)
 
 
 @register("clean-corrupted")
@@ -141,7 +148,7 @@ def clean_corrupted(ctx: BatchContext, scores: torch.Tensor) -> None:
         output_values=ctx.counterfactual,
         weight=0.5,
     )
-    grads.contract(ctx.counterfactual - clean, scores)
+    ctx.contract(grads, ctx.counterfactual - clean, scores)
 
 
 @register("eap-ig-inputs")
@@ -162,7 +169,7 @@ def eap_ig_inputs(ctx: BatchContext, scores: torch.Tensor) -> None:
         ctx.progress.update(1)
     if 1.0 not in alphas:
         clean, _ = record_outputs(ctx.model, ctx.graph, ctx.batch.clean, ctx.batch)
-    grads.contract(ctx.counterfactual - clean, scores)
+    ctx.contract(grads, ctx.counterfactual - clean, scores)
 
 
 @register("eap-ig-activations")
@@ -181,7 +188,7 @@ def eap_ig_activations(ctx: BatchContext, scores: torch.Tensor) -> None:
             else:
                 grads.run(ctx.metric, ctx.batch.clean, replace=(name, value), weight=weight)
             ctx.progress.update(1)
-    grads.contract(cf - clean, scores)
+    ctx.contract(grads, cf - clean, scores)
 
 
 @register("eap-ig-partial-activations")
@@ -201,7 +208,7 @@ def eap_ig_partial_activations(ctx: BatchContext, scores: torch.Tensor) -> None:
             weight=1.0 / len(alphas),
         )
         own[:, :, 0] = clean_input  # the input node's own output is always the embeddings
-        grads.contract(cf - own, scores)
+        ctx.contract(grads, cf - own, scores)
         ctx.progress.update(1)
 
 
@@ -280,8 +287,10 @@ def attribute(
     aggregation: str = "sum",
     progress: bool = True,
     ig_rule: str | None = None,
+    neurons: bool = False,
 ) -> AttributionResult:
-    """Score every edge of ``model``'s component graph on ``task`` with ``method``."""
+    """Score every edge of ``model``'s component graph on ``task`` with ``method``; with
+    ``neurons``, also every node's output dimensions (gradient methods only)."""
     if method not in METHODS:
         raise CircuitAtlasError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     if intervention not in INTERVENTIONS:
@@ -292,6 +301,11 @@ def attribute(
         raise CircuitAtlasError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
     if ig_steps < 1:
         raise CircuitAtlasError("--ig-steps must be at least 1")
+    if neurons and method == "exact":
+        raise CircuitAtlasError(
+            "neuron scores come from gradients; 'exact' patches whole edges (choose eap or an "
+            "integrated-gradients method)"
+        )
     ig_rule = ig_rule or default_ig_rule(method)
     ig_alphas(ig_steps, ig_rule)  # an unknown rule fails before any work
     metric_name = metric or task.default_metric
@@ -299,6 +313,11 @@ def attribute(
     graph = ComponentGraph.of(model)
     scores = torch.zeros(
         graph.n_forward, graph.n_backward, dtype=torch.float64, device=model.device
+    )
+    neuron_scores = (
+        torch.zeros(graph.n_forward, model.d_model, dtype=torch.float64, device=model.device)
+        if neurons
+        else None
     )
     means = mean_outputs(model, graph, task, batch_size) if intervention == "mean" else None
     clean_total = cf_total = 0.0
@@ -323,15 +342,19 @@ def attribute(
 
         clean_total += float(measure(clean_logits).sum())
         cf_total += float(measure(cf_logits).sum())
-        context = BatchContext(model, graph, batch, counterfactual, measure, ig_steps, bar, ig_rule)
+        context = BatchContext(
+            model, graph, batch, counterfactual, measure, ig_steps, bar, ig_rule, neuron_scores
+        )
         METHODS[method](context, scores)
         if per_batch == 1:
             bar.update(1)
     bar.close()
     n = len(task.examples)
     result = scores.cpu().numpy()
+    per_dimension = None if neuron_scores is None else neuron_scores.cpu().numpy()
     if aggregation == "mean":
         result = result / n
+        per_dimension = None if per_dimension is None else per_dimension / n
     return AttributionResult(
         graph=graph,
         scores=result * graph.edge_mask,
@@ -349,4 +372,5 @@ def attribute(
             "task": task.name,
             "dropped_pairs": len(task.dropped),
         },
+        neuron_scores=per_dimension,
     )

@@ -112,6 +112,38 @@ def input_gradients(
     return {name: tensor.grad for name, tensor in kept.items()}
 
 
+def output_gradients(model: LoadedModel, batch: Batch) -> dict[str, torch.Tensor]:
+    """∂(Σ logit diff)/∂(each node's output) at the clean prompts, by retain_grad, keyed by
+    node name like :func:`node_outputs`."""
+    kept: dict[str, torch.Tensor] = {}
+
+    def keep(value: torch.Tensor, hook) -> torch.Tensor:
+        if hook.name == "blocks.0.hook_resid_pre":
+            value = value.detach().requires_grad_(True)
+        else:
+            value.retain_grad()
+        kept[hook.name] = value
+        return value
+
+    names = ["blocks.0.hook_resid_pre"]
+    for layer in range(model.n_layers):
+        names.append(f"blocks.{layer}.attn.hook_result")
+        if model.has_mlps:
+            names.append(f"blocks.{layer}.hook_mlp_out")
+    with torch.enable_grad():
+        logits = model.model.run_with_hooks(batch.clean, fwd_hooks=[(n, keep) for n in names])
+        logit_diff(logits, batch).sum().backward()
+    out = {"input": kept["blocks.0.hook_resid_pre"].grad}
+    for layer in range(model.n_layers):
+        result = kept[f"blocks.{layer}.attn.hook_result"].grad
+        for head in range(model.n_heads):
+            if result is not None:
+                out[f"a{layer}.h{head}"] = result[:, :, head]
+        if model.has_mlps:
+            out[f"m{layer}"] = kept[f"blocks.{layer}.hook_mlp_out"].grad
+    return {name: grad for name, grad in out.items() if grad is not None}
+
+
 def patch_one_edge(
     model: LoadedModel, batch: Batch, source_delta: torch.Tensor, node: str, channel: str
 ) -> torch.Tensor:

@@ -23,6 +23,7 @@ from helpers.models import (
     TINY_CONFIG,
     input_gradients,
     node_outputs,
+    output_gradients,
     patch_one_edge,
     random_task,
     tiny_model,
@@ -278,6 +279,32 @@ def test_partial_activations_at_alpha_zero_are_eap(model):
     eap = attribute(model, task, "eap", progress=False).scores
     left = attribute(model, task, "eap-ig-partial-activations", ig_steps=1, progress=False)
     np.testing.assert_allclose(left.scores, eap, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["eap", "eap-ig-inputs"])
+def test_neuron_scores_are_each_output_dimension_times_its_gradient(model, method):
+    """EAP-IG's "neurons": per node and output dimension, Σ (cf − clean)·∂m/∂output, with the
+    gradient read at the node's own output hook (retain_grad) — and they sum to the node's edge
+    scores. With IG the gradient is the steps' average, so only the sum is checked there."""
+    task = random_task(n=3)
+    result = attribute(model, task, method, batch_size=2, progress=False, neurons=True)
+    neurons = result.neuron_scores
+    assert neurons is not None and neurons.shape == (result.graph.n_forward, model.d_model)
+    np.testing.assert_allclose(neurons.sum(1), result.scores.sum(1), atol=1e-10)
+    if method != "eap":
+        return
+    batch = _single_batch(task)
+    clean, corrupted = node_outputs(model, batch.clean), node_outputs(model, batch.corrupted)
+    grads = output_gradients(model, batch)
+    scale = np.abs(neurons).max()
+    for f, name in enumerate(result.graph.forward_names):
+        expected = ((corrupted[name] - clean[name]) * grads[name]).sum((0, 1)).numpy()
+        np.testing.assert_allclose(neurons[f], expected, atol=1e-9 * scale)
+
+
+def test_neuron_scores_need_gradients(model):
+    with pytest.raises(CircuitAtlasError, match="neuron scores come from gradients"):
+        attribute(model, random_task(), "exact", neurons=True, progress=False)
 
 
 def test_an_unknown_ig_rule_is_refused(model):

@@ -8,6 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -50,6 +51,27 @@ def edge_table(graph: CircuitGraph) -> set[tuple[str, str, str, float, bool]]:
 def test_the_json_export_is_the_document_the_job_writes():
     graph, document = stored_graph(attn_only=False)
     assert eap_ig_json(graph) == {**document, "cfg": {**document["cfg"]}}
+
+
+def test_neuron_scores_become_node_properties_and_travel_in_the_json(tmp_path):
+    """``--neurons``: each node's score per output dimension is stored on the node
+    (``neuron_scores``, ``node_score`` = their sum) and written as EAP-IG's ``neurons_scores`` /
+    ``score`` node fields, which MIB's neuron-level circuits use."""
+    model = tiny_model()
+    result = attribute(model, random_task(), "eap", progress=False, neurons=True)
+    circuit = select(result.graph, result.scores, "topn", 10)
+    document = eap_ig_document(result, circuit, model.d_model)
+    graph = to_circuit_graph(document, result, graph_id="n", model_name="tiny")
+    nodes = graph.nodes_frame().set_index("source_id")
+    assert result.neuron_scores is not None
+    for f, name in enumerate(result.graph.forward_names):
+        np.testing.assert_allclose(nodes.loc[name, "neuron_scores"], result.neuron_scores[f])
+        assert nodes.loc[name, "node_score"] == pytest.approx(result.neuron_scores[f].sum())
+    assert eap_ig_json(graph)["nodes"] == document["nodes"]
+    again = load_graph(write_mib_submission(graph, tmp_path, circuits=False)[0], graph_id="m")
+    np.testing.assert_array_equal(  # logits has no node score: NaN on both sides
+        again.nodes_frame()["node_score"].to_numpy(), graph.nodes_frame()["node_score"].to_numpy()
+    )
 
 
 def test_a_pt_export_reads_back_as_the_same_graph(tmp_path):
