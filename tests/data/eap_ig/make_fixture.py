@@ -11,6 +11,15 @@ versions, steps, dtype and how the scores are normalised. The test
 (``tests/unit/test_eap_ig_reference.py``) scores the same case with Circuit Atlas and compares
 edge by edge.
 
+It also writes the neuron-level node scores of EAP-IG's ``eap.attribute_node.attribute_node``
+(``neuron=True``) for EAP and EAP-IG-inputs (``neurons_<method>.json``: the settings and, per
+forward node, its ``d_model`` scores). Two things differ from the edge scores there, and the
+test pins both: ``attribute_node``'s EAP-IG-inputs steps α = 1/m … 1 (``range(1, steps+1)``,
+the right Riemann sum; its edge-level ``get_scores_eap_ig`` steps α = 0 … (m−1)/m), and its
+``make_hooks_and_matrices`` takes an MLP node's gradient at ``node.in_hook``
+(``hook_mlp_in``) while the activation difference is at its output (``hook_mlp_out``); input
+and attention nodes use the output hook for both.
+
 The prompts have different lengths (4 to 6 words after BOS) so that EAP-IG right-pads the batch;
 within a pair clean and corrupted have the same length, as patching needs.
 
@@ -53,10 +62,12 @@ from pathlib import Path
 from typing import Any
 
 import eap.attribute
+import eap.attribute_node
 import eap.evaluate
 import eap.utils
 import torch
 from eap.attribute import attribute
+from eap.attribute_node import attribute_node
 from eap.graph import Graph
 from eap.utils import tokenize_plus
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -96,6 +107,10 @@ METHODS = {  # EAP-IG's method name → (file stem, ig_steps)
     "EAP-IG-activations": ("eap-ig-activations", 3),
     "exact": ("exact", None),
 }
+NEURON_METHODS = {  # EAP-IG's method name → (file stem, ig_steps), for attribute_node
+    "EAP": ("eap", None),
+    "EAP-IG-inputs": ("eap-ig-inputs", 5),
+}
 
 
 class _CpuTorch:
@@ -118,7 +133,7 @@ class _CpuTorch:
         return torch.ones(*args, **self._cpu(kwargs))
 
 
-for _module in (eap.attribute, eap.utils, eap.evaluate):
+for _module in (eap.attribute, eap.attribute_node, eap.utils, eap.evaluate):
     _module.torch = _CpuTorch()  # type: ignore[attr-defined]
 
 
@@ -209,6 +224,30 @@ def main() -> None:
             aggregation="sum", ig_steps=steps, quiet=True,
         )  # fmt: skip
         graph.to_json(str(HERE / f"scores_{stem}.json"))
+
+    for method, (stem, steps) in NEURON_METHODS.items():
+        graph = Graph.from_model(model, neuron_level=True)
+        # float64, like graph.scores above (from_model allocates float32, NaN = unscored)
+        graph.neurons_scores = torch.full_like(graph.neurons_scores, torch.nan, dtype=torch.float64)
+        attribute_node(
+            model, graph, dataloader, logit_diff, method=method, intervention="patching",
+            aggregation="sum", ig_steps=steps, quiet=True, neuron=True,
+        )  # fmt: skip
+        neurons = {
+            name: graph.neurons_scores[graph.forward_index(node, attn_slice=False)].tolist()
+            for name, node in graph.nodes.items()
+            if name != "logits"
+        }
+        assert not any(x != x for row in neurons.values() for x in row), "unscored neurons"
+        record = {
+            "eap_ig_function": "eap.attribute_node.attribute_node(neuron=True)",
+            "eap_ig_method": method,
+            "ig_steps": steps,
+            "eap_ig_aggregation": "sum",
+            "circuit_atlas_aggregation": "mean",
+            "neurons": neurons,
+        }
+        (HERE / f"neurons_{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
 
     commit = subprocess.run(
         ["git", f"--git-dir={MIRROR}", "rev-parse", "HEAD"], capture_output=True, text=True
