@@ -15,6 +15,7 @@ from circuit_atlas.cli.options import (
     pass_ctx,
     print_table,
 )
+from circuit_atlas.cli.probe_options import probe_options, probe_settings
 from circuit_atlas.progress import progress_enabled
 
 if TYPE_CHECKING:
@@ -22,9 +23,9 @@ if TYPE_CHECKING:
 
 
 def _methods() -> list[str]:
-    from circuit_atlas.ingest.attribution.methods import METHODS
+    from circuit_atlas.ingest.attribution.methods import ALL_METHODS
 
-    return sorted(METHODS)
+    return sorted(ALL_METHODS)
 
 
 def _metrics() -> list[str]:
@@ -156,6 +157,7 @@ def default_graph_id(model: str, task: Path, method: str) -> str:
     type=click.Path(path_type=Path),
     help="Faithfulness-curve PNG (default: <data-dir>/reports/<graph-id>-faithfulness.png).",
 )
+@probe_options
 @format_option
 @pass_ctx
 def attribute(
@@ -189,6 +191,7 @@ def attribute(
     out_json: Path | None,
     plot_path: Path | None,
     out: str,
+    **probe: Any,
 ) -> None:
     """Attribute MODEL. With --task: score every edge of its component graph on the task,
     select and evaluate a circuit, and store the graph (every edge with its score; ``in_graph``
@@ -250,6 +253,9 @@ def attribute(
             else Path(f"{graph_id}-faithfulness.png")
         )
     settings = JobSettings(
+        probe=probe_settings(probe, model, corrupted_column)
+        if method == "subnetwork-probing"
+        else None,
         method=method,
         metric=metric,
         intervention=intervention,
@@ -293,7 +299,13 @@ def attribute(
     import pandas as pd
 
     print_table(pd.DataFrame({"": list(summary), "value": [str(v) for v in summary.values()]}))
-    click.echo("\nstrongest edges (score = m(patch edge) − m(clean), summed over examples):")
+    meaning = (
+        "learned mask logit, shifted to ≥ 0"
+        if method == "subnetwork-probing"
+        else f"m(patch edge) − m(clean), {'averaged' if aggregate == 'mean' else 'summed'} "
+        "over examples"
+    )
+    click.echo(f"\nstrongest edges (score = {meaning}):")
     print_table(edges)
     if curve_points is not None:
         click.echo("\nfaithfulness curve:")

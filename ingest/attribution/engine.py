@@ -57,7 +57,7 @@ def sublayer_outputs(model: LoadedModel, graph: ComponentGraph) -> list[tuple[st
     return outputs
 
 
-def _input_hook_names(model: LoadedModel, graph: ComponentGraph) -> list[tuple[str, Slot]]:
+def input_hook_names(model: LoadedModel, graph: ComponentGraph) -> list[tuple[str, Slot]]:
     """Every node-input hook with its backward slot(s), in topological order."""
     names: list[tuple[str, Slot]] = []
     for layer in range(graph.n_layers):
@@ -147,7 +147,7 @@ class GradientPass:
             name, constant = replace
             hooks.append((name, lambda value, hook: constant.to(value.dtype)))
         backward = [
-            (name, self._accumulate(slot, weight)) for name, slot in _input_hook_names(model, graph)
+            (name, self._accumulate(slot, weight)) for name, slot in input_hook_names(model, graph)
         ]
         with torch.enable_grad(), model.model.hooks(fwd_hooks=hooks, bwd_hooks=backward):
             logits = model.model(tokens, return_type="logits")
@@ -266,5 +266,5 @@ def patched_logits(
         return hook
 
     hooks = _output_hooks(model, graph, write)
-    hooks += [(name, add_delta(slot)) for name, slot in _input_hook_names(model, graph)]
+    hooks += [(name, add_delta(slot)) for name, slot in input_hook_names(model, graph)]
     return model.run(batch.clean, hooks=hooks)

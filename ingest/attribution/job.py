@@ -32,6 +32,7 @@ from circuit_atlas.ingest.attribution.export import (
 )
 from circuit_atlas.ingest.attribution.methods import AttributionResult, attribute
 from circuit_atlas.ingest.attribution.model_adapter import LoadedModel
+from circuit_atlas.ingest.attribution.subnetwork_probing import ProbeSettings
 from circuit_atlas.ingest.attribution.tasks import Task
 
 
@@ -43,6 +44,7 @@ class JobSettings:
     ig_steps: int = 5
     ig_rule: str | None = None  # None: the method's reference rule (methods.default_ig_rule)
     neurons: bool = False  # also score every node's output dimensions (node properties)
+    probe: ProbeSettings | None = None  # subnetwork-probing's settings
     batch_size: int = 8
     aggregation: str = "sum"
     selection: str = "topn"
@@ -113,6 +115,7 @@ def run_job(
         ig_rule=settings.ig_rule,
         aggregation=settings.aggregation,
         neurons=settings.neurons,
+        probe=settings.probe,
         **common,
     )
     amount = default_amount(settings, result.graph.n_edges)

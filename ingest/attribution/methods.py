@@ -20,6 +20,8 @@ carries the counterfactual: ``m(patch f→k) − m(clean)``, summed over example
   scores (integrated over α; auto-circuit sums instead of averaging and uses the loss
   ``−metric``).
 - ``exact``: activation patching of each edge in turn (one forward per edge; the oracle).
+- ``subnetwork-probing`` (``subnetwork_probing.py``): edge masks trained for faithfulness and
+  size; its scores are the learned mask logits, not an estimate of the patching effect.
 
 Counterfactuals (``--intervention``): ``patching`` (the corrupted prompt's activations), ``zero``,
 or ``mean`` (each node's mean clean output at each position over the task).
@@ -48,6 +50,7 @@ from circuit_atlas.ingest.attribution.engine import (
 )
 from circuit_atlas.ingest.attribution.metrics import get_metric, last_token_logits
 from circuit_atlas.ingest.attribution.model_adapter import LoadedModel
+from circuit_atlas.ingest.attribution.subnetwork_probing import METHOD_NAME, ProbeSettings, probe
 from circuit_atlas.ingest.attribution.tasks import Batch, Task
 from circuit_atlas.registrar import registrar
 
@@ -122,7 +125,8 @@ def ig_alphas(steps: int, rule: str) -> list[float]:
 
 
 Method = Callable[[BatchContext, torch.Tensor], None]
-METHODS: dict[str, Method] = {}
+METHODS: dict[str, Method] = {}  # the per-batch estimators
+PROBING = METHOD_NAME  # subnetwork probing trains over the whole task: not a per-batch method
 
 
 register = registrar(METHODS)
@@ -228,6 +232,45 @@ def exact(ctx: BatchContext, scores: torch.Tensor) -> None:
         scores[f, k] += (value - clean).to(scores.dtype)
 
 
+def _probed(
+    model: LoadedModel,
+    task: Task,
+    settings: ProbeSettings,
+    metric: str,
+    intervention: str,
+    means: torch.Tensor | None,
+    batch_size: int,
+    aggregation: str,
+    progress: bool,
+) -> AttributionResult:
+    graph = ComponentGraph.of(model)
+
+    def counterfactuals(batch: Batch) -> torch.Tensor:
+        return counterfactual_outputs(model, graph, batch, intervention, means)[0]
+
+    scores, summary = probe(
+        model,
+        task,
+        settings,
+        counterfactuals=counterfactuals,
+        metric=metric,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    return AttributionResult(
+        graph=graph,
+        scores=scores,
+        method=PROBING,
+        metric=metric,
+        intervention=intervention,
+        aggregation=aggregation,  # the scores are mask logits: no sum over examples to divide
+        n_examples=len(task.examples),
+        clean_metric=summary.pop("clean_metric"),
+        counterfactual_metric=summary.pop("counterfactual_metric"),
+        settings={"batch_size": batch_size, "task": task.name, **summary},
+    )
+
+
 def steps_per_batch(method: str, ig_steps: int, graph: ComponentGraph) -> int:
     """Forward/backward passes per batch (the progress bar's unit)."""
     if method == "eap-ig-activations":
@@ -288,11 +331,15 @@ def attribute(
     progress: bool = True,
     ig_rule: str | None = None,
     neurons: bool = False,
+    probe: ProbeSettings | None = None,
 ) -> AttributionResult:
     """Score every edge of ``model``'s component graph on ``task`` with ``method``; with
-    ``neurons``, also every node's output dimensions (gradient methods only)."""
-    if method not in METHODS:
-        raise CircuitAtlasError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    ``neurons``, also every node's output dimensions (gradient methods only). ``probe`` holds
+    the settings of ``subnetwork-probing`` (trained over the whole task, not batch by batch)."""
+    if method not in ALL_METHODS:
+        raise CircuitAtlasError(
+            f"unknown method {method!r}: choose one of {', '.join(ALL_METHODS)}"
+        )
     if intervention not in INTERVENTIONS:
         raise CircuitAtlasError(
             f"unknown intervention {intervention!r}: choose one of {', '.join(INTERVENTIONS)}"
@@ -301,7 +348,7 @@ def attribute(
         raise CircuitAtlasError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
     if ig_steps < 1:
         raise CircuitAtlasError("--ig-steps must be at least 1")
-    if neurons and method == "exact":
+    if neurons and method in ("exact", PROBING):
         raise CircuitAtlasError(
             "neuron scores come from gradients; 'exact' patches whole edges (choose eap or an "
             "integrated-gradients method)"
@@ -320,6 +367,11 @@ def attribute(
         else None
     )
     means = mean_outputs(model, graph, task, batch_size) if intervention == "mean" else None
+    if method == PROBING:
+        return _probed(
+            model, task, probe or ProbeSettings(), metric_name, intervention, means, batch_size,
+            aggregation, progress,
+        )  # fmt: skip
     clean_total = cf_total = 0.0
     per_batch = steps_per_batch(method, ig_steps, graph)
     bar = tqdm(
@@ -374,3 +426,6 @@ def attribute(
         },
         neuron_scores=per_dimension,
     )
+
+
+ALL_METHODS = (*METHODS, PROBING)

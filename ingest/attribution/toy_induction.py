@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from circuit_atlas.ingest.attribution.tasks import Task, TaskExample
+
 CONFIG = dict(
     n_layers=2,
     d_model=64,
@@ -54,6 +56,23 @@ def repeated_sequences(
         rows.append(first.repeat(length // k + 1)[:length])
         offsets.append(k)
     return torch.stack(rows), torch.tensor(offsets)
+
+
+def induction_task(n: int = 24, seed: int = 7) -> Task:
+    """Clean: A B … A → B. Corrupted: the first A becomes an unused token C, so no earlier
+    position is preceded by A (what the previous-token head writes and the induction head's
+    query looks for). The metric is B's logit against another unused token's."""
+    tokens, offsets = repeated_sequences(n, torch.Generator().manual_seed(seed))
+    examples = []
+    for row, k in zip(tokens.tolist(), offsets.tolist()):
+        t = len(row) - 2  # predict row[t + 1] = row[t + 1 - k]
+        clean = row[: t + 1]
+        answer = row[t + 1]
+        unused = [x for x in range(int(CONFIG["d_vocab"])) if x not in row]
+        corrupted = list(clean)
+        corrupted[t - k] = unused[0]
+        examples.append(TaskExample(clean, corrupted, (answer,), (unused[1],)))
+    return Task("induction", examples, "logit_diff")
 
 
 def train(steps: int = 3000, batch: int = 64, seed: int = 0, progress: bool = True):

@@ -13,11 +13,9 @@ import torch
 from circuit_atlas.ingest.attribution.component_graph import ComponentGraph
 from circuit_atlas.ingest.attribution.methods import attribute
 from circuit_atlas.ingest.attribution.model_adapter import load_model
-from circuit_atlas.ingest.attribution.tasks import Task, TaskExample
 from circuit_atlas.ingest.attribution.toy_induction import (
-    CONFIG,
     head_roles,
-    repeated_sequences,
+    induction_task,
     weights_path,
 )
 
@@ -27,23 +25,6 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def induction_model():
     return load_model(weights_path())
-
-
-def induction_task(n: int = 24, seed: int = 7) -> Task:
-    """Clean: A B … A → B. Corrupted: the first A becomes an unused token C, so no earlier
-    position is preceded by A (what the previous-token head writes and the induction head's
-    query looks for). The metric is B's logit against another unused token's."""
-    tokens, offsets = repeated_sequences(n, torch.Generator().manual_seed(seed))
-    examples = []
-    for row, k in zip(tokens.tolist(), offsets.tolist()):
-        t = len(row) - 2  # predict row[t + 1] = row[t + 1 - k]
-        clean = row[: t + 1]
-        answer = row[t + 1]
-        unused = [x for x in range(int(CONFIG["d_vocab"])) if x not in row]
-        corrupted = list(clean)
-        corrupted[t - k] = unused[0]
-        examples.append(TaskExample(clean, corrupted, (answer,), (unused[1],)))
-    return Task("induction", examples, "logit_diff")
 
 
 def head_importance(graph: ComponentGraph, scores: np.ndarray) -> dict[str, float]:
