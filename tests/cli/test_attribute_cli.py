@@ -84,6 +84,24 @@ def test_attribute_stores_every_edge_and_round_trips_through_eap_ig_json(
     assert "tiny-eap (unchanged)" in again.stdout
 
 
+def test_subnetwork_probing_from_the_command_line(tiny_files, tmp_path):
+    """The --probe-* options reach the probe: a validation task is measured every epoch, the
+    JSON carries the learned (non-negative) mask logits, and a bad avoided edge is one error."""
+    config, task = tiny_files
+    out = tmp_path / "probe.json"
+    base = ["attribute", "--model", str(config), "--task", str(task), "--method",
+            "subnetwork-probing", "--no-store", "--no-curve", "--probe-epochs", "3"]  # fmt: skip
+    result = run_cli(
+        *base, "--probe-validation", str(task), "--probe-circuit-size", "5", "--out", str(out),
+        env=None, check=True,
+    )  # fmt: skip
+    assert "learned mask logit" in result.stdout
+    scores = [e["score"] for e in json.loads(out.read_text())["edges"].values()]
+    assert len(scores) == 75 and min(scores) == 0 and max(scores) > 0
+    bad = run_cli(*base, "--probe-avoid", "a9.h9->logits", "--out", str(out), env=None)
+    assert bad.returncode == 1 and "not edges of this model" in " ".join(error_lines(bad))
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
