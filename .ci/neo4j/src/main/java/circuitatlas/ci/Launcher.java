@@ -59,7 +59,7 @@ public final class Launcher {
         boolean fresh = !Files.exists(home.resolve("data/databases/system"));
         if (fresh) {
             int rc = new CommandLine(new SetInitialPasswordCommand(new ExecutionContext(home, home.resolve("conf"))))
-                    .execute(password);
+                    .execute("--", password);  // "--": a password may start with "-"
             if (rc != 0) {
                 System.err.println("launcher: set-initial-password failed (exit " + rc + ")");
                 System.exit(1);
