@@ -28,13 +28,33 @@ def cluster_order(similarity: pd.DataFrame) -> list[int]:
     return leaves_list(linkage(squareform(distance, checks=False), method="average")).tolist()
 
 
-def heatmap_png(similarity: pd.DataFrame, title: str) -> bytes:
+def heatmap_matrices(comparison: Comparison) -> dict[str, pd.DataFrame]:
+    """The metrics worth a heatmap (some value that is not NaN), by name."""
+    matrices = {}
+    for metric in HEATMAP_METRICS:
+        values = comparison.pairs[metric].tolist()
+        if values and not all(math.isnan(v) for v in values):
+            matrices[metric] = comparison.matrix(metric)
+    return matrices
+
+
+def shared_order(matrices: dict[str, pd.DataFrame]) -> list[int]:
+    """One row order for every heatmap, so they can be read side by side: the clustering of
+    the first metric's matrix (Jaccard when it has values)."""
+    if not matrices:
+        return []
+    return cluster_order(next(iter(matrices.values())))
+
+
+def heatmap_png(similarity: pd.DataFrame, title: str, order: list[int] | None = None) -> bytes:
+    """A heatmap of ``similarity`` with rows and columns in ``order`` (default: its own
+    clustering)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    order = cluster_order(similarity)
+    order = cluster_order(similarity) if order is None else order
     ordered = similarity.iloc[order, order]
     size = min(4 + 0.18 * len(ordered), 16)
     figure, axes = plt.subplots(figsize=(size, size * 0.85))
@@ -86,13 +106,15 @@ def comparison_html(
     parts += ["<h2>Summary over pairs</h2>", _table(summary)]
     for note in comparison.notes:
         parts.append(f"<p><em>{html.escape(note)}</em></p>")
-    for metric in HEATMAP_METRICS:
-        matrix = comparison.matrix(metric)
-        if matrix.isna().all().all() or all(
-            math.isnan(v) for v in comparison.pairs[metric].tolist()
-        ):
-            continue
-        png = base64.b64encode(heatmap_png(matrix, f"{metric} (clustered)")).decode()
+    matrices = heatmap_matrices(comparison)
+    order = shared_order(matrices)
+    if matrices:
+        first = next(iter(matrices))
+        parts.append(
+            f"<p>Every heatmap uses one row order: the average-linkage clustering of {first}.</p>"
+        )
+    for metric, matrix in matrices.items():
+        png = base64.b64encode(heatmap_png(matrix, metric, order)).decode()
         parts += [
             f"<h2>{metric}</h2>",
             f"<img alt='{metric} heatmap' src='data:image/png;base64,{png}'>",

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from circuit_atlas.analysis.roi.detect import RoiResult
-from circuit_atlas.graph import CircuitGraph
+from circuit_atlas.graph import CircuitGraph, NodeKind
 
 MAX_PIXELS = 1200  # adjacency plots of bigger runs are block-averaged to this many rows
 TOP_MEMBERS = 8
@@ -82,9 +82,27 @@ def sizes_and_layers_png(result: RoiResult) -> str:
     return _png(figure)
 
 
+def readable_labels(graph: CircuitGraph) -> list[str]:
+    """Axis labels people can read: ROIs by number, a token node by its text and position
+    (``'Paris'@4``), a logit by the token it predicts (``→ ' France'``); other nodes by their
+    display id."""
+    tokens = graph.metadata.tokens
+    labels = []
+    for key, token in zip(graph.keys(), graph.nodes_frame()["token"]):
+        if key.kind == NodeKind.ROI.value:
+            labels.append(f"ROI {key.feature}")
+        elif key.kind == NodeKind.EMBEDDING.value and key.pos is not None and key.pos < len(tokens):
+            labels.append(f"{tokens[key.pos]!r}@{key.pos}")
+        elif key.kind == NodeKind.LOGIT.value and isinstance(token, str) and token:
+            labels.append(f"→ {token!r}")
+        else:
+            labels.append(key.display_id())
+    return labels
+
+
 def quotient_png(quotient: CircuitGraph) -> str:
     plt = _pyplot()
-    labels = [k.display_id() for k in quotient.keys()]
+    labels = readable_labels(quotient)
     dense = quotient.adjacency().toarray()
     figure, axes = plt.subplots(figsize=(7, 6))
     limit = np.abs(dense).max() or 1.0
