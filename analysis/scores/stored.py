@@ -8,6 +8,7 @@ was ingested) and from the database otherwise; the report says which.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from circuit_atlas.analysis.scores.table import (
     score_graph,
     subgraph_id,
 )
-from circuit_atlas.errors import ArtifactUnavailable
+from circuit_atlas.errors import ArtifactUnavailable, InvalidGraphError
 from circuit_atlas.graph import CircuitGraph
 
 if TYPE_CHECKING:
@@ -86,6 +87,18 @@ def _node_rows(graph: CircuitGraph, pruning: PruneResult) -> list[dict[str, Any]
     ]
 
 
+SAVED = "saved"
+
+
+def saved_subgraph(graph: CircuitGraph) -> tuple[list[str], list[list[str]]]:
+    """The node ids pinned in the view saved with ``graph`` and its supernodes (``[label,
+    *node ids]``): Neuronpedia's ``qParams``, which the importer keeps; empty when none."""
+    q_params = graph.metadata.extra.get("neuronpedia", {}).get("qParams") or {}
+    pinned = [str(node) for node in q_params.get("pinnedIds") or []]
+    supernodes = [[str(v) for v in group] for group in q_params.get("supernodes") or [] if group]
+    return pinned, supernodes
+
+
 def score_stored_graph(
     store: CircuitStore,
     graph_id: str,
@@ -95,12 +108,23 @@ def score_stored_graph(
     edge_threshold: float = DEFAULT_EDGE_THRESHOLD,
     write: bool = True,
     name: str | None = None,
+    saved: bool = False,
 ) -> StoredScores:
     """Score a stored graph; ``pinned`` node specs form one subgraph, each ``pin_top`` count
-    another (the top-k features by influence). Written back unless ``write=False``."""
+    another (the top-k features by influence), and with ``saved`` the subgraph saved with the
+    graph itself (a Neuronpedia file's pinned nodes; its supernodes are stored with it). Written
+    back unless ``write=False``."""
     loaded = load_for_analysis(store, graph_id)
     graph, source = loaded.graph, loaded.source
     pinned_sets = {name or "pinned": resolve_pinned(graph, pinned)} if pinned else {}
+    saved_pins, supernodes = saved_subgraph(graph) if saved else ([], [])
+    if saved:
+        if not saved_pins:
+            raise InvalidGraphError(
+                f"graph {graph_id!r} has no saved subgraph (a Neuronpedia file's "
+                "qParams.pinnedIds); pin nodes with --pinned instead"
+            )
+        pinned_sets[SAVED] = resolve_pinned(graph, saved_pins)
     report, pruning = score_graph(graph, pinned_sets, node_threshold, edge_threshold, pin_top)
     if write:
         subgraphs = [
@@ -116,6 +140,13 @@ def score_stored_graph(
                     "n_dropped": len(row.dropped),
                     "dropped": list(row.dropped),
                     "orphaned": list(row.orphaned),
+                    # [label, *node ids] per supernode, as JSON text (properties hold no lists
+                    # of lists)
+                    **(
+                        {"supernodes": [json.dumps(group) for group in supernodes]}
+                        if row.name == SAVED
+                        else {}
+                    ),
                 },
             }
             for row in report.rows

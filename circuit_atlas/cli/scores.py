@@ -40,6 +40,12 @@ def threshold_options(command: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option("--name", help="Name of the --pinned subgraph (default 'pinned').")
 @click.option(
+    "--saved",
+    is_flag=True,
+    help="Also score the subgraph saved with the graph (a Neuronpedia file's pinned nodes), "
+    "stored as :Subgraph 'saved' with its supernodes.",
+)
+@click.option(
     "--pin-top",
     type=click.IntRange(min=1),
     multiple=True,
@@ -55,6 +61,7 @@ def score(
     graph_id: str,
     pinned: tuple[str, ...],
     name: str | None,
+    saved: bool,
     pin_top: tuple[int, ...],
     node_threshold: float,
     edge_threshold: float,
@@ -78,6 +85,7 @@ def score(
         edge_threshold=edge_threshold,
         write=not no_write,
         name=name,
+        saved=saved,
     )
     report = result.report
     if out == "json":

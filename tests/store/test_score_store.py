@@ -12,7 +12,11 @@ import pytest
 
 from circuit_atlas.analysis.scores.attribution_matrix import AttributionMatrix
 from circuit_atlas.analysis.scores.pruning import prune
-from circuit_atlas.analysis.scores.stored import prune_stored_graph, score_stored_graph
+from circuit_atlas.analysis.scores.stored import (
+    prune_stored_graph,
+    saved_subgraph,
+    score_stored_graph,
+)
 from circuit_atlas.analysis.scores.table import score_graph
 from circuit_atlas.errors import GraphNotFound, InvalidGraphError
 from circuit_atlas.graph import CircuitGraph
@@ -20,7 +24,7 @@ from circuit_atlas.ingest import load_graph
 from circuit_atlas.store import CircuitStore
 
 from helpers.cli import cypher_json, error_lines, run_cli
-from helpers.data import bundled
+from helpers.data import SHARED_GRAPHS, bundled, needs_shared
 from helpers.graphs import nine_node_graph, ten_node_graph
 
 pytestmark = pytest.mark.backends("arcadedb", "neo4j")
@@ -57,6 +61,34 @@ def test_scores_are_written_back_and_rescoring_changes_nothing(fresh_store: Circ
     before = counts(fresh_store), props
     score_stored_graph(fresh_store, "ten", pinned=["Fa", "feature:3:2:4:"], pin_top=[1])
     assert (counts(fresh_store), graph_props(fresh_store, "ten")) == before
+
+
+SAVED_VIEW = (
+    SHARED_GRAPHS / "neuronpedia" / "demos" / ("gemma-small-big-en_2025-11-13T10-16-02-770Z.json")
+)
+
+
+@needs_shared()
+def test_the_subgraph_saved_in_a_neuronpedia_file_is_scored_with_its_supernodes(
+    fresh_store: CircuitStore,
+):
+    """The file's qParams pin 17 nodes (13 features) in 5 supernodes: ``--saved`` scores exactly
+    that subgraph and stores it as :Subgraph 'saved', the supernodes alongside."""
+    graph = load_graph(SAVED_VIEW, graph_id="big")
+    pinned, supernodes = saved_subgraph(graph)
+    assert len(pinned) == 17 and len(supernodes) == 5
+    fresh_store.write_graph(graph)
+    result = score_stored_graph(fresh_store, "big", saved=True)
+    explicit = score_stored_graph(fresh_store, "big", pinned=pinned, write=False)
+    row, same = result.report.row("subgraph", "saved"), explicit.report.row("subgraph", "pinned")
+    assert (row.replacement, row.completeness) == (same.replacement, same.completeness)
+    stored = {s["props"]["name"]: s for s in fresh_store.subgraphs("big")}
+    assert len(stored["saved"]["members"]) == 13  # the pinned features
+    assert [json.loads(g) for g in stored["saved"]["props"]["supernodes"]] == supernodes
+    assert supernodes[0][0] == 'Output "big" or "large"'
+    with pytest.raises(InvalidGraphError, match="has no saved subgraph"):
+        fresh_store.write_graph(ten_node_graph())
+        score_stored_graph(fresh_store, "ten", saved=True)
 
 
 def test_node_annotations_support_cypher_by_influence(fresh_store: CircuitStore):
