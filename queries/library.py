@@ -11,6 +11,10 @@ Each file starts with a comment header that is the query's documentation *and* i
     // @bound max_length: int = 3 (1..6) — longest path, in edges
     // @columns nodes, weights, product
 
+A query may have a variant for one server, ``NAME@BACKEND.cypher`` (e.g. ``search_labels@neo4j``
+uses Neo4j's full-text index, which ArcadeDB lacks): same header, checked equal, another body;
+``run_query`` picks the body for the store's backend (``CircuitStore.backend``).
+
 ``@param`` values always travel as Cypher parameters. ``@bound`` values are the one exception:
 Cypher forbids parameters in variable-length bounds (``[:EDGE*1..$n]``), so a bound is validated
 as an integer inside its declared range and only then substituted for ``{{name}}`` — nothing
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -77,12 +81,19 @@ class NamedQuery:
     parameters: tuple[Parameter, ...]
     columns: tuple[str, ...]
     body: str
+    variants: tuple[tuple[str, str], ...] = ()  # (backend, body) that replaces ``body`` there
+
+    def body_for(self, backend: str | None) -> str:
+        return dict(self.variants).get(backend or "", self.body)
 
     def expected(self) -> str:
         return "; ".join(p.describe() for p in self.parameters)
 
-    def render(self, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """Validate ``values`` against the header; return (Cypher text, parameters)."""
+    def render(
+        self, values: dict[str, Any], backend: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Validate ``values`` against the header; return (Cypher text for ``backend``'s
+        server, parameters)."""
         known = {p.name for p in self.parameters}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -90,7 +101,7 @@ class NamedQuery:
                 f"query {self.name!r} has no parameter {', '.join(map(repr, unknown))}; "
                 f"expected: {self.expected()}"
             )
-        text, params = self.body, {}
+        text, params = self.body_for(backend), {}
         for parameter in self.parameters:
             if parameter.name in values:
                 value = check_value(self, parameter, values[parameter.name])
@@ -225,12 +236,25 @@ def parse_query(name: str, text: str) -> NamedQuery:
 @cache
 def library() -> dict[str, NamedQuery]:
     """Every ``.cypher`` file shipped in this package, by name."""
-    found = {}
+    found: dict[str, NamedQuery] = {}
+    variants: list[tuple[str, str, NamedQuery]] = []
     package = __name__.rpartition(".")[0]
     for entry in sorted(resources.files(package).iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".cypher"):
             name = entry.name.removesuffix(".cypher")
-            found[name] = parse_query(name, entry.read_text())
+            base, _, backend = name.partition("@")
+            query = parse_query(name, entry.read_text())
+            if backend:
+                variants.append((base, backend, query))
+            else:
+                found[name] = query
+    for base, backend, variant in variants:
+        query = found.get(base)
+        if query is None:
+            raise QueryError(f"{base}@{backend}.cypher: no {base}.cypher to be a variant of")
+        if (variant.parameters, variant.columns) != (query.parameters, query.columns):
+            raise QueryError(f"{base}@{backend}.cypher: its header differs from {base}.cypher")
+        found[base] = replace(query, variants=(*query.variants, (backend, variant.body)))
     return found
 
 
@@ -249,7 +273,7 @@ def run_query(
 ) -> pd.DataFrame:
     """Run a named query read-only and return its rows as a DataFrame (columns as declared)."""
     query = get_query(name)
-    text, values = query.render(params or {})
+    text, values = query.render(params or {}, store.backend)
     try:
         rows = store.query(text, values, timeout_s=timeout_s)
     except QueryTimeout as exc:

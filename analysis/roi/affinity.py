@@ -11,6 +11,14 @@ How direction and sign are handled (the same for every method, so methods are co
 * **Anchors are not clustered**: in one graph, input tokens and logits stay out of the ROIs
   (they are the ends of every path); the quotient graph keeps them as their own nodes.
 
+In one graph, a second choice, ``edge-profile`` (what Neuronpedia users group supernodes by):
+W_ij = positive part of the cosine similarity of two nodes' *signed* edge profiles, the
+concatenation of their incoming (row of ``A``) and outgoing (column) weights over the whole graph.
+Two features that read from and write to the same places with the same signs are one
+"supernode" even when no edge joins them; here sign and direction matter. It can be limited to a
+stored subgraph's pinned nodes (``--subgraph``), as in Neuronpedia, where supernodes group pinned
+nodes.
+
 Across prompts (the feature × feature matrix of comparable graphs), three choices:
 
 * ``cooccurrence`` — W_ij = number of graphs where features i and j both occur (structural);
@@ -30,7 +38,7 @@ import scipy.sparse as sp
 
 from circuit_atlas.analysis.compare.pairwise import check_same_model
 from circuit_atlas.errors import CircuitAtlasError
-from circuit_atlas.graph import CircuitGraph, NodeKind
+from circuit_atlas.graph import CircuitGraph, NodeKey, NodeKind
 
 ANCHORS = {
     NodeKind.EMBEDDING.value,
@@ -39,6 +47,8 @@ ANCHORS = {
     NodeKind.LOGITS.value,
 }
 CROSS_PROMPT_KINDS = ("cooccurrence", "correlation", "effective")
+EDGE_PROFILE = "edge-profile"
+MAX_PROFILE_NODES = 20_000  # the cosine matrix is dense: n² float64
 
 
 def feature_id(layer: int, index: int) -> str:
@@ -96,6 +106,48 @@ def graph_affinity(graph: CircuitGraph) -> Affinity:
         scope="graph",
         graph_ids=(graph.graph_id,),
         kind="attribution",
+        positions={keys[i].encode(): [f"{graph.graph_id}@{keys[i].pos}"] for i in index},
+    )
+
+
+def edge_profile_affinity(
+    graph: CircuitGraph, members: list[str] | None = None, subset: str | None = None
+) -> Affinity:
+    """Cosine similarity (positive part) of the signed in/out edge profiles of the interior
+    nodes, or of ``members`` (node keys; ``subset`` names them, e.g. a stored subgraph)."""
+    keys = graph.keys()
+    if members is None:
+        kinds = graph.nodes["kind"].to_numpy(dtype=object)
+        index = np.flatnonzero([k not in ANCHORS for k in kinds])
+    else:
+        index = np.array(sorted({graph.index_of(NodeKey.decode(key)) for key in members}))
+    if len(index) < 2:
+        raise CircuitAtlasError(
+            f"graph {graph.graph_id!r}: edge-profile ROIs need at least two nodes to group"
+        )
+    if len(index) > MAX_PROFILE_NODES:
+        raise CircuitAtlasError(
+            f"edge-profile ROIs compare every pair of nodes: {len(index):,} nodes is more than "
+            f"{MAX_PROFILE_NODES:,}; limit them with --subgraph or prune the graph first"
+        )
+    adjacency = sp.csr_matrix(graph.adjacency(), dtype=np.float64)
+    profiles = sp.hstack([adjacency[index], adjacency.T.tocsr()[index]]).tocsr()
+    norms = np.sqrt(np.asarray(profiles.multiply(profiles).sum(axis=1)).ravel())
+    scale = sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0))
+    unit = scale @ profiles
+    cosine = (unit @ unit.T).toarray()
+    np.fill_diagonal(cosine, 0.0)
+    matrix = sp.csr_matrix(np.clip(cosine, 0.0, 1.0))
+    matrix.eliminate_zeros()
+    labels = graph.nodes["label"].to_numpy(dtype=object)
+    return Affinity(
+        ids=tuple(keys[i].encode() for i in index),
+        matrix=matrix,
+        layer=graph.nodes["layer"].fillna(-1).to_numpy(dtype=np.int64)[index],
+        labels=tuple(str(labels[i]) if labels[i] else keys[i].display_id() for i in index),
+        scope="graph",
+        graph_ids=(graph.graph_id,),
+        kind=EDGE_PROFILE if subset is None else f"{EDGE_PROFILE}[{subset}]",
         positions={keys[i].encode(): [f"{graph.graph_id}@{keys[i].pos}"] for i in index},
     )
 

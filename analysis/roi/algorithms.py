@@ -14,6 +14,10 @@ hashes only those, and giving ``k`` to a method that does not read it is an erro
   ``k`` fixes it.
 * ``spectral-sklearn`` — scikit-learn spectral clustering on the precomputed affinity; needs
   ``k``.
+* ``agglomerative`` — average-linkage clustering on distance 1 − affinity, cut where groups are
+  less than ``min_similarity`` alike: the grouping Neuronpedia users propose for supernodes
+  when run on the ``edge-profile`` affinity (cosine of signed in/out edge profiles). The number
+  of ROIs follows from the threshold; ``k`` fixes it instead.
 * ``sbm`` / ``dcsbm`` — graspologic's (degree-corrected) stochastic block model. Its estimators
   reject weighted graphs, so the affinity is **binarised**: an entry is an edge when it is at or
   above the ``binarize_quantile`` quantile of the non-zero affinities (default 0.5: the stronger
@@ -55,6 +59,7 @@ class RoiParams:
     embedding: str = "adjacency"  # spectral: "adjacency" | "laplacian"
     n_components: int | None = None
     binarize_quantile: float = 0.5
+    min_similarity: float = 0.5  # agglomerative: merge groups at least this similar
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -335,6 +340,29 @@ def _block_model(matrix: sp.csr_matrix, params: RoiParams, degree_corrected: boo
     if skipped:
         details["skipped_k"] = skipped  # candidates with a one-node block (dense path)
     return MethodResult(canonical(best[1]), details)
+
+
+@register("agglomerative", uses=("k", "min_similarity"))
+def agglomerative(matrix: sp.csr_matrix, params: RoiParams) -> MethodResult:
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    n = matrix.shape[0]
+    _check_k(params.k, n)
+    if n < 2:
+        return MethodResult(np.zeros(n, dtype=np.int64))
+    if not 0.0 <= params.min_similarity <= 1.0:
+        raise CircuitAtlasError(f"min_similarity must be in [0, 1], got {params.min_similarity}")
+    dense = matrix.toarray()
+    scale = dense.max() if dense.size and dense.max() > 1.0 else 1.0
+    distance = 1.0 - np.clip(dense / scale, 0.0, 1.0)
+    np.fill_diagonal(distance, 0.0)
+    tree = linkage(squareform(distance, checks=False), method="average")
+    if params.k is not None:
+        labels = fcluster(tree, t=params.k, criterion="maxclust")
+    else:
+        labels = fcluster(tree, t=1.0 - params.min_similarity, criterion="distance")
+    return MethodResult(canonical(labels), {"linkage": "average", "scale": float(scale)})
 
 
 @register("sbm", uses=("seed", "k", "binarize_quantile", *_EMBEDDING))

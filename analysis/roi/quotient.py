@@ -1,7 +1,9 @@
 """The ROI-level quotient graph: one node per ROI, ROI → ROI edges with summed weights.
 
-For ROIs of one graph, input tokens and logits stay as their own nodes, so path queries run at
-ROI granularity end to end (``strongest_paths`` from tokens to a logit through ROIs). Edges
+For ROIs of one graph, input tokens and logits stay as their own nodes, and so does every node no
+ROI groups (an edge-profile run on a subgraph's pinned nodes leaves the rest out), so path
+queries run at ROI granularity end to end (``strongest_paths`` from tokens to a logit through
+ROIs). Edges
 inside one ROI are not edges of the quotient; their summed |weight| is the ROI node's
 ``activation`` (its internal strength). For cross-prompt ROIs an edge is the summed weight
 between member features' instances over all graphs, divided by the number of graphs (the mean
@@ -45,7 +47,9 @@ def quotient_graph(result: RoiResult, graphs: list[CircuitGraph], graph_id: str)
         graph = graphs[0]
         keys = [k.encode() for k in graph.keys()]
         kinds = graph.nodes["kind"].to_numpy(dtype=object)
-        anchors = np.flatnonzero([k in ANCHORS for k in kinds])
+        anchors = np.flatnonzero(
+            [kind in ANCHORS or key not in roi_of for kind, key in zip(kinds, keys)]
+        )
         anchor_nodes = graph.nodes.iloc[anchors].reset_index(drop=True)
         node_of = np.full(len(keys), -1, dtype=np.int64)
         node_of[anchors] = n_rois + np.arange(len(anchors))

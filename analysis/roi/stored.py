@@ -11,8 +11,10 @@ import numpy as np
 
 from circuit_atlas.analysis.compare.stored import load_graphs
 from circuit_atlas.analysis.roi.affinity import (
+    EDGE_PROFILE,
     Affinity,
     cross_prompt_affinity,
+    edge_profile_affinity,
     graph_affinity,
     parse_feature_id,
 )
@@ -35,10 +37,22 @@ class StoredRois:
 
 
 def affinity_for(
-    graphs: list[CircuitGraph], affinity_kind: str, min_graphs: int, allow_mixed: bool
+    graphs: list[CircuitGraph],
+    affinity_kind: str,
+    min_graphs: int,
+    allow_mixed: bool,
+    subgraph: tuple[str, list[str]] | None = None,
 ) -> Affinity:
+    """What to cluster; ``subgraph``: ``(name, node keys)`` limiting an edge-profile run."""
     if not graphs:
         raise CircuitAtlasError("no graphs given")
+    if affinity_kind == EDGE_PROFILE or subgraph is not None:
+        if len(graphs) != 1 or affinity_kind != EDGE_PROFILE:
+            raise CircuitAtlasError(
+                "--affinity edge-profile (and --subgraph) group the nodes of one graph"
+            )
+        name, members = subgraph if subgraph is not None else (None, None)
+        return edge_profile_affinity(graphs[0], members, name)
     if len(graphs) == 1:
         return graph_affinity(graphs[0])
     return cross_prompt_affinity(graphs, affinity_kind, min_graphs, allow_mixed)
@@ -134,11 +148,21 @@ def roi_stored(
     bootstrap: int = 0,
     write: bool = True,
     decoders: Decoders | None = None,
+    subgraph: str | None = None,
 ) -> StoredRois:
+    """Detect ROIs and write them back; ``subgraph`` limits an edge-profile run on one graph to
+    the pinned nodes of that stored subgraph (and of its supernodes)."""
     params = params or RoiParams()
     check_run_inputs(graph_ids, bootstrap, decoders)
+    chosen = None
+    if subgraph is not None:
+        if len(graph_ids) != 1:
+            raise CircuitAtlasError("--subgraph names a subgraph of one graph")
+        row = store.subgraph(graph_ids[0], subgraph)
+        grouped = [key for group in row["supernodes"] for key in group["members"]]
+        chosen = (subgraph, sorted(set(row["members"]) | set(grouped)))
     graphs = load_graphs(store, graph_ids)
-    affinity = affinity_for(graphs, affinity_kind, min_graphs, allow_mixed)
+    affinity = affinity_for(graphs, affinity_kind, min_graphs, allow_mixed, chosen)
     if decoders is not None:
         decoders.check_graphs(
             [g.metadata.model or "unknown" for g in graphs],

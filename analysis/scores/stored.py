@@ -8,7 +8,6 @@ was ingested) and from the database otherwise; the report says which.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +89,14 @@ def _node_rows(graph: CircuitGraph, pruning: PruneResult) -> list[dict[str, Any]
 SAVED = "saved"
 
 
+@dataclass(frozen=True)
+class Supernode:
+    """A labelled group of a subgraph's pinned nodes (Neuronpedia's ``[label, *node ids]``)."""
+
+    label: str
+    members: list[str]  # node specs as the user or the file gave them
+
+
 def saved_subgraph(graph: CircuitGraph) -> tuple[list[str], list[list[str]]]:
     """The node ids pinned in the view saved with ``graph`` and its supernodes (``[label,
     *node ids]``): Neuronpedia's ``qParams``, which the importer keeps; empty when none."""
@@ -97,6 +104,37 @@ def saved_subgraph(graph: CircuitGraph) -> tuple[list[str], list[list[str]]]:
     pinned = [str(node) for node in q_params.get("pinnedIds") or []]
     supernodes = [[str(v) for v in group] for group in q_params.get("supernodes") or [] if group]
     return pinned, supernodes
+
+
+def parse_supernode(spec: str) -> Supernode:
+    """``LABEL=NODE,NODE,…`` (the CLI's ``--supernode``) as a :class:`Supernode`."""
+    label, sep, members = spec.rpartition("=")
+    nodes = [m.strip() for m in members.split(",") if m.strip()]
+    if not sep or not label.strip() or not nodes:
+        raise InvalidGraphError(
+            f"--supernode {spec!r}: write LABEL=NODE,NODE,… (the nodes pinned with --pinned)"
+        )
+    return Supernode(label.strip(), nodes)
+
+
+def _resolve_supernodes(
+    graph: CircuitGraph, name: str, supernodes: list[Supernode], pinned_rows: list[int]
+) -> list[dict[str, Any]]:
+    """Supernodes as ``{"label", "members": [node keys]}``; every member must be pinned (as in
+    Neuronpedia, where a supernode groups nodes of the pinned subgraph)."""
+    keys = graph.keys()
+    pinned = set(pinned_rows)
+    resolved = []
+    for group in supernodes:
+        rows = resolve_pinned(graph, group.members)
+        loose = [group.members[i] for i, row in enumerate(rows) if row not in pinned]
+        if loose:
+            raise InvalidGraphError(
+                f"{name}: supernode {group.label!r} groups node(s) {', '.join(loose)} that are "
+                "not pinned; a supernode groups pinned nodes"
+            )
+        resolved.append({"label": group.label, "members": [keys[r].encode() for r in rows]})
+    return resolved
 
 
 def score_stored_graph(
@@ -109,28 +147,37 @@ def score_stored_graph(
     write: bool = True,
     name: str | None = None,
     saved: bool = False,
+    supernodes: list[Supernode] | None = None,
 ) -> StoredScores:
-    """Score a stored graph; ``pinned`` node specs form one subgraph, each ``pin_top`` count
-    another (the top-k features by influence), and with ``saved`` the subgraph saved with the
-    graph itself (a Neuronpedia file's pinned nodes; its supernodes are stored with it). Written
-    back unless ``write=False``."""
+    """Score a stored graph; ``pinned`` node specs form one subgraph (named ``name``, default
+    ``pinned``; ``supernodes`` group its nodes), each ``pin_top`` count another (the top-k
+    features by influence), and with ``saved`` the subgraph saved with the graph itself (a
+    Neuronpedia file's pinned nodes and supernodes). A graph's subgraphs are named: scoring a
+    name again replaces that subgraph. Written back unless ``write=False``."""
     loaded = load_for_analysis(store, graph_id)
     graph, source = loaded.graph, loaded.source
-    pinned_sets = {name or "pinned": resolve_pinned(graph, pinned)} if pinned else {}
-    saved_pins, supernodes = saved_subgraph(graph) if saved else ([], [])
+    name = name or "pinned"
+    if supernodes and not pinned:
+        raise InvalidGraphError("--supernode groups nodes of the --pinned subgraph: pin them too")
+    pinned_sets = {name: resolve_pinned(graph, pinned)} if pinned else {}
+    groups = {name: _resolve_supernodes(graph, name, supernodes or [], pinned_sets.get(name, []))}
     if saved:
+        saved_pins, saved_groups = saved_subgraph(graph)
         if not saved_pins:
             raise InvalidGraphError(
                 f"graph {graph_id!r} has no saved subgraph (a Neuronpedia file's "
                 "qParams.pinnedIds); pin nodes with --pinned instead"
             )
         pinned_sets[SAVED] = resolve_pinned(graph, saved_pins)
+        as_groups = [Supernode(g[0], g[1:]) for g in saved_groups]
+        groups[SAVED] = _resolve_supernodes(graph, SAVED, as_groups, pinned_sets[SAVED])
     report, pruning = score_graph(graph, pinned_sets, node_threshold, edge_threshold, pin_top)
     if write:
         subgraphs = [
             {
-                "subgraph_id": subgraph_id(graph_id, list(row.pinned)),
+                "subgraph_id": subgraph_id(graph_id, row.name),
                 "members": list(row.pinned),
+                "supernodes": groups.get(row.name, []),
                 "props": {
                     "name": row.name,
                     "replacement_score": row.replacement,
@@ -138,15 +185,9 @@ def score_stored_graph(
                     "n_pinned": row.n_pinned,
                     "n_folded": row.n_folded,
                     "n_dropped": len(row.dropped),
+                    "n_supernodes": len(groups.get(row.name, [])),
                     "dropped": list(row.dropped),
                     "orphaned": list(row.orphaned),
-                    # [label, *node ids] per supernode, as JSON text (properties hold no lists
-                    # of lists)
-                    **(
-                        {"supernodes": [json.dumps(group) for group in supernodes]}
-                        if row.name == SAVED
-                        else {}
-                    ),
                 },
             }
             for row in report.rows

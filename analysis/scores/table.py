@@ -86,10 +86,12 @@ class ScoreReport:
         return asdict(self)
 
 
-def subgraph_id(graph_id: str, pinned_keys: list[str]) -> str:
-    """A stable id for a pinned set: the same nodes give the same id, so re-scoring updates."""
-    digest = hashlib.sha256("\n".join(sorted(pinned_keys)).encode()).hexdigest()[:12]
-    return f"{graph_id}/pinned-{digest}"
+def subgraph_id(graph_id: str, name: str) -> str:
+    """A stable id for a graph's subgraph of this name: a name is one subgraph per graph, so
+    scoring a name again (other pins, other supernodes) replaces it, and many named subgraphs
+    live side by side."""
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"{graph_id}/subgraph-{digest}"
 
 
 def resolve_pinned(graph: CircuitGraph, specs: list[str]) -> list[int]:

@@ -56,6 +56,20 @@ COMPONENT_FORMATS = FORMATS[2:]
     type=FRACTION,
     help="neuronpedia: with pruning, keep edges up to this cumulative share (default 0.98).",
 )
+@click.option(
+    "--subgraph",
+    "subgraph_name",
+    metavar="NAME",
+    help="neuronpedia: open the file with this stored subgraph pinned, its supernodes grouped "
+    "(see `circuit-atlas subgraphs GRAPH_ID`).",
+)
+@click.option(
+    "--roi",
+    "roi_run",
+    metavar="RUN_ID",
+    help="neuronpedia: open the file with the ROIs of this run as supernodes (automatic "
+    "supernodes; `circuit-atlas roi` prints run ids).",
+)
 @pass_ctx
 def export(
     state: StoreContext,
@@ -64,10 +78,17 @@ def export(
     out_path: Path,
     node_threshold: float | None,
     edge_threshold: float | None,
+    subgraph_name: str | None,
+    roi_run: str | None,
 ) -> None:
     """Write GRAPH_ID (from its exact artifact) to --out."""
-    if file_format != "neuronpedia" and (node_threshold is not None or edge_threshold is not None):
-        raise click.UsageError("--node-threshold/--edge-threshold apply to --format neuronpedia")
+    neuronpedia_only = (node_threshold, edge_threshold, subgraph_name, roi_run)
+    if file_format != "neuronpedia" and any(v is not None for v in neuronpedia_only):
+        raise click.UsageError(
+            "--node-threshold/--edge-threshold/--subgraph/--roi apply to --format neuronpedia"
+        )
+    if subgraph_name is not None and roi_run is not None:
+        raise click.UsageError("give --subgraph or --roi, not both: one view per file")
     graph = state.store().read_artifact(graph_id)
     if file_format in COMPONENT_FORMATS:
         _export_component_graph(graph, file_format, out_path)
@@ -80,10 +101,26 @@ def export(
             f"wrote {out_path} ({file_format}: {graph.n_nodes} nodes, {graph.n_edges} edges)"
         )
         return
+    from circuit_atlas.exporters import views
     from circuit_atlas.exporters.neuronpedia import pruned_for_neuronpedia, write_neuronpedia_json
 
+    store = state.store()
+    view = (
+        views.subgraph_view(store, graph_id, subgraph_name)
+        if subgraph_name is not None
+        else views.roi_view(store, graph, roi_run)
+        if roi_run is not None
+        else None
+    )
     written = pruned_for_neuronpedia(graph, node_threshold, edge_threshold)
-    write_neuronpedia_json(written, out_path)
+    write_neuronpedia_json(written, out_path, view)
+    if view is not None and (missing := view.missing(written)):
+        click.echo(
+            f"note: {len(missing)} node(s) of the view were pruned away and are not pinned: "
+            + ", ".join(missing[:5])
+            + (" …" if len(missing) > 5 else ""),
+            err=True,
+        )
     pruning = (
         f"pruned {written.metadata.node_threshold:g}/{written.metadata.edge_threshold:g} "
         f"from {graph.n_nodes} nodes, {graph.n_edges} edges"

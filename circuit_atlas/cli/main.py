@@ -20,9 +20,10 @@ from circuit_atlas.cli.graphs import cypher, graphs, ingest, rm, show, upgrade
 from circuit_atlas.cli.options import StoreContext, add_connection_options, debug_enabled
 from circuit_atlas.cli.queries import query
 from circuit_atlas.cli.roi import roi
-from circuit_atlas.cli.scores import prune, score
+from circuit_atlas.cli.scores import prune, score, subgraphs
 from circuit_atlas.cli.server import db
 from circuit_atlas.cli.train_transcoders import train_transcoders
+from circuit_atlas.cli.view import view
 from circuit_atlas.process_exit import exit_process
 
 
@@ -48,6 +49,7 @@ for _command in (
     cypher,
     query,
     score,
+    subgraphs,
     prune,
     compare,
     consensus,
@@ -55,6 +57,7 @@ for _command in (
     db,
     upgrade,
     export,
+    view,
     train_transcoders,
 ):
     cli.add_command(_command)

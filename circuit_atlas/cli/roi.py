@@ -18,9 +18,9 @@ from circuit_atlas.cli.options import (
 
 
 def _affinities() -> tuple[str, ...]:
-    from circuit_atlas.analysis.roi.affinity import CROSS_PROMPT_KINDS
+    from circuit_atlas.analysis.roi.affinity import CROSS_PROMPT_KINDS, EDGE_PROFILE
 
-    return CROSS_PROMPT_KINDS
+    return (*CROSS_PROMPT_KINDS, EDGE_PROFILE)
 
 
 def _methods() -> list[str]:
@@ -47,7 +47,14 @@ def _methods() -> list[str]:
 @click.option("--binarize-quantile", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="SBM/DCSBM: edges at or above this quantile of |w| count.")  # fmt: skip
 @click.option("--affinity", type=LazyChoice(_affinities), default="cooccurrence",
-              show_default=True, help="Across prompts: how features are tied.")  # fmt: skip
+              show_default=True,
+              help="Across prompts: how features are tied. One graph: edge-profile groups nodes "
+                   "by the cosine of their signed in/out edges (Neuronpedia-style supernodes; "
+                   "with --method agglomerative).")  # fmt: skip
+@click.option("--subgraph", metavar="NAME",
+              help="edge-profile: group only this stored subgraph's pinned nodes.")  # fmt: skip
+@click.option("--min-similarity", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="agglomerative: merge groups this alike or more (average linkage).")  # fmt: skip
 @click.option("--min-graphs", type=click.IntRange(min=1), default=2, show_default=True,
               help="Across prompts: features in at least this many graphs.")  # fmt: skip
 @click.option("--stability", type=click.IntRange(min=0), default=0,
@@ -75,6 +82,8 @@ def roi(
     embedding: str,
     binarize_quantile: float,
     affinity: str,
+    subgraph: str | None,
+    min_similarity: float,
     min_graphs: int,
     allow_mixed: bool,
     stability: int,
@@ -108,9 +117,11 @@ def roi(
     store = state.store()
     ids = select_graph_ids(store, list(graph_ids), contains, model)
     params = RoiParams(seed=seed, resolution=resolution, k=k, max_k=max_k, embedding=embedding,
-                       binarize_quantile=binarize_quantile)  # fmt: skip
+                       binarize_quantile=binarize_quantile,
+                       min_similarity=min_similarity)  # fmt: skip
     stored = roi_stored(store, ids, method, params, affinity, min_graphs, allow_mixed, stability,
-                        bootstrap, write=not no_write, decoders=directions)  # fmt: skip
+                        bootstrap, write=not no_write, decoders=directions,
+                        subgraph=subgraph)  # fmt: skip
     result = stored.result
     if report is not None:
         from circuit_atlas.analysis.roi.report import roi_html

@@ -38,7 +38,19 @@ def threshold_options(command: Callable[..., Any]) -> Callable[..., Any]:
     metavar="NODE",
     help="A node of the subgraph: node key, the source tool's node id, or display id. Repeat.",
 )
-@click.option("--name", help="Name of the --pinned subgraph (default 'pinned').")
+@click.option(
+    "--name",
+    help="Name of the --pinned subgraph (default 'pinned'). One subgraph per name and graph: "
+    "scoring a name again replaces it.",
+)
+@click.option(
+    "--supernode",
+    "supernodes",
+    multiple=True,
+    metavar="LABEL=NODE,NODE",
+    help="A labelled group of --pinned nodes (Neuronpedia's supernodes), stored as :Supernode "
+    "and written back by `export --format neuronpedia --subgraph NAME`. Repeat.",
+)
 @click.option(
     "--saved",
     is_flag=True,
@@ -61,6 +73,7 @@ def score(
     graph_id: str,
     pinned: tuple[str, ...],
     name: str | None,
+    supernodes: tuple[str, ...],
     saved: bool,
     pin_top: tuple[int, ...],
     node_threshold: float,
@@ -73,7 +86,7 @@ def score(
     Unpinned features are folded into the error node at their (layer, position); the scores are
     written back to the store (:Graph properties, one :Subgraph per pinned set).
     """
-    from circuit_atlas.analysis.scores.stored import score_stored_graph
+    from circuit_atlas.analysis.scores.stored import parse_supernode, score_stored_graph
     from circuit_atlas.cli.json_output import strict_json
 
     result = score_stored_graph(
@@ -86,6 +99,7 @@ def score(
         write=not no_write,
         name=name,
         saved=saved,
+        supernodes=[parse_supernode(spec) for spec in supernodes],
     )
     report = result.report
     if out == "json":
@@ -157,3 +171,29 @@ def prune(
     )
     kinds = ", ".join(f"{n} {kind}" for kind, n in child.nodes["kind"].value_counts().items())
     click.echo(f"kept by kind: {kinds} (`score` counts every error node: see --help)")
+
+
+@click.command()
+@click.argument("graph_id")
+@format_option
+@pass_ctx
+def subgraphs(state: StoreContext, graph_id: str, out: str) -> None:
+    """The named subgraphs stored for GRAPH_ID: pinned nodes, supernodes and scores.
+
+    Subgraphs come from `score --pinned … --name NAME [--supernode …]`, `score --pin-top N`
+    and `score --saved` (a Neuronpedia file's own); `export --format neuronpedia --subgraph
+    NAME` writes one back into the file's qParams.
+    """
+    rows = [
+        {
+            "name": row["name"],
+            "pinned": len(row["members"]),
+            "supernodes": "; ".join(
+                f"{g['label']} ({len(g['members'])})" for g in row["supernodes"]
+            ),
+            "replacement": row["props"].get("replacement_score"),
+            "completeness": row["props"].get("completeness_score"),
+        }
+        for row in state.store().subgraphs(graph_id)
+    ]
+    print_rows(rows, out)

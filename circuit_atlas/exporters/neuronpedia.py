@@ -28,6 +28,7 @@ import json
 import math
 import os
 import tempfile
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -173,9 +174,40 @@ def neuronpedia_links(graph: CircuitGraph, node_ids: list[str]) -> list[dict[str
     ]
 
 
-def neuronpedia_document(graph: CircuitGraph) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SavedView:
+    """What Neuronpedia's viewer opens pinned: node keys, and labelled groups of them
+    (supernodes), from a stored subgraph or an ROI run. Written into ``qParams``."""
+
+    pinned: list[str]
+    supernodes: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    def missing(self, graph: CircuitGraph) -> list[str]:
+        """Node keys the view names that ``graph`` (e.g. pruned for export) does not have."""
+        present = {key.encode() for key in graph.keys()}
+        named = self.pinned + [key for _, members in self.supernodes for key in members]
+        return sorted({key for key in named if key not in present})
+
+
+def view_q_params(graph: CircuitGraph, node_ids: list[str], view: SavedView) -> dict[str, Any]:
+    """``pinnedIds`` and ``supernodes`` (``[label, *node ids]``) of ``view`` in the ids the
+    file gives ``graph``'s nodes; nodes the graph lacks are left out (``SavedView.missing``),
+    and so is a supernode left empty. Every supernode member is pinned, as Neuronpedia expects."""
+    id_of = {key.encode(): node_ids[row] for row, key in enumerate(graph.keys())}
+    grouped = [key for _, members in view.supernodes for key in members]
+    wanted = set(view.pinned) | set(grouped)
+    pinned = [id_of[key] for key in id_of if key in wanted]  # the file's node order
+    supernodes = [
+        [label, *[id_of[key] for key in members if key in id_of]]
+        for label, members in view.supernodes
+    ]
+    return {"pinnedIds": pinned, "supernodes": [g for g in supernodes if len(g) > 1]}
+
+
+def neuronpedia_document(graph: CircuitGraph, view: SavedView | None = None) -> dict[str, Any]:
     """The Neuronpedia graph JSON of ``graph`` as a dict, validated against the importer's
-    schema; ``InvalidGraphError`` for a graph that is not an attribution graph."""
+    schema; ``InvalidGraphError`` for a graph that is not an attribution graph. With ``view``,
+    its pinned nodes and supernodes replace the ``qParams`` the graph came with."""
     kinds = set(graph.nodes["kind"])
     if not kinds <= ATTRIBUTION_KINDS:
         other = ", ".join(sorted(kinds - ATTRIBUTION_KINDS))
@@ -220,6 +252,8 @@ def neuronpedia_document(graph: CircuitGraph) -> dict[str, Any]:
         metadata.setdefault("node_threshold", meta.node_threshold)
     q_params = {"linkType": "both", "pinnedIds": [], "supernodes": [], "clickedId": "",
                 "sg_pos": "", **kept.get("qParams", {})}  # fmt: skip
+    if view is not None:
+        q_params.update(view_q_params(graph, [n["node_id"] for n in nodes], view))
     document = {
         "metadata": metadata,
         "qParams": q_params,
@@ -230,9 +264,10 @@ def neuronpedia_document(graph: CircuitGraph) -> dict[str, Any]:
     return document
 
 
-def write_neuronpedia_json(graph: CircuitGraph, path: Path) -> None:
-    """Write ``graph`` as Neuronpedia graph JSON to ``path``, whole or not at all."""
-    document = neuronpedia_document(graph)
+def write_neuronpedia_json(graph: CircuitGraph, path: Path, view: SavedView | None = None) -> None:
+    """Write ``graph`` as Neuronpedia graph JSON to ``path``, whole or not at all (``view``:
+    see :func:`neuronpedia_document`)."""
+    document = neuronpedia_document(graph, view)
     path = Path(path)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
     try:

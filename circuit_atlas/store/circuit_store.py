@@ -518,6 +518,7 @@ class CircuitStore:
                 if deleted == 0:
                     break
                 bar.update(deleted)
+        self._write(write_back.DELETE_SUPERNODES_OF_GRAPH, {"gid": graph_id})
         self._write(write_back.DELETE_SUBGRAPHS, {"gid": graph_id})
         self._write(write_back.DELETE_ROIS_OF_GRAPH, {"gid": graph_id})
 
@@ -626,14 +627,65 @@ class CircuitStore:
         )
 
     def subgraphs(self, graph_id: str) -> list[dict[str, Any]]:
-        """Stored pinned subgraphs of a graph, with their member node keys."""
-        return self._read(
+        """Stored subgraphs of a graph (by name), each with its pinned node keys
+        (``members``) and its supernodes (``[{"label", "members"}]``, in their saved order)."""
+        self.graph_info(graph_id)
+        rows = self._read(
             "MATCH (s:Subgraph {graph_id: $gid}) "
             "OPTIONAL MATCH (n:Node)-[:PINNED_IN]->(s) "
             "WITH s, n ORDER BY n.node_key "
-            "RETURN s.subgraph_id AS subgraph_id, properties(s) AS props, "
-            "collect(n.node_key) AS members ORDER BY subgraph_id",
+            "RETURN s.subgraph_id AS subgraph_id, s.name AS name, properties(s) AS props, "
+            "collect(n.node_key) AS members ORDER BY name, subgraph_id",
             {"gid": graph_id},
+        )
+        groups = self._read(
+            "MATCH (p:Supernode {graph_id: $gid}) "
+            "OPTIONAL MATCH (n:Node)-[:IN_SUPERNODE]->(p) "
+            "WITH p, n ORDER BY n.node_key "
+            "RETURN p.subgraph_id AS subgraph_id, p.index AS index, p.label AS label, "
+            "collect(n.node_key) AS members ORDER BY subgraph_id, index",
+            {"gid": graph_id},
+        )
+        for row in rows:
+            row["supernodes"] = [
+                {"label": g["label"], "members": g["members"]}
+                for g in groups
+                if g["subgraph_id"] == row["subgraph_id"]
+            ]
+        return rows
+
+    def roi_groups(self, run_id: str, graph_id: str) -> list[dict[str, Any]]:
+        """The ROIs of a run as groups of ``graph_id``'s nodes (``{"index", "size",
+        "members"}``): its own nodes for a run on that graph, the graph's instances of the
+        member features for a cross-prompt run. A clear error for an unknown run."""
+        self.graph_info(graph_id)
+        if not self._read("MATCH (r:ROI {run_id: $run}) RETURN r.index AS i LIMIT 1",
+                          {"run": run_id}):  # fmt: skip
+            raise GraphNotFound(
+                f"no ROI run {run_id!r} in the store (`circuit-atlas roi` prints run ids; "
+                "list them with the query `MATCH (r:ROI) RETURN DISTINCT r.run_id`)"
+            )
+        return self._read(
+            "MATCH (r:ROI {run_id: $run})<-[:IN_ROI]-(m) "
+            "OPTIONAL MATCH (m)<-[:INSTANCE_OF]-(i:Node {graph_id: $gid}) "
+            "WITH r, coalesce(i, m) AS n "
+            "WHERE n.node_key IS NOT NULL AND n.graph_id = $gid "
+            "WITH r, n ORDER BY n.node_key "
+            "RETURN r.index AS index, r.size AS size, collect(n.node_key) AS members "
+            "ORDER BY index",
+            {"run": run_id, "gid": graph_id},
+        )
+
+    def subgraph(self, graph_id: str, name: str) -> dict[str, Any]:
+        """The stored subgraph ``name`` of a graph; a clear error naming the stored ones."""
+        stored = self.subgraphs(graph_id)
+        for row in stored:
+            if row["name"] == name:
+                return row
+        names = ", ".join(repr(row["name"]) for row in stored) or "none"
+        raise GraphNotFound(
+            f"graph {graph_id!r} has no subgraph {name!r} (stored: {names}; "
+            "`circuit-atlas score GRAPH --pinned … --name NAME` stores one)"
         )
 
     def write_derived(

@@ -73,6 +73,7 @@ _READ_PROCEDURES = frozenset(
         "db.schema.nodetypeproperties",
         "db.schema.reltypeproperties",
         "dbms.components",
+        "db.index.fulltext.querynodes",  # Neo4j's full-text search (search_labels)
     }
 )
 _COMMENT = r"//[^\n]*|/\*.*?\*/"

@@ -37,6 +37,9 @@ SCHEMA_STATEMENTS = (
     "FOR (f:Feature) REQUIRE (f.model, f.transcoder_set, f.layer, f.feature) IS UNIQUE",
     "CREATE CONSTRAINT subgraph_id_unique IF NOT EXISTS "
     "FOR (s:Subgraph) REQUIRE s.subgraph_id IS UNIQUE",
+    "CREATE CONSTRAINT supernode_id_unique IF NOT EXISTS "
+    "FOR (p:Supernode) REQUIRE p.supernode_id IS UNIQUE",
+    "CREATE INDEX supernode_subgraph IF NOT EXISTS FOR (p:Supernode) ON (p.subgraph_id)",
     "CREATE CONSTRAINT roi_id_unique IF NOT EXISTS FOR (r:ROI) REQUIRE r.roi_id IS UNIQUE",
     "CREATE INDEX roi_run IF NOT EXISTS FOR (r:ROI) ON (r.run_id)",
     "CREATE INDEX node_graph_kind IF NOT EXISTS FOR (n:Node) ON (n.graph_id, n.kind)",
@@ -45,8 +48,13 @@ SCHEMA_STATEMENTS = (
 # an index on ``graph_id`` alone every per-graph read and batched delete
 # (``MATCH (n:Node {graph_id: $gid})``) scans all nodes of all graphs. ArcadeDB's schema is
 # left as it was (its bulk path would maintain one more index).
+# The full-text index serves `search_labels@neo4j.cypher` (ranked, Lucene syntax); ArcadeDB has
+# no Cypher full-text procedure, and its variant scans (docs/queries.md).
 BACKEND_SCHEMA_STATEMENTS = {
-    "neo4j": ("CREATE INDEX node_graph IF NOT EXISTS FOR (n:Node) ON (n.graph_id)",),
+    "neo4j": (
+        "CREATE INDEX node_graph IF NOT EXISTS FOR (n:Node) ON (n.graph_id)",
+        "CREATE FULLTEXT INDEX node_label_text IF NOT EXISTS FOR (n:Node) ON EACH [n.label]",
+    ),
 }
 
 

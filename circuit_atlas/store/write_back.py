@@ -4,7 +4,9 @@
     (:Node {…, score_influence, score_cumulative_share, kept_by_pruning})
     (:Subgraph {subgraph_id, graph_id, name, replacement_score, completeness_score, …})
         -[:SUBGRAPH_OF]->(:Graph)
-    (:Node)-[:PINNED_IN]->(:Subgraph)
+    (:Node)-[:PINNED_IN]->(:Subgraph)                       # one subgraph per (graph, name)
+    (:Supernode {supernode_id, subgraph_id, graph_id, label, index})-[:SUPERNODE_OF]->(:Subgraph)
+    (:Node)-[:IN_SUPERNODE]->(:Supernode)                   # Neuronpedia's groups of pinned nodes
     (:Graph)-[:DERIVED_FROM {operation, …}]->(:Graph)     # e.g. a pruned graph → its parent
     (:ROI {roi_id, run_id, method, params_json, index, size, graph_ids, …})-[:ROI_OF]->(:Graph)
     (:Node)-[:IN_ROI]->(:ROI)  or  (:Feature)-[:IN_ROI]->(:ROI)   # one graph / across prompts
@@ -54,6 +56,20 @@ ADD_MEMBERS = (
     "MATCH (n:Node) WHERE elementId(n) = id "
     "MERGE (n)-[:PINNED_IN]->(s)"
 )
+DELETE_SUPERNODES = "MATCH (p:Supernode {subgraph_id: $sid}) DETACH DELETE p"
+CREATE_SUPERNODES = (
+    "MATCH (s:Subgraph {subgraph_id: $sid}) "
+    "UNWIND $rows AS row "
+    "CREATE (p:Supernode) SET p = row "
+    "CREATE (p)-[:SUPERNODE_OF]->(s)"
+)
+LINK_SUPERNODE_MEMBERS = (
+    "UNWIND $rows AS row "
+    "MATCH (p:Supernode {supernode_id: row.supernode_id}) "
+    "MATCH (n:Node) WHERE elementId(n) = row.id "
+    "CREATE (n)-[:IN_SUPERNODE]->(p)"
+)
+DELETE_SUPERNODES_OF_GRAPH = "MATCH (p:Supernode {graph_id: $gid}) DETACH DELETE p"
 DELETE_SUBGRAPHS = "MATCH (s:Subgraph {graph_id: $gid}) DETACH DELETE s"
 LINK_DERIVED = (
     "MATCH (child:Graph {graph_id: $child}), (parent:Graph {graph_id: $parent}) "
@@ -84,7 +100,8 @@ def write_scores(
     """Write one graph's scores inside the caller's transaction.
 
     ``node_rows``: ``{"node_key", "props"}``; ``subgraphs``: ``{"subgraph_id", "props",
-    "members"}`` with ``members`` the pinned node keys.
+    "members", "supernodes"}`` with ``members`` the pinned node keys and ``supernodes`` (optional)
+    ``{"label", "members"}`` groups of them. A subgraph written again is replaced whole.
     """
     run(SET_GRAPH_PROPERTIES, {"gid": graph_id, "props": graph_props})
     ids = node_ids(run, graph_id) if node_rows or subgraphs else {}
@@ -100,6 +117,35 @@ def write_scores(
         if sub["members"]:
             members = [ids[key] for key in sub["members"] if key in ids]
             run(ADD_MEMBERS, {"sid": sid, "ids": members})
+        _write_supernodes(run, graph_id, sid, sub.get("supernodes") or [], ids)
+
+
+def _write_supernodes(
+    run: Run, graph_id: str, sid: str, supernodes: list[dict[str, Any]], ids: dict[str, str]
+) -> None:
+    run(DELETE_SUPERNODES, {"sid": sid})
+    if not supernodes:
+        return
+    rows = [
+        {
+            "supernode_id": f"{sid}/supernode-{index}",
+            "subgraph_id": sid,
+            "graph_id": graph_id,
+            "label": group["label"],
+            "index": index,
+            "size": len(group["members"]),
+        }
+        for index, group in enumerate(supernodes)
+    ]
+    run(CREATE_SUPERNODES, {"sid": sid, "rows": rows})
+    links = [
+        {"supernode_id": row["supernode_id"], "id": ids[key]}
+        for row, group in zip(rows, supernodes)
+        for key in group["members"]
+        if key in ids
+    ]
+    if links:
+        run(LINK_SUPERNODE_MEMBERS, {"rows": links})
 
 
 DELETE_ROI_RUN = "MATCH (r:ROI {run_id: $run}) DETACH DELETE r"

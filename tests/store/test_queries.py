@@ -423,6 +423,7 @@ def query_arguments(graph_id: str, run_id: str) -> dict[str, dict[str, Any]]:
         "roi_influence": {"run_id": run_id},
         "rois_with_feature": {"layer": 18, "feature": 10102},
         "search_features": {"text": "spanish"},
+        "search_labels": {"text": "spanish"},
     }
     assert set(arguments) == set(library()), "give every named query arguments here"
     return arguments
@@ -496,7 +497,12 @@ def test_every_named_query_runs_and_sees_no_graph_that_is_loading_or_deleting(
         {"g": hidden, "q": f"{run_id}-quotient", "run": run_id},
     )
     assert left == [{"n": 0}]
-    without = answers()
+    without = {name: comparable(name, rows) for name, rows in answers().items()}
+    visible = {name: comparable(name, rows) for name, rows in visible.items()}
+    hidden_as = {
+        status: {name: comparable(name, rows) for name, rows in frames.items()}
+        for status, frames in hidden_as.items()
+    }
     blind = [name for name, rows in without.items() if same_rows(visible[name], rows)]
     assert blind == [], "these queries do not see the graph even when it is ready"
     leaks = [
@@ -506,6 +512,16 @@ def test_every_named_query_runs_and_sees_no_graph_that_is_loading_or_deleting(
         if not same_rows(frames[name], rows)
     ]
     assert leaks == [], "these queries see a graph that is not ready"
+
+
+def comparable(name: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows as the visibility check compares them. Neo4j's full-text relevance (search_labels'
+    ``score``) is computed from term statistics over every indexed label, which include graphs
+    being written or deleted, so only the rows themselves are compared there: which nodes, not
+    how Lucene weighs them."""
+    if name != "search_labels":
+        return rows
+    return rows.drop(columns="score").sort_values(["graph_id", "node_key"]).reset_index(drop=True)
 
 
 def parameter_names(query: NamedQuery) -> set[str]:
@@ -606,11 +622,16 @@ def test_corpus_queries_leave_derived_graphs_out_unless_asked(fresh_store: Circu
     assert sorted(set(found["graph_id"])) == [p0, p1]
     found = run("search_features", layer=layer, feature=index, include_derived=True)
     assert sorted(set(found["graph_id"])) == sorted([p0, p1, consensus.graph_id, pruned.graph_id])
+    word = next(w for w in str(found["label"].iloc[0]).split() if len(w) > 3)
+    labelled = run("search_labels", text=word, k=100_000)
+    assert consensus.graph_id not in set(labelled["graph_id"]) and len(labelled)
+    labelled = run("search_labels", text=word, include_derived=True, k=100_000)
+    assert consensus.graph_id in set(labelled["graph_id"])
 
     flagged = {q.name for q in library().values() if "include_derived" in parameter_names(q)}
     checked = {"shared_features", "feature_jaccard", "graphs_with_feature", "graphs_with_motif",
                "subgraph_scores", "rois_with_feature", "roi_members",
-               "search_features"}  # fmt: skip
+               "search_features", "search_labels"}  # fmt: skip
     assert flagged == checked, "test include_derived of every query that has it here"
 
 
@@ -805,6 +826,31 @@ def test_a_runaway_named_query_times_out(dollar):
     # proves the caller stopped waiting; the slack is for stopping it on a loaded CI machine
     assert time.perf_counter() - started < 30
     assert len(run_query(store, "strongest_paths", {**values, "max_length": 2, "k": 10}, 30)) == 10
+
+
+def test_label_search_finds_whole_words_on_every_server_and_ranks_on_neo4j(fresh_store):
+    """search_labels: the full-text index on Neo4j, a word scan on ArcadeDB; for plain words
+    both give the nodes whose label holds each word."""
+    dollar = load_graph(bundled("dollar.json.gz"), graph_id="dollar")
+    bee = load_graph(bundled("bee-insect-clt.json.gz"))
+    for graph in (dollar, bee):
+        fresh_store.write_graph(graph)
+    nodes = pd.concat(
+        [g.nodes.assign(graph_id=g.graph_id) for g in (dollar, bee)], ignore_index=True
+    )
+    labels = nodes[nodes["kind"] == "feature"]
+    words = labels["label"].fillna("").str.lower().str.findall(r"[a-z]+")
+    has_word = words.map(lambda found: "spanish" in found)
+    expected = sorted(zip(labels[has_word]["graph_id"], labels[has_word]["label"]))
+    found = run_query(fresh_store, "search_labels", {"text": "Spanish", "k": 100_000})
+    assert expected and sorted(zip(found["graph_id"], found["label"])) == expected
+    if fresh_store.backend == "neo4j":
+        fuzzy = run_query(fresh_store, "search_labels", {"text": "spansh~", "k": 100_000})
+        assert set(fuzzy["node_key"]) >= set(found["node_key"])
+        assert fuzzy["score"].is_monotonic_decreasing and (fuzzy["score"] > 0).all()
+    else:
+        assert found["score"].isna().all()
+    assert run_query(fresh_store, "search_labels", {"text": "   "}).empty
 
 
 def test_feature_search_by_label_token_and_index_matches_the_graph_itself(fresh_store):

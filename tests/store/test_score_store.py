@@ -13,11 +13,12 @@ import pytest
 from circuit_atlas.analysis.scores.attribution_matrix import AttributionMatrix
 from circuit_atlas.analysis.scores.pruning import prune
 from circuit_atlas.analysis.scores.stored import (
+    Supernode,
     prune_stored_graph,
     saved_subgraph,
     score_stored_graph,
 )
-from circuit_atlas.analysis.scores.table import score_graph
+from circuit_atlas.analysis.scores.table import resolve_pinned, score_graph
 from circuit_atlas.errors import GraphNotFound, InvalidGraphError
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
@@ -82,13 +83,55 @@ def test_the_subgraph_saved_in_a_neuronpedia_file_is_scored_with_its_supernodes(
     explicit = score_stored_graph(fresh_store, "big", pinned=pinned, write=False)
     row, same = result.report.row("subgraph", "saved"), explicit.report.row("subgraph", "pinned")
     assert (row.replacement, row.completeness) == (same.replacement, same.completeness)
-    stored = {s["props"]["name"]: s for s in fresh_store.subgraphs("big")}
+    stored = {s["name"]: s for s in fresh_store.subgraphs("big")}
     assert len(stored["saved"]["members"]) == 13  # the pinned features
-    assert [json.loads(g) for g in stored["saved"]["props"]["supernodes"]] == supernodes
+    keys = graph.keys()
+    as_keys = [
+        {"label": g[0], "members": sorted(keys[r].encode() for r in resolve_pinned(graph, g[1:]))}
+        for g in supernodes
+    ]
+    assert stored["saved"]["supernodes"] == as_keys  # :Supernode nodes, in the file's order
     assert supernodes[0][0] == 'Output "big" or "large"'
+    assert fresh_store.query("MATCH (p:Supernode) RETURN count(p) AS c")[0]["c"] == 5
     with pytest.raises(InvalidGraphError, match="has no saved subgraph"):
         fresh_store.write_graph(ten_node_graph())
         score_stored_graph(fresh_store, "ten", saved=True)
+
+
+def supernode_counts(store: CircuitStore) -> tuple[int, int]:
+    groups = store.query("MATCH (p:Supernode) RETURN count(p) AS c")[0]["c"]
+    links = store.query("MATCH ()-[r:IN_SUPERNODE]->() RETURN count(r) AS c")[0]["c"]
+    return groups, links
+
+
+def test_named_subgraphs_live_side_by_side_and_a_name_is_replaced(fresh_store: CircuitStore):
+    fresh_store.write_graph(ten_node_graph())
+    group = Supernode("a and c", ["Fa", "Fc"])
+    score_stored_graph(fresh_store, "ten", pinned=["Fa", "Fc"], name="ac", supernodes=[group])
+    score_stored_graph(fresh_store, "ten", pinned=["Fb"], name="b")
+    stored = {s["name"]: s for s in fresh_store.subgraphs("ten")}
+    assert stored["ac"]["members"] == ["feature:1:0:2:", "feature:3:2:4:"]
+    assert stored["ac"]["supernodes"] == [
+        {"label": "a and c", "members": ["feature:1:0:2:", "feature:3:2:4:"]}
+    ]
+    assert stored["b"]["members"] == ["feature:2:1:3:"] and stored["b"]["supernodes"] == []
+    assert supernode_counts(fresh_store) == (1, 2)
+    score_stored_graph(fresh_store, "ten", pinned=["Fz"], name="ac")  # the name again: replaced
+    stored = {s["name"]: s for s in fresh_store.subgraphs("ten")}
+    assert set(stored) == {"ac", "b"} and stored["ac"]["members"] == ["feature:0:0:1:"]
+    assert supernode_counts(fresh_store) == (0, 0)
+    with pytest.raises(GraphNotFound, match="no subgraph 'gone'.*'ac', 'b'"):
+        fresh_store.subgraph("ten", "gone")
+    fresh_store.delete_graph("ten")
+    assert counts(fresh_store) == (0, 0) and supernode_counts(fresh_store) == (0, 0)
+
+
+def test_a_supernode_of_unpinned_nodes_writes_nothing(fresh_store: CircuitStore):
+    fresh_store.write_graph(ten_node_graph())
+    group = Supernode("loose", ["Fa", "Fb"])
+    with pytest.raises(InvalidGraphError, match="supernode 'loose' groups node.*Fb.*not pinned"):
+        score_stored_graph(fresh_store, "ten", pinned=["Fa"], supernodes=[group])
+    assert counts(fresh_store) == (0, 0) and supernode_counts(fresh_store) == (0, 0)
 
 
 def test_node_annotations_support_cypher_by_influence(fresh_store: CircuitStore):
