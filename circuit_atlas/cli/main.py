@@ -17,6 +17,7 @@ from circuit_atlas.cli.compare import compare, consensus
 from circuit_atlas.cli.demo import demo
 from circuit_atlas.cli.export import export
 from circuit_atlas.cli.graphs import cypher, graphs, ingest, rm, show, upgrade
+from circuit_atlas.cli.motifs import motifs
 from circuit_atlas.cli.options import StoreContext, add_connection_options, debug_enabled
 from circuit_atlas.cli.queries import query
 from circuit_atlas.cli.roi import roi
@@ -54,6 +55,7 @@ for _command in (
     compare,
     consensus,
     roi,
+    motifs,
     db,
     upgrade,
     export,

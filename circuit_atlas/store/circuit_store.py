@@ -519,6 +519,7 @@ class CircuitStore:
                     break
                 bar.update(deleted)
         self._write(write_back.DELETE_SUPERNODES_OF_GRAPH, {"gid": graph_id})
+        self._write(write_back.DELETE_MOTIF_STATS, {"gid": graph_id})
         self._write(write_back.DELETE_SUBGRAPHS, {"gid": graph_id})
         self._write(write_back.DELETE_ROIS_OF_GRAPH, {"gid": graph_id})
 
@@ -573,6 +574,11 @@ class CircuitStore:
         self._in_write_transaction(
             write_back.write_scores, graph_id, graph_props, node_rows, subgraphs
         )
+
+    def write_motif_stats(self, graph_id: str, rows: list[dict[str, Any]]) -> None:
+        """Replace ``graph_id``'s motif census (rows of ``analysis/motifs/stored.py``)."""
+        self.graph_info(graph_id)
+        self._in_write_transaction(lambda run: write_back.write_motif_stats(run, graph_id, rows))
 
     def write_rois(
         self,

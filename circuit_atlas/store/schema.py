@@ -40,6 +40,7 @@ SCHEMA_STATEMENTS = (
     "CREATE CONSTRAINT supernode_id_unique IF NOT EXISTS "
     "FOR (p:Supernode) REQUIRE p.supernode_id IS UNIQUE",
     "CREATE INDEX supernode_subgraph IF NOT EXISTS FOR (p:Supernode) ON (p.subgraph_id)",
+    "CREATE INDEX motif_stat_graph IF NOT EXISTS FOR (m:MotifStat) ON (m.graph_id)",
     "CREATE CONSTRAINT roi_id_unique IF NOT EXISTS FOR (r:ROI) REQUIRE r.roi_id IS UNIQUE",
     "CREATE INDEX roi_run IF NOT EXISTS FOR (r:ROI) ON (r.run_id)",
     "CREATE INDEX node_graph_kind IF NOT EXISTS FOR (n:Node) ON (n.graph_id, n.kind)",

@@ -11,6 +11,7 @@
     (:ROI {roi_id, run_id, method, params_json, index, size, graph_ids, …})-[:ROI_OF]->(:Graph)
     (:Node)-[:IN_ROI]->(:ROI)  or  (:Feature)-[:IN_ROI]->(:ROI)   # one graph / across prompts
     (:ROI)-[:AS_NODE]->(:Node)                             # its node in the quotient graph
+    (:MotifStat {stat_id, graph_id, motif, null_model, observed, z, …})-[:STAT_OF]->(:Graph)
 
 Every statement is keyed (``MERGE`` on ids, ``SET`` of whole property maps), so writing the same
 result twice changes nothing. Values reach Cypher only as parameters.
@@ -146,6 +147,20 @@ def _write_supernodes(
     ]
     if links:
         run(LINK_SUPERNODE_MEMBERS, {"rows": links})
+
+
+DELETE_MOTIF_STATS = "MATCH (m:MotifStat {graph_id: $gid}) DETACH DELETE m"
+CREATE_MOTIF_STATS = (
+    "MATCH (g:Graph {graph_id: $gid}) "
+    "UNWIND $rows AS row CREATE (m:MotifStat) SET m = row CREATE (m)-[:STAT_OF]->(g)"
+)
+
+
+def write_motif_stats(run: Run, graph_id: str, rows: list[dict[str, Any]]) -> None:
+    """Replace a graph's motif census inside the caller's transaction."""
+    run(DELETE_MOTIF_STATS, {"gid": graph_id})
+    if rows:
+        run(CREATE_MOTIF_STATS, {"gid": graph_id, "rows": rows})
 
 
 DELETE_ROI_RUN = "MATCH (r:ROI {run_id: $run}) DETACH DELETE r"

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from circuit_atlas.analysis.compare.stored import store_consensus
+from circuit_atlas.analysis.motifs.stored import census_stored
 from circuit_atlas.analysis.roi.stored import roi_stored
 from circuit_atlas.analysis.scores.stored import prune_stored_graph, score_stored_graph
 from circuit_atlas.analysis.scores.table import score_graph
@@ -424,6 +425,7 @@ def query_arguments(graph_id: str, run_id: str) -> dict[str, dict[str, Any]]:
         "rois_with_feature": {"layer": 18, "feature": 10102},
         "search_features": {"text": "spanish"},
         "search_labels": {"text": "spanish"},
+        "motif_enrichment": {"motif": "feed_forward_loop"},
     }
     assert set(arguments) == set(library()), "give every named query arguments here"
     return arguments
@@ -444,10 +446,11 @@ def same_rows(got: pd.DataFrame, expected: pd.DataFrame) -> bool:
 
 
 def analysed(store: CircuitStore, graph: CircuitGraph) -> str:
-    """Store ``graph``, score it with a pinned top-5 subgraph and store a louvain ROI run of it
-    (and so its quotient graph); return the run id."""
+    """Store ``graph``, score it with a pinned top-5 subgraph, census its motifs and store a
+    louvain ROI run of it (and so its quotient graph); return the run id."""
     store.write_graph(graph)
     score_stored_graph(store, graph.graph_id, pin_top=[5])
+    census_stored(store, [graph.graph_id], ["erdos-renyi"], n_samples=2)
     return roi_stored(store, [graph.graph_id], "louvain").result.run_id
 
 
@@ -598,6 +601,12 @@ def test_corpus_queries_leave_derived_graphs_out_unless_asked(fresh_store: Circu
     assert pruned.graph_id in with_derived
     assert with_derived - plain <= {pruned.graph_id, consensus.graph_id}
 
+    census_stored(fresh_store, [p0, p1, consensus.graph_id, pruned.graph_id], ["erdos-renyi"], 2)
+    counted_graphs = run("motif_enrichment", motif="chain")["graphs"].tolist()
+    assert counted_graphs == [2]
+    assert run("motif_enrichment", motif="chain", include_derived=True)["graphs"].tolist() == [4]
+    assert run("motif_enrichment", graph_ids=[pruned.graph_id])["graphs"].tolist() == [1] * 5
+
     assert run("subgraph_scores")["graph_id"].tolist() == [p0, p1]
     scores = run("subgraph_scores", include_derived=True)
     assert scores["graph_id"].tolist() == sorted([p0, p1, pruned.graph_id])
@@ -631,7 +640,7 @@ def test_corpus_queries_leave_derived_graphs_out_unless_asked(fresh_store: Circu
     flagged = {q.name for q in library().values() if "include_derived" in parameter_names(q)}
     checked = {"shared_features", "feature_jaccard", "graphs_with_feature", "graphs_with_motif",
                "subgraph_scores", "rois_with_feature", "roi_members",
-               "search_features", "search_labels"}  # fmt: skip
+               "search_features", "search_labels", "motif_enrichment"}  # fmt: skip
     assert flagged == checked, "test include_derived of every query that has it here"
 
 

@@ -1,0 +1,1 @@
+"""Three-node motif census of attribution graphs, its null models, enrichment and report."""
