@@ -133,6 +133,20 @@ class NodeKind(str, Enum):
     MLP = "mlp"
     LOGITS = "logits"
     ROI = "roi"  # a region of interest, as a node of an ROI quotient graph
+    # Sparse feature circuits (SAEs on the embedding, attention output, MLP output and residual
+    # stream of each layer): a feature of one site's SAE, and the site's error term (what the SAE
+    # misses). ``pos`` is None when nodes are summed over positions; the embedding has no layer.
+    EMBED_FEATURE = "embed_feature"
+    ATTN_FEATURE = "attn_feature"
+    MLP_FEATURE = "mlp_feature"
+    RESID_FEATURE = "resid_feature"
+    EMBED_ERROR = "embed_error"
+    ATTN_ERROR = "attn_error"
+    MLP_ERROR = "mlp_error"
+    RESID_ERROR = "resid_error"
+
+
+SAE_SITES = ("embed", "attn", "mlp", "resid")  # a site's kinds are f"{site}_feature/_error"
 
 
 KEY_FIELDS = ("kind", "layer", "pos", "feature", "head")
@@ -148,6 +162,16 @@ _REQUIRED_FIELDS: dict[NodeKind, dict[str, bool]] = {
     NodeKind.INPUT: {"layer": False, "feature": False, "head": False},
     NodeKind.LOGITS: {"layer": False, "feature": False, "head": False},
     NodeKind.ROI: {"feature": True, "head": False},  # feature = the ROI's index in its run
+    NodeKind.EMBED_FEATURE: {"layer": False, "feature": True, "head": False},
+    NodeKind.EMBED_ERROR: {"layer": False, "feature": False, "head": False},
+    **{
+        NodeKind(f"{site}_feature"): {"layer": True, "feature": True, "head": False}
+        for site in SAE_SITES[1:]
+    },
+    **{
+        NodeKind(f"{site}_error"): {"layer": True, "feature": False, "head": False}
+        for site in SAE_SITES[1:]
+    },
 }
 
 # Columns every nodes table has, with the dtype they are normalised to.
@@ -215,6 +239,11 @@ class NodeKey(NamedTuple):
             return f"m{self.layer}" + ("" if self.pos is None else f" @{self.pos}")
         if kind == NodeKind.ROI:
             return f"ROI {self.feature}"
+        site, _, part = kind.partition("_")
+        if site in SAE_SITES and part in ("feature", "error"):
+            where = "" if self.pos is None else f" @{self.pos}"
+            name = site if self.layer is None else f"{site}{self.layer}"
+            return f"{name} #{self.feature}{where}" if part == "feature" else f"{name} ε{where}"
         return kind if self.pos is None else f"{kind} @{self.pos}"
 
 

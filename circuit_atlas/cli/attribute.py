@@ -22,10 +22,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+SAE_METHOD = "sae-feature-circuit"
+
+
 def _methods() -> list[str]:
     from circuit_atlas.ingest.attribution.methods import ALL_METHODS
 
-    return sorted(ALL_METHODS)
+    return sorted([*ALL_METHODS, SAE_METHOD])
 
 
 def _metrics() -> list[str]:
@@ -86,6 +89,33 @@ def default_graph_id(model: str, task: Path, method: str) -> str:
     "--transcoders",
     type=click.Path(path_type=Path),
     help="Per-layer transcoders (circuit-tracer's layout): a feature graph of one prompt.",
+)
+@click.option(
+    "--saes",
+    type=click.Path(path_type=Path),
+    help="With --task and --method sae-feature-circuit: SAEs (SAELens layout, one folder per "
+    "site: blocks.0.hook_resid_pre, blocks.L.hook_attn_out / hook_mlp_out / hook_resid_post).",
+)
+@click.option(
+    "--positions",
+    type=click.Choice(["sum", "each"]),
+    default="sum",
+    show_default=True,
+    help="sae-feature-circuit: nodes summed over positions, or one per position (templated tasks).",
+)
+@click.option(
+    "--node-threshold",
+    type=click.FloatRange(min=0),
+    default=0.1,
+    show_default=True,
+    help="sae-feature-circuit: keep nodes whose |effect| reaches this.",
+)
+@click.option(
+    "--edge-threshold",
+    type=click.FloatRange(min=0),
+    default=0.01,
+    show_default=True,
+    help="sae-feature-circuit: keep edges whose |effect| reaches this.",
 )
 @click.option("--prompt", help="With --transcoders: the prompt text (a BOS token is put first).")
 @click.option("--tokens", help="With --transcoders: the prompt as token ids, e.g. '1,7,3'.")
@@ -165,6 +195,10 @@ def attribute(
     model_source: str,
     task_path: Path | None,
     transcoders: Path | None,
+    saes: Path | None,
+    positions: str,
+    node_threshold: float,
+    edge_threshold: float,
     prompt: str | None,
     tokens: str | None,
     max_feature_nodes: int | None,
@@ -197,7 +231,10 @@ def attribute(
     select and evaluate a circuit, and store the graph (every edge with its score; ``in_graph``
     marks the circuit). With --transcoders: the feature-level attribution graph of one prompt
     (features, error nodes, tokens, logits; circuit-tracer's method), stored for score, prune,
-    roi, compare and query."""
+    roi, compare and query. With --task, --saes DIR and --method sae-feature-circuit: a sparse
+    feature circuit (SAE features and errors at the embedding and each layer's attention, MLP
+    and residual stream; node effects by integrated gradients, --ig-steps 1 = attribution
+    patching; direct edges between consecutive sites; docs/sae_circuits.md)."""
     if (task_path is None) == (transcoders is None):
         raise click.UsageError("give exactly one of --task FILE (components) or --transcoders DIR")
     if transcoders is not None:
@@ -224,6 +261,33 @@ def attribute(
     assert task_path is not None
     if prompt is not None or tokens is not None:
         raise click.UsageError("--prompt and --tokens go with --transcoders")
+    if (saes is not None) != (method == SAE_METHOD):
+        raise click.UsageError(f"--saes DIR and --method {SAE_METHOD} go together")
+    if saes is not None:
+        from circuit_atlas.cli.sae_circuit import run_sae_circuit
+
+        run_sae_circuit(
+            state,
+            model_source=model_source,
+            task_path=task_path,
+            saes=saes,
+            graph_id=graph_id or default_graph_id(model_source, task_path, method),
+            metric=metric,
+            intervention=intervention,
+            ig_steps=ig_steps,
+            aggregate=aggregate,
+            positions=positions,
+            node_threshold=node_threshold,
+            edge_threshold=edge_threshold,
+            batch_size=batch_size,
+            corrupted_column=corrupted_column,
+            limit=limit,
+            device=device,
+            dtype=dtype,
+            replace=replace,
+            out=out,
+        )
+        return
     from circuit_atlas.graph import check_graph_id
     from circuit_atlas.ingest.attribution.preflight import check_model_source, read_task_rows
 

@@ -389,6 +389,11 @@ def _layer_files(folder: Path, config: dict[str, Any], config_path: Path) -> lis
 
 
 # --------------------------------------------------------------------------- SAELens
+def load_sae(folder: Path) -> Dictionary:
+    """One SAE in SAELens's layout (``cfg.json`` + ``sae_weights.safetensors``), validated."""
+    return _load_saelens(folder)
+
+
 def _load_saelens(folder: Path) -> Dictionary:
     cfg_path = folder / SAELENS_CONFIG
     cfg = _read_settings(cfg_path, json.loads, json.JSONDecodeError, "JSON")

@@ -243,3 +243,32 @@ def test_weights_files_that_do_not_fit_are_refused(tmp_path: Path):
         load_model(bad_json)
     with pytest.raises(ModelLoadError, match="invalid model config"):
         load_model({"n_layers": 2})
+
+
+def test_sae_feature_circuit_from_the_command_line(bolt_env, tiny_files, tmp_path):
+    """attribute --method sae-feature-circuit --saes DIR: a stored feature circuit, and the
+    option pairs that do not go together refused before the model loads."""
+    from helpers.dictionaries import random_site_saes, write_site_saes
+
+    config, task = tiny_files
+    saes = write_site_saes(tmp_path / "saes", random_site_saes(tiny_model()))
+    job = ["attribute", "--model", str(config), "--task", str(task), "--saes", str(saes),
+           "--method", "sae-feature-circuit", "--ig-steps", "2", "--node-threshold", "0.01",
+           "--edge-threshold", "0.001", "--graph-id", "tiny-sfc", "--format", "json"]  # fmt: skip
+    shown = json.loads(run_cli(*job, env=bolt_env, check=True).stdout)["summary"]
+    assert shown["graph"] == "tiny-sfc (created)" and shown["node effects"] == "IG, 2 steps"
+    rows = cypher_json(
+        bolt_env,
+        "MATCH (n:Node {graph_id: $g}) RETURN n.kind AS kind, count(*) AS n ORDER BY kind",
+        g="tiny-sfc",
+    )
+    kinds = {r["kind"]: r["n"] for r in rows}
+    assert kinds["logits"] == 1 and kinds.get("resid_feature", 0) > 0
+    assert sum(kinds.values()) == shown["feature nodes"] + shown["error nodes"] + 1
+    no_saes = run_cli("attribute", "--model", str(config), "--task", str(task), "--method",
+                      "sae-feature-circuit", env=bolt_env)  # fmt: skip
+    assert no_saes.returncode != 0 and "--saes DIR and --method" in no_saes.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    bad = run_cli(*job[:6], str(broken), *job[7:], env=bolt_env)
+    assert bad.returncode == 1 and "no SAE folders" in error_lines(bad)[-1]

@@ -153,3 +153,35 @@ def write_saelens_sae(
         {k: v.contiguous() for k, v in tensors.items()}, str(folder / "sae_weights.safetensors")
     )
     return folder
+
+
+SAE_SIZES = {"embed": 5, "attn": 6, "mlp": 10, "resid": 8}  # unequal: no index can be swapped
+
+
+def random_site_saes(
+    model: LoadedModel, seed: int = 0, sizes: dict[str, int] | None = None
+) -> dict[str, dict[str, torch.Tensor]]:
+    """SAELens-layout tensors (``W_enc`` [d_in, d_sae]) for every feature-circuit site of
+    ``model`` by hook name, sized per site kind, scaled so that most features fire."""
+    from circuit_atlas.ingest.sae_circuits.sites import site_hooks
+
+    sizes = sizes or SAE_SIZES
+    gen = torch.Generator().manual_seed(seed)
+    d = model.d_model
+    out = {}
+    for name, _, hook in site_hooks(model.n_layers):
+        f = sizes[name]
+        out[hook] = {
+            "W_enc": torch.randn(d, f, generator=gen, dtype=torch.float64) / d**0.5,
+            "W_dec": torch.randn(f, d, generator=gen, dtype=torch.float64) / f**0.5,
+            "b_enc": 0.2 * torch.rand(f, generator=gen, dtype=torch.float64),
+            "b_dec": 0.1 * torch.randn(d, generator=gen, dtype=torch.float64),
+        }
+    return out
+
+
+def write_site_saes(folder: Path, saes: dict[str, dict[str, torch.Tensor]]) -> Path:
+    """One SAELens folder per site (``blocks.0.hook_attn_out`` → ``blocks.0.hook_attn_out/``)."""
+    for hook, tensors in saes.items():
+        write_saelens_sae(folder / hook, tensors, hook)
+    return folder

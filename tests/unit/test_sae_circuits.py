@@ -1,0 +1,337 @@
+"""Sparse feature circuits checked against independent autograd on the model with SAEs spliced in
+(float64, a tiny random model without norms and random SAEs of unequal sizes per site).
+
+The references here use TransformerLens hooks directly (never ``ingest/sae_circuits``): nodes
+are read as ``f = relu(x W_enc + b_enc)``, ``ε = x − (f W_dec + b_dec)``; a site is *held* by
+replacing its activation with its clean value; edges come from forward-mode JVPs, one upstream
+node at a time (the code under test does one backward pass per downstream node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from circuit_atlas.errors import DictionaryError
+from circuit_atlas.ingest.attribution.tasks import Batch, Task
+from circuit_atlas.ingest.sae_circuits.circuit import CircuitSettings, feature_circuit
+from circuit_atlas.ingest.sae_circuits.effects import (
+    attribution_patching,
+    batch_state,
+    edge_blocks,
+    integrated_gradients,
+)
+from circuit_atlas.ingest.sae_circuits.sites import Site, build_sites, load_saes, parents
+from circuit_atlas.ingest.sae_circuits.spliced import run_spliced
+
+from helpers.dictionaries import random_site_saes, write_site_saes
+from helpers.models import logit_diff, random_task, tiny_model
+
+Tensor = torch.Tensor
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[Site], Task, Batch]:
+    model = tiny_model(normalization_type=None)
+    folder = write_site_saes(tmp_path_factory.mktemp("saes"), random_site_saes(model))
+    sites = build_sites(model, load_saes(folder))
+    task = random_task(4, seed=3, lengths=(5, 6))  # equal lengths: one batch, no padding
+    batch = next(task.batches(8, 0))
+    return model, sites, task, batch
+
+
+def metric(logits: Tensor, batch: Batch) -> Tensor:
+    return logit_diff(logits, batch)
+
+
+# --------------------------------------------------------------------------- references
+def nodes_of(site: Site, x: Tensor) -> tuple[Tensor, Tensor]:
+    assert site.sae is not None
+    f = torch.relu(x @ site.sae.W_enc.T + site.sae.b_enc)
+    return f, x - (f @ site.sae.W_dec + site.sae.b_dec)
+
+
+def rebuilt(site: Site, f: Tensor, e: Tensor) -> Tensor:
+    assert site.sae is not None
+    return f @ site.sae.W_dec + site.sae.b_dec + e
+
+
+def cache(model: Any, tokens: Tensor) -> dict[str, Tensor]:
+    _, stored = model.model.run_with_cache(tokens)
+    return {name: stored[name].detach() for name in stored.keys()}
+
+
+def hooked(model: Any, tokens: Tensor, replace: dict[str, Callable[[Tensor], Tensor]]) -> Tensor:
+    hooks = [(name, lambda x, hook, fn=fn: fn(x)) for name, fn in replace.items()]
+    return model.run(tokens, hooks=hooks)
+
+
+def reference_gradients(model, sites, batch) -> list[tuple[Tensor, Tensor]]:
+    """∂m/∂f and ∂m/∂ε of each site, one site replaced by leaves at a time."""
+    clean = cache(model, batch.clean)
+    out = []
+    for site in sites:
+        f0, e0 = nodes_of(site, clean[site.hook])
+        f, e = f0.clone().requires_grad_(True), e0.clone().requires_grad_(True)
+        logits = hooked(
+            model, batch.clean, {site.hook: lambda x, s=site, f=f, e=e: rebuilt(s, f, e)}
+        )
+        g_f, g_e = torch.autograd.grad(metric(logits, batch).sum(), [f, e])
+        out.append((g_f, g_e))
+    return out
+
+
+def deltas(model, sites, batch) -> list[tuple[Tensor, Tensor]]:
+    clean, corrupt = cache(model, batch.clean), cache(model, batch.corrupted)
+    result = []
+    for site in sites:
+        fc, ec = nodes_of(site, clean[site.hook])
+        fp, ep = nodes_of(site, corrupt[site.hook])
+        result.append((fp - fc, ep - ec))
+    return result
+
+
+def direct_jvp(model, sites, batch, up: int, down: int, v_f: Tensor, v_e: Tensor):
+    """d(nodes of ``down``)/dt along ``up``'s nodes moving by (v_f, v_e), every other site held
+    at its clean activation."""
+    clean = cache(model, batch.clean)
+    f0, e0 = nodes_of(sites[up], clean[sites[up].hook])
+
+    def downstream(t: Tensor) -> tuple[Tensor, Tensor]:
+        read: dict[str, Tensor] = {}
+
+        def at_down(x: Tensor) -> Tensor:
+            read["x"] = x
+            return x
+
+        replace: dict[str, Callable[[Tensor], Tensor]] = {
+            s.hook: (lambda h: lambda x: clean[h])(s.hook)
+            for i, s in enumerate(sites)
+            if i not in (up, down)
+        }
+        replace[sites[up].hook] = lambda x: rebuilt(sites[up], f0 + t * v_f, e0 + t * v_e)
+        replace[sites[down].hook] = at_down
+        hooked(model, batch.clean, replace)
+        return nodes_of(sites[down], read["x"])
+
+    _, tangent = torch.autograd.functional.jvp(downstream, torch.zeros((), dtype=torch.float64),
+                                               torch.ones((), dtype=torch.float64))  # fmt: skip
+    return tangent
+
+
+# --------------------------------------------------------------------------- tests
+def test_splicing_changes_nothing_the_model_computes(setup):
+    model, sites, _, batch = setup
+    spliced, nodes = run_spliced(model, sites, batch.clean)
+    assert torch.equal(spliced, model.run(batch.clean))
+    active = [float((nodes[i].features > 0).double().mean()) for i in range(len(sites))]
+    assert min(active) > 0.2 and len(sites) == 1 + 3 * model.n_layers
+
+
+def test_node_gradients_equal_autograd_with_one_site_replaced(setup):
+    model, sites, _, batch = setup
+    state = batch_state(model, sites, batch, metric, "patching")
+    for i, (g_f, g_e) in enumerate(reference_gradients(model, sites, batch)):
+        torch.testing.assert_close(state.grads[i].features, g_f, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(state.grads[i].error, g_e, rtol=1e-10, atol=1e-12)
+
+
+def test_every_edge_equals_an_independent_jvp(setup):
+    """Each (upstream site → child) pair: one feature and one error node upstream, a feature and
+    the error downstream at one position, and the same feature summed over positions."""
+    model, sites, _, batch = setup
+    state = batch_state(model, sites, batch, metric, "patching")
+    grads = reference_gradients(model, sites, batch)
+    delta = deltas(model, sites, batch)
+    gen = torch.Generator().manual_seed(0)
+    checked = 0
+    for up in range(len(sites)):
+        children = [c for c in range(len(sites)) if up in parents(sites, c)]
+        for down in children:
+            pos = int(torch.randint(1, 5, (1,), generator=gen))
+            feature = int(torch.randint(0, sites[down].d_features, (1,), generator=gen))
+            targets = [(pos, feature), (pos, -1), (-1, feature)]
+            (block,) = [b for b in edge_blocks(model, sites, batch, state, up, {down: targets})
+                        if b.downstream == down]  # fmt: skip
+            up_pos = int(torch.randint(0, pos + 1, (1,), generator=gen))
+            up_feature = int(torch.randint(0, sites[up].d_features, (1,), generator=gen))
+            for upstream_node in ((up_pos, up_feature), (up_pos, -1)):
+                v_f, v_e = torch.zeros_like(delta[up][0]), torch.zeros_like(delta[up][1])
+                p, k = upstream_node
+                if k >= 0:
+                    v_f[:, p, k] = delta[up][0][:, p, k]
+                else:
+                    v_e[:, p] = delta[up][1][:, p]
+                d_f, d_e = direct_jvp(model, sites, batch, up, down, v_f, v_e)
+                g_f, g_e = grads[down]
+                expected = [
+                    (g_f[:, pos, feature] * d_f[:, pos, feature]).sum(),
+                    (g_e[:, pos] * d_e[:, pos]).sum(),
+                    (g_f[..., feature] * d_f[..., feature]).sum(),
+                ]
+                got = [block.error[t][p] if k < 0 else block.features[t][p, k] for t in range(3)]
+                for e, g in zip(expected, got):
+                    assert float(g) == pytest.approx(float(e), rel=1e-8, abs=1e-12)
+                checked += 1
+    assert checked == 2 * 12  # 12 site pairs in two layers
+
+
+def node_jacobian(model, sites, tokens, up: int, down: int, live: set[int]) -> Tensor:
+    """∂(nodes of ``down``)/∂(nodes of ``up``) for one example, as a matrix over flattened
+    (features, error) coordinates; sites in ``live`` compute as the model does, the others
+    (except ``up`` and ``down``) are held at their clean activations."""
+    clean = cache(model, tokens)
+    f0, e0 = nodes_of(sites[up], clean[sites[up].hook])
+    n_f = f0.numel()
+
+    def downstream(z: Tensor) -> Tensor:
+        f, e = z[:n_f].reshape(f0.shape), z[n_f:].reshape(e0.shape)
+        read: dict[str, Tensor] = {}
+
+        def at_down(x: Tensor) -> Tensor:
+            read["x"] = x
+            return x
+
+        replace: dict[str, Callable[[Tensor], Tensor]] = {
+            s.hook: (lambda h: lambda x: clean[h])(s.hook)
+            for i, s in enumerate(sites)
+            if i not in (up, down) and i not in live
+        }
+        replace[sites[up].hook] = lambda x: rebuilt(sites[up], f, e)
+        replace[sites[down].hook] = at_down
+        hooked(model, tokens, replace)
+        f_d, e_d = nodes_of(sites[down], read["x"])
+        return torch.cat([f_d.flatten(), e_d.flatten()])
+
+    return torch.autograd.functional.jacobian(downstream, torch.cat([f0.flatten(), e0.flatten()]))
+
+
+def test_resid_to_resid_is_the_total_minus_the_routes_through_attention_and_mlp(setup):
+    """RR − RMR − RAR equals the direct resid→resid term, with both indirect terms non-zero;
+    the direct term is also built by hand from the SAE weights (identity skip connection)."""
+    model, sites, _, batch = setup
+    tokens = batch.clean[:1]
+    label = {s.label: i for i, s in enumerate(sites)}
+    r0, a1, m1, r1 = label["resid_0"], label["attn_1"], label["mlp_1"], label["resid_1"]
+    total = node_jacobian(model, sites, tokens, r0, r1, live={a1, m1})
+    ar = node_jacobian(model, sites, tokens, r0, a1, live=set())
+    mr = node_jacobian(model, sites, tokens, r0, m1, live=set())  # attention held
+    ma = node_jacobian(model, sites, tokens, a1, m1, live=set())
+    ra = node_jacobian(model, sites, tokens, a1, r1, live=set())  # MLP held
+    rm = node_jacobian(model, sites, tokens, m1, r1, live=set())
+    direct = node_jacobian(model, sites, tokens, r0, r1, live=set())
+    rmr = rm @ (mr + ma @ ar)
+    rar = ra @ ar
+    scale = total.abs().max()
+    assert rmr.abs().max() > 1e-2 * scale and rar.abs().max() > 1e-2 * scale
+    torch.testing.assert_close(total - rmr - rar, direct, rtol=0, atol=1e-10 * float(scale))
+
+    # the direct term by hand: resid_1's input is resid_0's output plus constants
+    up, down = sites[r0].sae, sites[r1].sae
+    assert up is not None and down is not None
+    x = cache(model, tokens)[sites[r1].hook][0]
+    on = ((x @ down.W_enc.T + down.b_enc) > 0).double()  # [pos, F]
+    n_pos, d = x.shape
+    f_up, f_down = up.d_features, down.d_features
+    by_hand = torch.zeros(n_pos * (f_down + d), n_pos * (f_up + d), dtype=torch.float64)
+    for p in range(n_pos):
+        dx = torch.cat([up.W_dec, torch.eye(d, dtype=torch.float64)])  # [(F_up + d), d]
+        df = on[p][:, None] * down.W_enc  # [F_down, d]
+        de = torch.eye(d, dtype=torch.float64) - down.W_dec.T @ df  # [d, d]
+        rows_f = slice(p * f_down, (p + 1) * f_down)
+        rows_e = slice(n_pos * f_down + p * d, n_pos * f_down + (p + 1) * d)
+        cols = [*range(p * f_up, (p + 1) * f_up),
+                *range(n_pos * f_up + p * d, n_pos * f_up + (p + 1) * d)]  # fmt: skip
+        by_hand[rows_f, cols] = df @ dx.T
+        by_hand[rows_e, cols] = de @ dx.T
+    torch.testing.assert_close(direct, by_hand, rtol=1e-10, atol=1e-12)
+
+
+def test_attribution_patching_is_exact_where_the_path_is_linear(setup):
+    """Without norms, logits are linear in the last residual site's nodes, and logit_diff is
+    linear in logits: patching one node changes the metric by exactly its linear effect."""
+    model, sites, _, batch = setup
+    last = len(sites) - 1
+    state = batch_state(model, sites, batch, metric, "patching")
+    effects = attribution_patching(state, last)
+    clean_m = float(metric(model.run(batch.clean), batch).sum())
+    site = sites[last]
+    f_c, e_c = nodes_of(site, cache(model, batch.clean)[site.hook])
+    f_p, e_p = nodes_of(site, cache(model, batch.corrupted)[site.hook])
+    for pos, feature in [(4, 0), (2, 3), (3, -1), (0, -1)]:
+        f, e = f_c.clone(), e_c.clone()
+        if feature >= 0:
+            f[:, pos, feature] = f_p[:, pos, feature]
+        else:
+            e[:, pos] = e_p[:, pos]
+        patched = hooked(model, batch.clean, {site.hook: lambda x, f=f, e=e: rebuilt(site, f, e)})
+        brute = float(metric(patched, batch).sum()) - clean_m
+        linear = effects.error[pos] if feature < 0 else effects.features[pos, feature]
+        assert float(linear) == pytest.approx(brute, rel=1e-9, abs=1e-12)
+
+
+def test_integrated_gradients_approach_patching_the_whole_site(setup):
+    """A site's IG node effects sum to m(site patched) − m(clean) as steps grow (left Riemann
+    sum: the error shrinks like 1/steps) on a non-linear path (mlp_0, through attention)."""
+    model, sites, _, batch = setup
+    index = [s.label for s in sites].index("mlp_0")
+    state = batch_state(model, sites, batch, metric, "patching")
+    site = sites[index]
+    f_p, e_p = nodes_of(site, cache(model, batch.corrupted)[site.hook])
+    patched = hooked(model, batch.clean, {site.hook: lambda x: rebuilt(site, f_p, e_p)})
+    exact = float(metric(patched, batch).sum() - metric(model.run(batch.clean), batch).sum())
+    errors = []
+    for steps in (1, 4, 16, 64):
+        ig = integrated_gradients(model, sites, batch, metric, state, index, steps)
+        errors.append(abs(float(ig.features.sum() + ig.error.sum()) - exact))
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 0.02 * abs(exact)
+    assert errors[0] > 4 * errors[-1]
+
+
+def test_a_circuit_graph_holds_kept_nodes_direct_edges_and_the_metric(setup):
+    model, sites, task, _ = setup
+    settings = CircuitSettings(ig_steps=1, node_threshold=0.02, edge_threshold=1e-4,
+                               positions="each")  # fmt: skip
+    graph = feature_circuit(model, sites, task, settings, "sfc")
+    kinds = set(graph.nodes["kind"])
+    assert {"resid_feature", "mlp_feature", "attn_feature", "logits"} <= kinds
+    assert (graph.nodes["node_effect"].dropna().abs() >= 0.02).all()
+    site_of = {"embed": 0, "attn": 1, "mlp": 2, "resid": 3}  # forward order: 3·layer + site
+    order = [
+        -1 if k == "logits" else 3 * max(int(layer), 0) + site_of[k.split("_")[0]]
+        for k, layer in zip(graph.nodes["kind"], graph.nodes["layer"].fillna(-1).tolist())
+    ]
+    kinds_by_row = graph.nodes["kind"].tolist()
+    metric_row = kinds_by_row.index("logits")
+    for s, t, w in zip(graph.edges["source"], graph.edges["target"], graph.edges["weight"]):
+        if t == metric_row:
+            assert kinds_by_row[s].startswith("resid") and w == graph.nodes.at[s, "node_effect"]
+        else:
+            assert 0 < order[t] - order[s] <= 3  # consecutive sites only
+    resid_edges = [
+        (s, t) for s, t in zip(graph.edges["source"], graph.edges["target"])
+        if kinds_by_row[s].startswith("resid") and kinds_by_row[t].startswith("resid")
+    ]  # fmt: skip
+    assert resid_edges  # resid → resid edges exist, and carry the direct term (tested above)
+
+
+def test_sae_folders_are_checked_before_the_model_runs(tmp_path: Path, setup):
+    model = setup[0]
+    saes = random_site_saes(model)
+    hook = "blocks.0.hook_attn_out"
+    write_site_saes(tmp_path / "ok", {hook: saes[hook]})
+    sites = build_sites(model, load_saes(tmp_path / "ok"))
+    assert [s.label for s in sites if s.sae is not None] == ["attn_0"]
+    write_site_saes(tmp_path / "odd", {"blocks.0.hook_q_input": saes[hook]})
+    with pytest.raises(DictionaryError, match="not sites of"):
+        build_sites(model, load_saes(tmp_path / "odd"))
+    narrow = {k: v[:3] if k == "b_dec" else v for k, v in saes[hook].items()}
+    write_site_saes(tmp_path / "narrow", {hook: narrow})
+    with pytest.raises(DictionaryError, match="b_dec"):
+        load_saes(tmp_path / "narrow")
+    with pytest.raises(DictionaryError, match="no SAE folders"):
+        load_saes(tmp_path)
