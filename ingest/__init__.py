@@ -8,6 +8,7 @@ from circuit_atlas.ingest import (  # noqa: F401  (registration side effect)
     circuit_tracer_pt,
     eap_ig,
     eap_ig_pt,
+    feature_circuits,
     neuronpedia,
 )
 from circuit_atlas.ingest.importers import IMPORTERS, Importer, load_graph

@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from circuit_atlas.errors import InvalidGraphError
 from circuit_atlas.graph import CircuitGraph, GraphMetadata
 from circuit_atlas.ingest.features.graph_layout import graph_from_adjacency
-from circuit_atlas.ingest.importers import Importer, file_stem, register, register_reader
+from circuit_atlas.ingest.importers import (
+    PT_STAND_INS,
+    Importer,
+    file_stem,
+    register,
+    register_reader,
+)
 from circuit_atlas.ingest.safe_torch import load_torch_file
 
 if TYPE_CHECKING:
@@ -65,9 +71,13 @@ _STAND_INS: dict[tuple[str, str], Any] = {
 
 
 def read_pt(path: Path) -> Any:
-    """Load a ``.pt`` file safely, turning every failure into a one-line error naming the file."""
+    """Load a ``.pt`` file safely, turning every failure into a one-line error naming the file.
+    Files are read before their format is known, so every format's stand-ins are allowed
+    (``PT_STAND_INS``: those other importers register, e.g. feature-circuits' ``SparseAct``)."""
     return load_torch_file(
-        path, stand_ins=_STAND_INS, expected="part of a circuit-tracer or EAP-IG graph"
+        path,
+        stand_ins={**_STAND_INS, **PT_STAND_INS},
+        expected="part of a circuit-tracer or EAP-IG graph",
     )
 
 

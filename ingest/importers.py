@@ -12,7 +12,7 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,11 @@ class Importer:
 IMPORTERS: dict[str, Importer] = {}
 # How to read a file into a document, by suffix; JSON (optionally gzipped) unless listed here.
 READERS: dict[str, Callable[[Path], Any]] = {}
+# Record classes a ``.pt`` file may name besides tensors and plain data, by (module, name): each
+# importer of a ``.pt`` format adds stand-ins for its peer tool's classes. The ``.pt`` reader
+# runs before the format is known, so it must pass these to ``load_torch_file`` as its
+# ``stand_ins`` (every format's names, and only those).
+PT_STAND_INS: dict[tuple[str, str], Any] = {}
 
 
 def register(importer: Importer) -> Importer:
@@ -44,6 +49,14 @@ def register(importer: Importer) -> Importer:
 
 def register_reader(suffix: str, reader: Callable[[Path], Any]) -> None:
     READERS[suffix] = reader
+
+
+def register_pt_stand_ins(stand_ins: Mapping[tuple[str, str], Any]) -> None:
+    """Let ``.pt`` files name these classes (see ``PT_STAND_INS``); two importers may not
+    stand in differently for one name."""
+    for name, stand_in in stand_ins.items():
+        if PT_STAND_INS.setdefault(name, stand_in) is not stand_in:
+            raise ValueError(f"two importers stand in for {'.'.join(name)}")
 
 
 def read_document(path: Path) -> Any:

@@ -18,6 +18,11 @@ restricted ``Unpickler`` handed to it does not cover those paths (a 63-byte pick
    names, plus the caller's stand-in classes); every other name is refused, so no callable the
    file names is ever looked up, let alone called (the "Restricting Globals" recipe of the
    ``pickle`` docs). Storage type names resolve to inert stand-ins, not torch's classes.
+   Sparse COO tensors (``torch._utils._rebuild_sparse_tensor`` with the layout named through
+   ``torch.serialization._get_layout``: how feature-circuits saves its edges) are rebuilt from
+   their indices and values, dense tensors checked like any other, and only after checking that
+   every index lies inside the declared size (torch itself defers that check, and an index
+   outside it makes later reads touch memory outside the values); any other layout is refused.
 3. **Storages read by us.** ``persistent_load`` reads ``data/<key>`` straight from its offset in
    the file into a non-resizable byte buffer, after checking that the record's length is what the
    pickle declares and lies inside the file (so a lying header cannot make us allocate more than
@@ -28,7 +33,7 @@ Why not ``torch.load(..., weights_only=True)`` with ``torch.serialization.safe_g
 stand-ins? It would be shorter, and its unpickler is sound, but step 1 would still have to come
 first (``torch.load`` picks the format before the unpickler matters), its allow-list is torch's
 (wider than ours, growing with each release, not ours to review), and it has been bypassed before
-(CVE-2025-32434, torch ≤ 2.5.1). Ours is a dozen names and about a hundred lines mirroring
+(CVE-2025-32434, torch ≤ 2.5.1). Ours is under twenty names and about a hundred lines mirroring
 ``torch.serialization._load``'s ``persistent_load``; ``tests/cli/test_pt_safety.py`` checks it
 against ``torch.load`` on dtypes, views, offsets and strides as torch.save writes them.
 """
@@ -36,6 +41,7 @@ against ``torch.load`` on dtypes, views, offsets and strides as torch.save write
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import struct
 import sys
@@ -217,6 +223,8 @@ class _Unpickler(pickle.Unpickler):
         self._globals: dict[tuple[str, str], Any] = {
             ("torch._utils", "_rebuild_tensor_v2"): self._rebuild_tensor_v2,
             ("torch._utils", "_rebuild_tensor_v3"): self._rebuild_tensor_v3,
+            ("torch._utils", "_rebuild_sparse_tensor"): _rebuild_sparse_tensor,
+            ("torch.serialization", "_get_layout"): _get_layout,
             ("collections", "OrderedDict"): OrderedDict,
             ("torch", "Size"): torch.Size,
             ("torch", "device"): torch.device,
@@ -347,6 +355,77 @@ class _Unpickler(pickle.Unpickler):
             torch._utils.set_tensor_metadata(tensor, metadata)
         tensor.requires_grad = requires_grad
         return tensor
+
+
+class _SparseLayout:
+    """What ``torch.serialization._get_layout`` names in a file: an inert marker, only ever
+    compared by identity (``torch.layout`` objects are not handed to the pickle)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+_SPARSE_COO = _SparseLayout("torch.sparse_coo")
+# sparse_coo_tensor's size limit: the element count must fit an int64.
+_MAX_ELEMENTS = 2**63 - 1
+
+
+def _get_layout(name: Any) -> _SparseLayout:
+    """``torch.serialization._get_layout``, for the one layout read: COO."""
+    if name != _SPARSE_COO.name:
+        shown = _printable(str(name)[:_MAX_NAME]) if isinstance(name, str) else type(name).__name__
+        raise _Refused(f"a sparse tensor of layout {shown}; only COO sparse tensors are read")
+    return _SPARSE_COO
+
+
+def _rebuild_sparse_tensor(layout: Any, data: Any) -> torch.Tensor:
+    """``torch._utils._rebuild_sparse_tensor`` for COO: ``data`` is ``(indices, values, size,
+    is_coalesced)`` (older torch: without the flag); every part is checked before torch sees it,
+    and torch checks the invariants again (``check_invariants=True``)."""
+    import torch
+
+    if layout is not _SPARSE_COO:
+        raise _Refused("a sparse tensor without the COO layout marker")
+    if not isinstance(data, tuple) or len(data) not in (3, 4):
+        raise _Refused("a sparse tensor without (indices, values, size[, is_coalesced])")
+    indices, values, size = data[:3]
+    coalesced = data[3] if len(data) == 4 else None
+    parts = (indices, values)
+    if not all(isinstance(t, torch.Tensor) and t.layout == torch.strided for t in parts):
+        raise _Refused("a sparse tensor whose indices or values are not dense tensors")
+    if coalesced is not None and type(coalesced) is not bool:
+        raise _Refused("a sparse tensor with a malformed is_coalesced flag")
+    _check_sparse_parts(indices, values, size)
+    return torch.sparse_coo_tensor(
+        indices, values, tuple(size), is_coalesced=coalesced, check_invariants=True
+    )
+
+
+def _check_sparse_parts(indices: torch.Tensor, values: torch.Tensor, size: Any) -> None:
+    """Shapes that agree, and every index inside ``size`` (the check torch defers)."""
+    import torch
+
+    if indices.dtype != torch.int64 or indices.ndim != 2 or values.ndim < 1:
+        raise _Refused("a sparse tensor with malformed indices or values")
+    sparse_dim, nnz = indices.shape
+    if not _ints(size) or len(size) != sparse_dim + values.ndim - 1 or sparse_dim < 1:
+        raise _Refused("a sparse tensor whose size does not match its indices and values")
+    if values.shape[0] != nnz or tuple(values.shape[1:]) != tuple(size[sparse_dim:]):
+        raise _Refused(
+            f"a sparse tensor of size {tuple(size)} with {nnz} indices but values of shape "
+            f"{tuple(values.shape)}"
+        )
+    if math.prod(size) > _MAX_ELEMENTS:
+        raise _Refused(f"a sparse tensor of size {tuple(size)} (more elements than int64 counts)")
+    if nnz:
+        bounds = torch.tensor(size[:sparse_dim], dtype=torch.int64).unsqueeze(1)
+        outside = (indices < 0) | (indices >= bounds)
+        if outside.any():
+            dim, entry = (int(i) for i in outside.nonzero()[0])
+            raise _Refused(
+                f"a sparse tensor of size {tuple(size)} has index {int(indices[dim, entry])} "
+                f"in dimension {dim}, outside it"
+            )
 
 
 def _ints(values: Any) -> bool:

@@ -282,6 +282,7 @@ def attribute(
             batch_size=batch_size,
             corrupted_column=corrupted_column,
             limit=limit,
+            curve=curve,
             device=device,
             dtype=dtype,
             replace=replace,

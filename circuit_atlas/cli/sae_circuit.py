@@ -28,6 +28,7 @@ def run_sae_circuit(
     batch_size: int,
     corrupted_column: str,
     limit: int | None,
+    curve: bool,
     device: str,
     dtype: str,
     replace: bool,
@@ -41,7 +42,7 @@ def run_sae_circuit(
     settings = CircuitSettings(
         metric=metric, ig_steps=ig_steps, patch=intervention, aggregation=aggregate,
         positions=positions, node_threshold=node_threshold, edge_threshold=edge_threshold,
-        batch_size=batch_size, progress=progress_enabled(),
+        batch_size=batch_size, curve=curve, progress=progress_enabled(),
     )  # fmt: skip
     settings.check()
     read_task_rows(task_path, corrupted_column)  # before the model loads: bad input fails fast
@@ -70,11 +71,15 @@ def run_sae_circuit(
         "error nodes": int(sum(v for k, v in kinds.items() if str(k).endswith("_error"))),
         "edges": graph.n_edges,
     }
+    curve_points = graph.metadata.extra.get("ablation_curve")
     if out == "json":
         from circuit_atlas.cli.json_output import strict_json
 
-        click.echo(strict_json({"summary": summary}, indent=1))
+        click.echo(strict_json({"summary": summary, "ablation_curve": curve_points}, indent=1))
         return
     import pandas as pd
 
     print_table(pd.DataFrame({"": list(summary), "value": [str(v) for v in summary.values()]}), out)
+    if curve_points and out == "table":
+        click.echo("\nfaithfulness and completeness, node vs edge ablation (top-k nodes):")
+        print_table(pd.DataFrame(curve_points).round(4))

@@ -28,6 +28,7 @@ from circuit_atlas.graph import CircuitGraph, GraphMetadata, NodeKey, NodeKind
 from circuit_atlas.ingest.attribution.metrics import get_metric
 from circuit_atlas.ingest.attribution.model_adapter import LoadedModel
 from circuit_atlas.ingest.attribution.tasks import Batch, Task
+from circuit_atlas.ingest.sae_circuits.ablation import AblationScores, evaluate, top_circuits
 from circuit_atlas.ingest.sae_circuits.effects import (
     PATCHES,
     BatchState,
@@ -54,6 +55,7 @@ class CircuitSettings:
     node_threshold: float = 0.1
     edge_threshold: float = 0.01
     batch_size: int = 8
+    curve: bool = True  # faithfulness/completeness under node and edge ablation, by size
     progress: bool = False
 
     def check(self) -> None:
@@ -226,8 +228,43 @@ def feature_circuit(
     totals = node_effects(model, sites, task, metric, settings)
     kept = kept_nodes(totals, settings, len(task.examples))
     edges = edge_effects(model, sites, task, metric, settings, kept)
-    return circuit_graph(sites, kept, edges, settings, graph_id, model, task, metric_name,
-                         saes_source)  # fmt: skip
+    graph = circuit_graph(sites, kept, edges, settings, graph_id, model, task, metric_name,
+                          saes_source)  # fmt: skip
+    if settings.curve:
+        curve = ablation_curve(model, sites, task, metric, settings, kept, edges)
+        graph.metadata.extra["ablation_curve"] = [asdict(point) for point in curve]
+    return graph
+
+
+def curve_sizes(n: int, points: int = 6) -> list[int]:
+    """Circuit sizes for a curve: about ``points`` sizes from 1 to ``n``, spaced geometrically."""
+    if n <= 0:
+        return []
+    sizes = {max(1, round(n ** (i / (points - 1)))) for i in range(points)}
+    return sorted(sizes | {n})
+
+
+def ablation_curve(
+    model: LoadedModel,
+    sites: list[Site],
+    task: Task,
+    metric: MetricFn,
+    settings: CircuitSettings,
+    kept: list[Kept],
+    edges: dict[EdgeKey, float],
+) -> list[AblationScores]:
+    """Faithfulness and completeness, under node and under edge ablation, of the circuits of
+    the top-k kept nodes (by |effect|) with the kept edges among them."""
+    effects = {
+        (s, node): effect for s, k in enumerate(kept) for node, effect in zip(k.nodes, k.effects)
+    }
+    graph_edges = {((u, un), (d, dn)): w for (u, un, d, dn), w in edges.items()}
+    batches = [b.to(model.device) for b in task.batches(settings.batch_size, model.pad_id)]
+    specs = top_circuits(effects, graph_edges, curve_sizes(len(effects)))
+    return [
+        evaluate(model, sites, batches, metric, spec, settings.patch)
+        for spec in tqdm(specs, desc="ablation curve", disable=not settings.progress)
+    ]
 
 
 def circuit_graph(

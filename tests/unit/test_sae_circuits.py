@@ -335,3 +335,88 @@ def test_sae_folders_are_checked_before_the_model_runs(tmp_path: Path, setup):
         load_saes(tmp_path / "narrow")
     with pytest.raises(DictionaryError, match="no SAE folders"):
         load_saes(tmp_path)
+
+
+# --------------------------------------------------------------------------- node vs edge ablation
+def test_node_and_edge_ablation_agree_when_every_edge_is_kept_and_bound_the_range(setup):
+    from circuit_atlas.ingest.sae_circuits.ablation import CircuitSpec, evaluate, every_node
+
+    model, sites, task, batch = setup
+    width = int(batch.clean.shape[1])
+    everything = every_node(sites, width)
+    full_edges = {
+        ((u, un), (d, dn))
+        for d in everything
+        for u in parents(sites, d)
+        for un in everything[u]
+        for dn in everything[d]
+    }
+    full = evaluate(model, sites, [batch], metric, CircuitSpec(everything, full_edges), "patching")
+    assert full.faithfulness_node == pytest.approx(1.0, abs=1e-9)
+    assert full.faithfulness_edge == pytest.approx(1.0, abs=1e-9)
+    assert full.completeness_node == pytest.approx(1.0, abs=1e-9)
+    empty = evaluate(model, sites, [batch], metric, CircuitSpec({}, set()), "patching")
+    assert empty.faithfulness_node == pytest.approx(0.0, abs=1e-9)
+    assert empty.completeness_node == pytest.approx(0.0, abs=1e-9)
+
+    # every error node and two features per site, with every edge among them: the two ablations
+    # are one; with fewer edges, only edge ablation changes
+    nodes = {i: {(-1, -1), (-1, 0), (-1, 1)} for i in range(len(sites))}
+    among = {
+        ((u, un), (d, dn))
+        for d, dns in nodes.items() for u in parents(sites, d) if u in nodes
+        for un in nodes[u] for dn in dns
+    }  # fmt: skip
+    both = evaluate(model, sites, [batch], metric, CircuitSpec(nodes, among), "patching")
+    assert both.faithfulness_edge == pytest.approx(both.faithfulness_node, rel=1e-12)
+    fewer = evaluate(model, sites, [batch], metric, CircuitSpec(nodes, set(list(among)[:3])),
+                     "patching")  # fmt: skip
+    assert fewer.faithfulness_node == pytest.approx(both.faithfulness_node, rel=1e-12)
+    assert fewer.faithfulness_edge != pytest.approx(both.faithfulness_edge, rel=1e-6)
+    # nodes summed over positions are the same nodes spelled out at every position
+    spelled = {i: {(p, f) for p in range(width) for _, f in ns} for i, ns in nodes.items()}
+    same = evaluate(model, sites, [batch], metric, CircuitSpec(spelled, set()), "patching")
+    assert same.faithfulness_node == pytest.approx(both.faithfulness_node, rel=1e-12)
+    assert same.completeness_node == pytest.approx(both.completeness_node, rel=1e-12)
+    assert abs(both.completeness_node) > 0 and both.completeness_node != pytest.approx(1.0)
+
+
+def test_cutting_one_edge_changes_only_what_that_route_carried(setup):
+    """Everything live, the one edge resid_0 error → resid_1 feature 1 ablated: the reference
+    computes resid_1 from resid_0 with its error patched (attention and MLP of layer 1 seeing the
+    clean resid_0), keeps only feature 1 of that, and reads the metric from it."""
+    from circuit_atlas.ingest.sae_circuits.ablation import Ablation, ablated_logits, every_node
+    from circuit_atlas.ingest.sae_circuits.effects import patch_values, site_values
+
+    model, sites, _, batch = setup
+    label = {s.label: i for i, s in enumerate(sites)}
+    r0, r1 = label["resid_0"], label["resid_1"]
+    width = int(batch.clean.shape[1])
+    clean_nodes = site_values(model, sites, batch.clean)
+    ablated = patch_values(model, sites, batch, clean_nodes, "patching")
+    plan = Ablation(every_node(sites, width), {(r1, (-1, 1)): {(r0, (-1, -1))}})
+    got = metric(ablated_logits(model, sites, batch, ablated, plan), batch)
+
+    clean = cache(model, batch.clean)
+    f0, e0 = nodes_of(sites[r0], clean[sites[r0].hook])
+    e_patched = nodes_of(sites[r0], cache(model, batch.corrupted)[sites[r0].hook])[1]
+    read: dict[str, Tensor] = {}
+    a1, m1 = sites[label["attn_1"]].hook, sites[label["mlp_1"]].hook
+
+    def keep(x: Tensor) -> Tensor:
+        read["x"] = x
+        return x
+
+    hooked(model, batch.clean, {sites[r0].hook: lambda x: rebuilt(sites[r0], f0, e_patched),
+                                a1: lambda x: clean[a1], m1: lambda x: clean[m1],
+                                sites[r1].hook: keep})  # fmt: skip
+    f_cut, _ = nodes_of(sites[r1], read["x"])
+    f1, e1 = nodes_of(sites[r1], clean[sites[r1].hook])
+    f1 = f1.clone()
+    f1[..., 1] = f_cut[..., 1]
+    rebuilt_r1: dict[str, Callable[[Tensor], Tensor]] = {
+        sites[r1].hook: lambda x: rebuilt(sites[r1], f1, e1)
+    }
+    expected = metric(hooked(model, batch.clean, rebuilt_r1), batch)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(got, metric(model.run(batch.clean), batch))
