@@ -19,6 +19,13 @@ Two features that read from and write to the same places with the same signs are
 stored subgraph's pinned nodes (``--subgraph``), as in Neuronpedia, where supernodes group pinned
 nodes.
 
+In one feature circuit (``attribute --method sae-feature-circuit``), *functional connectivity*
+over the task's examples: ``activation-correlation`` / ``activation-covariance`` of the nodes'
+per-example activations (a feature's activation, an error term's norm), or
+``effect-correlation`` / ``effect-covariance`` of their per-example effects on the metric; the
+positive part (a node pair that moves together), as a stochastic block model on the covariance
+would see it. Nodes whose values never vary get no ties.
+
 Across prompts (the feature × feature matrix of comparable graphs), three choices:
 
 * ``cooccurrence`` — W_ij = number of graphs where features i and j both occur (structural);
@@ -48,6 +55,15 @@ ANCHORS = {
 }
 CROSS_PROMPT_KINDS = ("cooccurrence", "correlation", "effective")
 EDGE_PROFILE = "edge-profile"
+# Functional connectivity of a feature circuit's nodes over its task's examples (the node
+# columns ``example_activations`` / ``example_effects`` that ``attribute --method
+# sae-feature-circuit`` writes): (signal, statistic).
+FUNCTIONAL_KINDS = {
+    "activation-correlation": ("example_activations", "correlation"),
+    "activation-covariance": ("example_activations", "covariance"),
+    "effect-correlation": ("example_effects", "correlation"),
+    "effect-covariance": ("example_effects", "covariance"),
+}
 MAX_PROFILE_NODES = 20_000  # the cosine matrix is dense: n² float64
 
 
@@ -149,6 +165,43 @@ def edge_profile_affinity(
         graph_ids=(graph.graph_id,),
         kind=EDGE_PROFILE if subset is None else f"{EDGE_PROFILE}[{subset}]",
         positions={keys[i].encode(): [f"{graph.graph_id}@{keys[i].pos}"] for i in index},
+    )
+
+
+def functional_affinity(graph: CircuitGraph, kind: str) -> Affinity:
+    """Node × node correlation or covariance (positive part) of per-example values."""
+    column, statistic = FUNCTIONAL_KINDS[kind]
+    if column not in graph.nodes:
+        raise CircuitAtlasError(
+            f"graph {graph.graph_id!r} has no per-example node values ({column}): functional "
+            "ROIs need a feature circuit from `attribute --method sae-feature-circuit`"
+        )
+    rows = [i for i, v in enumerate(graph.nodes[column]) if isinstance(v, (list, np.ndarray))]
+    if len(rows) < 2:
+        raise CircuitAtlasError(f"graph {graph.graph_id!r}: fewer than two nodes have {column}")
+    values = np.array([np.asarray(graph.nodes[column].iloc[i], dtype=np.float64) for i in rows])
+    if values.ndim != 2 or values.shape[1] < 2:
+        raise CircuitAtlasError(f"{column}: functional ROIs need at least two examples")
+    centred = values - values.mean(axis=1, keepdims=True)
+    matrix = centred @ centred.T / (values.shape[1] - 1)
+    if statistic == "correlation":
+        scale = np.sqrt(np.diag(matrix))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            matrix = np.where(np.outer(scale, scale) > 0, matrix / np.outer(scale, scale), 0.0)
+    np.fill_diagonal(matrix, 0.0)
+    positive = sp.csr_matrix(np.clip(matrix, 0.0, None))
+    positive.eliminate_zeros()
+    keys = graph.keys()
+    labels = graph.nodes["label"].to_numpy(dtype=object)
+    return Affinity(
+        ids=tuple(keys[i].encode() for i in rows),
+        matrix=positive,
+        layer=graph.nodes["layer"].fillna(-1).to_numpy(dtype=np.int64)[rows],
+        labels=tuple(str(labels[i]) if labels[i] else keys[i].display_id() for i in rows),
+        scope="graph",
+        graph_ids=(graph.graph_id,),
+        kind=kind,
+        positions={keys[i].encode(): [f"{graph.graph_id}@{keys[i].pos}"] for i in rows},
     )
 
 

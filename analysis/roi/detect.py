@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from circuit_atlas.analysis.roi.affinity import Affinity
+from circuit_atlas.analysis.roi.affinity import FUNCTIONAL_KINDS, Affinity
 from circuit_atlas.analysis.roi.algorithms import METHODS, USES, RoiParams
 from circuit_atlas.analysis.roi.decoders import DecoderCosine, Decoders, decoder_cosine, present
 from circuit_atlas.analysis.roi.quality import mean_pairwise_ari, modularity, within_fraction
@@ -125,7 +125,7 @@ def detect(
     only) the mean within-ROI decoder cosine (:mod:`.decoders`)."""
     params = params or RoiParams()
     if decoders is not None:
-        if affinity.scope != "cross-prompt":
+        if affinity.scope != "cross-prompt" and affinity.kind not in FUNCTIONAL_KINDS:
             raise CircuitAtlasError(
                 "decoder directions apply to cross-prompt ROIs (members are features); the ROIs "
                 "of one graph group its nodes"

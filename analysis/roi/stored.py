@@ -12,9 +12,11 @@ import numpy as np
 from circuit_atlas.analysis.compare.stored import load_graphs
 from circuit_atlas.analysis.roi.affinity import (
     EDGE_PROFILE,
+    FUNCTIONAL_KINDS,
     Affinity,
     cross_prompt_affinity,
     edge_profile_affinity,
+    functional_affinity,
     graph_affinity,
     parse_feature_id,
 )
@@ -46,6 +48,10 @@ def affinity_for(
     """What to cluster; ``subgraph``: ``(name, node keys)`` limiting an edge-profile run."""
     if not graphs:
         raise CircuitAtlasError("no graphs given")
+    if affinity_kind in FUNCTIONAL_KINDS:
+        if len(graphs) != 1:
+            raise CircuitAtlasError(f"--affinity {affinity_kind} groups the nodes of one circuit")
+        return functional_affinity(graphs[0], affinity_kind)
     if affinity_kind == EDGE_PROFILE or subgraph is not None:
         if len(graphs) != 1 or affinity_kind != EDGE_PROFILE:
             raise CircuitAtlasError(
@@ -117,6 +123,27 @@ def roi_rows(result: RoiResult, quotient_id: str) -> list[dict[str, Any]]:
     return rows
 
 
+def node_decoders(graph: CircuitGraph) -> Decoders | None:
+    """The decoder directions a feature circuit stores on its feature nodes (``decoder``), keyed
+    by node key, so functional ROIs report their within-ROI decoder cosine; None without any."""
+    if "decoder" not in graph.nodes:
+        return None
+    keys = graph.keys()
+    found = [(keys[i].encode(), v) for i, v in enumerate(graph.nodes["decoder"])
+             if isinstance(v, (list, np.ndarray))]  # fmt: skip
+    if not found:
+        return None
+    widths = {len(v) for _, v in found}
+    if len(widths) != 1:  # sites of one model share d_model; anything else is not comparable
+        return None
+    return Decoders(
+        source=f"the decoder directions stored on {graph.graph_id!r}",
+        row={key: i for i, (key, _) in enumerate(found)},
+        vectors=np.array([np.asarray(v, dtype=np.float64) for _, v in found]),
+        model=graph.metadata.model,
+    )
+
+
 def check_run_inputs(graph_ids: list[str], bootstrap: int, decoders: Decoders | None) -> None:
     """Reject, before any graph is read, runs whose options cannot apply to their graphs."""
     twice = sorted(g for g, n in Counter(graph_ids).items() if n > 1)
@@ -163,6 +190,8 @@ def roi_stored(
         chosen = (subgraph, sorted(set(row["members"]) | set(grouped)))
     graphs = load_graphs(store, graph_ids)
     affinity = affinity_for(graphs, affinity_kind, min_graphs, allow_mixed, chosen)
+    if decoders is None and affinity_kind in FUNCTIONAL_KINDS:
+        decoders = node_decoders(graphs[0])
     if decoders is not None:
         decoders.check_graphs(
             [g.metadata.model or "unknown" for g in graphs],

@@ -18,9 +18,13 @@ from circuit_atlas.cli.options import (
 
 
 def _affinities() -> tuple[str, ...]:
-    from circuit_atlas.analysis.roi.affinity import CROSS_PROMPT_KINDS, EDGE_PROFILE
+    from circuit_atlas.analysis.roi.affinity import (
+        CROSS_PROMPT_KINDS,
+        EDGE_PROFILE,
+        FUNCTIONAL_KINDS,
+    )
 
-    return (*CROSS_PROMPT_KINDS, EDGE_PROFILE)
+    return (*CROSS_PROMPT_KINDS, EDGE_PROFILE, *FUNCTIONAL_KINDS)
 
 
 def _methods() -> list[str]:
@@ -50,7 +54,9 @@ def _methods() -> list[str]:
               show_default=True,
               help="Across prompts: how features are tied. One graph: edge-profile groups nodes "
                    "by the cosine of their signed in/out edges (Neuronpedia-style supernodes; "
-                   "with --method agglomerative).")  # fmt: skip
+                   "with --method agglomerative). A feature circuit: activation-/effect-"
+                   "correlation/-covariance over its examples (functional "
+                   "connectivity).")  # fmt: skip
 @click.option("--subgraph", metavar="NAME",
               help="edge-profile: group only this stored subgraph's pinned nodes.")  # fmt: skip
 @click.option("--min-similarity", type=click.FloatRange(0, 1), default=0.5, show_default=True,

@@ -122,8 +122,9 @@ def node_effects(
         for total, part in zip(
             totals, _effects_of_batch(model, sites, batch, metric, state, settings.ig_steps)
         ):
-            total.features = _add(total.features, part.features.detach())
-            total.error = _add(total.error, part.error.detach())
+            features, error = part.summed()
+            total.features = _add(total.features, features.detach())
+            total.error = _add(total.error, error.detach())
     return totals
 
 
@@ -161,6 +162,45 @@ def kept_nodes(totals: list[SiteTotals], settings: CircuitSettings, n_examples: 
 
 
 EdgeKey = tuple[int, tuple[int, int], int, tuple[int, int]]  # (site, node) → (site, node)
+SiteNode = tuple[int, tuple[int, int]]
+
+
+@dataclass
+class PerExample:
+    """A kept node's value on each example's clean prompt (a feature's activation, an error
+    term's norm; summed over positions for nodes that are) and its effect on each example: what
+    functional-connectivity ROIs correlate (``analysis/roi/affinity.py``)."""
+
+    activations: list[float]
+    effects: list[float]
+
+
+def _node_value(values: torch.Tensor, pos: int) -> torch.Tensor:
+    """``[batch, pos]`` values → ``[batch]`` at ``pos`` or summed over positions."""
+    return (
+        values.sum(1) if pos < 0 else values[:, pos] if pos < values.shape[1] else values[:, 0] * 0
+    )
+
+
+def record_examples(
+    state: BatchState,
+    effects: list[SiteEffects],
+    kept: list[Kept],
+    into: dict[SiteNode, PerExample],
+) -> None:
+    for site, k in enumerate(kept):
+        clean = state.clean[site]
+        for node in k.nodes:
+            pos, feature = node
+            if feature < 0:
+                value = _node_value(clean.error.norm(dim=-1), pos)
+                effect = _node_value(effects[site].error, pos)
+            else:
+                value = _node_value(clean.features[..., feature], pos)
+                effect = _node_value(effects[site].features[..., feature], pos)
+            entry = into.setdefault((site, node), PerExample([], []))
+            entry.activations.extend(float(v) for v in value)
+            entry.effects.extend(float(v) for v in effect)
 
 
 def edge_effects(
@@ -170,15 +210,19 @@ def edge_effects(
     metric: MetricFn,
     settings: CircuitSettings,
     kept: list[Kept],
-) -> dict[EdgeKey, float]:
-    """Edges between kept nodes of consecutive sites, summed over examples (pass 2)."""
+) -> tuple[dict[EdgeKey, float], dict[SiteNode, PerExample]]:
+    """Edges between kept nodes of consecutive sites, summed over examples, and each kept node's
+    per-example values (pass 2)."""
     totals: dict[EdgeKey, float] = {}
+    per_example: dict[SiteNode, PerExample] = {}
     targets = {i: k.nodes for i, k in enumerate(kept)}
     kept_sets = [set(k.nodes) for k in kept]
     batches = list(task.batches(settings.batch_size, model.pad_id))
     for batch in tqdm(batches, desc="edges", disable=not settings.progress):
         batch = batch.to(model.device)
         state = batch_state(model, sites, batch, metric, settings.patch)
+        effects = _effects_of_batch(model, sites, batch, metric, state, settings.ig_steps)
+        record_examples(state, effects, kept, per_example)
         for upstream in range(len(sites)):
             if not kept[upstream].nodes:
                 continue
@@ -198,11 +242,12 @@ def edge_effects(
                         key = (upstream, node, block.downstream, target)
                         totals[key] = totals.get(key, 0.0) + value
     scale = 1.0 / len(task.examples) if settings.aggregation == "mean" else 1.0
-    return {
+    edges = {
         key: value * scale
         for key, value in totals.items()
         if key[1] in kept_sets[key[0]] and abs(value * scale) >= settings.edge_threshold
     }
+    return edges, per_example
 
 
 def _node_key(site: Site, node: tuple[int, int]) -> NodeKey:
@@ -227,9 +272,9 @@ def feature_circuit(
     metric = metric_function(metric_name)
     totals = node_effects(model, sites, task, metric, settings)
     kept = kept_nodes(totals, settings, len(task.examples))
-    edges = edge_effects(model, sites, task, metric, settings, kept)
+    edges, per_example = edge_effects(model, sites, task, metric, settings, kept)
     graph = circuit_graph(sites, kept, edges, settings, graph_id, model, task, metric_name,
-                          saes_source)  # fmt: skip
+                          saes_source, per_example)  # fmt: skip
     if settings.curve:
         curve = ablation_curve(model, sites, task, metric, settings, kept, edges)
         graph.metadata.extra["ablation_curve"] = [asdict(point) for point in curve]
@@ -277,15 +322,28 @@ def circuit_graph(
     task: Task,
     metric_name: str,
     saes_source: str,
+    per_example: dict[SiteNode, PerExample] | None = None,
 ) -> CircuitGraph:
+    """The graph: kept nodes (with ``node_effect``, per-example ``example_activations`` and
+    ``example_effects``, and a feature's ``decoder`` direction), kept edges, the metric node."""
+    per_example = per_example or {}
     rows: list[dict[str, Any]] = []
     index: dict[tuple[int, tuple[int, int]], int] = {}
     for s, (site, k) in enumerate(zip(sites, kept)):
         for node, effect in zip(k.nodes, k.effects):
             key = _node_key(site, node)
             index[(s, node)] = len(rows)
+            examples = per_example.get((s, node))
+            decoder = (
+                site.sae.W_dec[node[1]].detach().cpu().tolist()
+                if site.sae is not None and node[1] >= 0
+                else None
+            )
             rows.append({**key._asdict(), "influence": None, "node_effect": effect,
-                         "label": f"{site.label} {key.display_id()}"})  # fmt: skip
+                         "label": f"{site.label} {key.display_id()}",
+                         "example_activations": examples.activations if examples else None,
+                         "example_effects": examples.effects if examples else None,
+                         "decoder": decoder})  # fmt: skip
     metric_row = len(rows)
     rows.append({**NodeKey(NodeKind.LOGITS.value)._asdict(), "label": f"metric: {metric_name}"})
     sources, targets, weights = [], [], []

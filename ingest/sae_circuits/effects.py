@@ -43,8 +43,14 @@ PATCHES = ("patching", "zero", "mean")  # the corrupted prompt's values, zeros, 
 
 @dataclass
 class SiteEffects:
-    features: torch.Tensor  # [pos, d_features], summed over examples
-    error: torch.Tensor  # [pos]
+    """One site's node effects, per example."""
+
+    features: torch.Tensor  # [batch, pos, d_features]
+    error: torch.Tensor  # [batch, pos]
+
+    def summed(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[pos, d_features]`` and ``[pos]``: summed over the batch's examples."""
+        return self.features.sum(0), self.error.sum(0)
 
 
 @dataclass
@@ -118,11 +124,9 @@ def batch_state(
 
 
 def attribution_patching(state: BatchState, index: int) -> SiteEffects:
-    """Linear node effects of site ``index``, summed over the batch."""
+    """Linear node effects of site ``index``, per example."""
     grad, delta = state.grads[index], state.delta(index)
-    return SiteEffects(
-        (grad.features * delta.features).sum(0), (grad.error * delta.error).sum((0, 2))
-    )
+    return SiteEffects(grad.features * delta.features, (grad.error * delta.error).sum(2))
 
 
 def integrated_gradients(
@@ -150,9 +154,7 @@ def integrated_gradients(
         if g_e is not None:
             total_e += g_e
     delta = state.delta(index)
-    return SiteEffects(
-        (total_f / steps * delta.features).sum(0), (total_e / steps * delta.error).sum((0, 2))
-    )
+    return SiteEffects(total_f / steps * delta.features, (total_e / steps * delta.error).sum(2))
 
 
 @dataclass

@@ -265,6 +265,11 @@ def test_sae_feature_circuit_from_the_command_line(bolt_env, tiny_files, tmp_pat
     kinds = {r["kind"]: r["n"] for r in rows}
     assert kinds["logits"] == 1 and kinds.get("resid_feature", 0) > 0
     assert sum(kinds.values()) == shown["feature nodes"] + shown["error nodes"] + 1
+    # functional connectivity: ROIs of the circuit's nodes by their activations over the task
+    rois = run_cli("roi", "tiny-sfc", "--affinity", "activation-correlation", "--method",
+                   "leiden", "--format", "json", env=bolt_env, check=True)  # fmt: skip
+    run = json.loads(rois.stdout)
+    assert run["rois"] and run["decoder_cosine"]["with_vector"]
     no_saes = run_cli("attribute", "--model", str(config), "--task", str(task), "--method",
                       "sae-feature-circuit", env=bolt_env)  # fmt: skip
     assert no_saes.returncode != 0 and "--saes DIR and --method" in no_saes.stderr

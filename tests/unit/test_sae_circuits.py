@@ -257,7 +257,7 @@ def test_attribution_patching_is_exact_where_the_path_is_linear(setup):
     model, sites, _, batch = setup
     last = len(sites) - 1
     state = batch_state(model, sites, batch, metric, "patching")
-    effects = attribution_patching(state, last)
+    features, errors = attribution_patching(state, last).summed()
     clean_m = float(metric(model.run(batch.clean), batch).sum())
     site = sites[last]
     f_c, e_c = nodes_of(site, cache(model, batch.clean)[site.hook])
@@ -270,7 +270,7 @@ def test_attribution_patching_is_exact_where_the_path_is_linear(setup):
             e[:, pos] = e_p[:, pos]
         patched = hooked(model, batch.clean, {site.hook: lambda x, f=f, e=e: rebuilt(site, f, e)})
         brute = float(metric(patched, batch).sum()) - clean_m
-        linear = effects.error[pos] if feature < 0 else effects.features[pos, feature]
+        linear = errors[pos] if feature < 0 else features[pos, feature]
         assert float(linear) == pytest.approx(brute, rel=1e-9, abs=1e-12)
 
 
@@ -420,3 +420,41 @@ def test_cutting_one_edge_changes_only_what_that_route_carried(setup):
     expected = metric(hooked(model, batch.clean, rebuilt_r1), batch)
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
     assert not torch.allclose(got, metric(model.run(batch.clean), batch))
+
+
+# ------------------------------------------------------------------- functional connectivity
+def test_per_example_values_add_up_and_feed_functional_rois(setup):
+    """Each kept node's per-example effects sum to its node effect; its per-example activations
+    are its clean activation summed over positions; the functional affinity is the positive
+    part of their correlation; decoder directions come from the SAE for the decoder cosine."""
+    import numpy as np
+
+    from circuit_atlas.analysis.roi.affinity import functional_affinity
+    from circuit_atlas.analysis.roi.detect import detect
+    from circuit_atlas.analysis.roi.stored import node_decoders
+
+    model, sites, task, batch = setup
+    settings = CircuitSettings(ig_steps=2, node_threshold=0.02, edge_threshold=1e-3, curve=False)
+    graph = feature_circuit(model, sites, task, settings, "functional")
+    nodes = graph.nodes[graph.nodes["kind"] != "logits"]
+    for effect, examples in zip(nodes["node_effect"], nodes["example_effects"]):
+        assert len(examples) == len(task.examples)
+        assert sum(examples) == pytest.approx(effect, rel=1e-9, abs=1e-12)
+    label = {s.label: i for i, s in enumerate(sites)}
+    row = next(i for i, k in enumerate(nodes["kind"]) if k == "mlp_feature")
+    node = nodes.iloc[row]
+    layer, feature = int(node["layer"]), int(node["feature"])
+    site = sites[label[f"mlp_{layer}"]]
+    f, _ = nodes_of(site, cache(model, batch.clean)[site.hook])
+    assert node["example_activations"] == pytest.approx(f[..., feature].sum(1).tolist(), rel=1e-12)
+    assert node["decoder"] == pytest.approx(site.sae.W_dec[feature].tolist(), rel=1e-15)
+
+    affinity = functional_affinity(graph, "activation-correlation")
+    values = np.array([nodes["example_activations"].iloc[i] for i in range(len(nodes))])
+    expected = np.clip(np.nan_to_num(np.corrcoef(values)), 0, None)
+    np.fill_diagonal(expected, 0)
+    assert np.allclose(affinity.matrix.toarray(), expected, atol=1e-12)
+    decoders = node_decoders(graph)
+    assert decoders is not None and decoders.vectors.shape[1] == model.d_model
+    result = detect(affinity, "leiden", decoders=decoders)
+    assert result.decoder is not None and result.n_rois >= 1
