@@ -3,7 +3,8 @@
 Ingests the real example graphs bundled with the package (two circuit-tracer CLT graphs, the
 1.0.0 ``dollar`` graph with its colliding node ids, and an EAP-IG GPT-2 IOI graph), then shows
 each capability once on them: Cypher, graph scores written back, a named path query, ROIs with
-an HTML report, and a cross-prompt comparison — and says where everything lives. Before that,
+an HTML report, and a cross-prompt comparison; then a sparse feature circuit of the shipped
+induction model with its node-vs-edge ablation curve — and says where everything lives. Before that,
 ``demo_attribution`` runs EAP-IG on a real pretrained model and its graph is stored first.
 """
 
@@ -19,6 +20,7 @@ from circuit_atlas.analysis.roi.report import roi_html
 from circuit_atlas.analysis.roi.stored import roi_stored
 from circuit_atlas.analysis.scores.stored import score_stored_graph
 from circuit_atlas.demo.features import FeatureDemo, show_feature_demo
+from circuit_atlas.demo.sae_circuit import run_sae_circuit_demo
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.ingest.attribution.job import JobOutput
 from circuit_atlas.progress import progress_enabled
@@ -143,6 +145,8 @@ def run_demo(
         f"Jaccard {pair.jaccard:.3f}, weighted overlap {pair.weighted_overlap:.3f}, "
         f"influence overlap {pair.influence_overlap:.3f} ({pair.shared} shared features)"
     )
+    _section("a sparse feature circuit: SAEs on the shipped induction model (docs/sae_circuits.md)")
+    run_sae_circuit_demo(store, progress=progress_enabled())
     _section("where things are")
     click.echo(f"database: {store.uri} database {store.database!r}")
     click.echo(f"adjacency artifacts: {store.artifact_dir}")

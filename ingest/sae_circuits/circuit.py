@@ -340,7 +340,7 @@ def circuit_graph(
                 else None
             )
             rows.append({**key._asdict(), "influence": None, "node_effect": effect,
-                         "label": f"{site.label} {key.display_id()}",
+                         "label": key.display_id(),
                          "example_activations": examples.activations if examples else None,
                          "example_effects": examples.effects if examples else None,
                          "decoder": decoder})  # fmt: skip

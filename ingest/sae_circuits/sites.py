@@ -43,15 +43,15 @@ class Site:
         return 0 if self.sae is None else self.sae.d_features
 
 
-def site_hooks(n_layers: int) -> list[tuple[str, int | None, str]]:
-    """``(name, layer, hook)`` of every site, in forward order."""
+def site_hooks(n_layers: int, has_mlps: bool = True) -> list[tuple[str, int | None, str]]:
+    """``(name, layer, hook)`` of every site, in forward order (no MLP sites in an
+    attention-only model)."""
     hooks: list[tuple[str, int | None, str]] = [("embed", None, EMBED_HOOK)]
     for layer in range(n_layers):
-        hooks += [
-            ("attn", layer, f"blocks.{layer}.hook_attn_out"),
-            ("mlp", layer, f"blocks.{layer}.hook_mlp_out"),
-            ("resid", layer, f"blocks.{layer}.hook_resid_post"),
-        ]
+        hooks.append(("attn", layer, f"blocks.{layer}.hook_attn_out"))
+        if has_mlps:
+            hooks.append(("mlp", layer, f"blocks.{layer}.hook_mlp_out"))
+        hooks.append(("resid", layer, f"blocks.{layer}.hook_resid_post"))
     return hooks
 
 
@@ -102,18 +102,14 @@ def load_saes(folder: str | Path) -> dict[str, Dictionary]:
 def build_sites(model: LoadedModel, saes: dict[str, Dictionary]) -> list[Site]:
     """Every site of ``model`` with its SAE where one is given; unknown hooks and size
     mismatches are errors before anything runs."""
-    if not model.has_mlps:
-        raise DictionaryError(
-            "feature circuits need a model with MLPs (this one is attention-only)"
-        )
-    hooks = site_hooks(model.n_layers)
+    hooks = site_hooks(model.n_layers, model.has_mlps)
     known = {hook for _, _, hook in hooks}
     unknown = sorted(set(saes) - known)
     if unknown:
         raise DictionaryError(
             f"SAE hook(s) {', '.join(unknown)} are not sites of {model.name} ({model.n_layers} "
             "layers): use blocks.0.hook_resid_pre (the embedding), blocks.L.hook_attn_out, "
-            "blocks.L.hook_mlp_out or blocks.L.hook_resid_post"
+            "blocks.L.hook_mlp_out (models with MLPs) or blocks.L.hook_resid_post"
         )
     for hook, sae in saes.items():
         if sae.d_in != model.d_model or sae.d_out != model.d_model:

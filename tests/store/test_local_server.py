@@ -92,12 +92,14 @@ def test_demo_runs_and_its_graphs_are_queryable(tmp_path: Path):
     )
     ids = [r["id"] for r in json.loads(rows.stdout)]
     with_model = smollm2_gguf() is not None  # the README installs it; a bare checkout may not
-    assert ids[:4] == [
+    assert ids[:5] == [
         "abeeisatypeof-1759386939498",
         "gemma-dollar",
         "gpt2-ioi-eap-ig",
+        "induction-sae-circuit",  # the sparse feature circuit through the shipped SAEs
         "nobelcomesfromth-1761108237891",
     ]
+    assert "faithfulness / completeness of the top-k nodes, node vs edge ablation" in result.stdout
     quotients = [i for i in ids if i.startswith("roi-louvain-") and i.endswith("-quotient")]
     assert len(quotients) == (2 if with_model else 1)
     model_graphs = [
@@ -105,7 +107,7 @@ def test_demo_runs_and_its_graphs_are_queryable(tmp_path: Path):
         "smollm2-capital-features--pruned-0.8-0.98",
         "smollm2-ioi-eap-ig",
     ]
-    assert ids[4 + len(quotients) :] == (model_graphs if with_model else [])
+    assert ids[5 + len(quotients) :] == (model_graphs if with_model else [])
     if with_model:
         # the feature graph through the shipped transcoders, reported honestly
         assert "transcoders' variance explained (held out), by layer:" in result.stdout
