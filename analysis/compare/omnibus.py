@@ -130,11 +130,14 @@ def latent_distribution_pvalues(
     seed: int = 0,
     max_pairs: int = 50,
     ranked: tuple[list[str], list[np.ndarray]] | None = None,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """One latent distribution test per pair of graphs (dcorr, bootstrap p-value).
 
-    ``ranked``: the graphs' :func:`ranked_adjacencies`, when already computed."""
+    ``ranked``: the graphs' :func:`ranked_adjacencies`, when already computed; ``progress``: a
+    bar over the pairs (each takes seconds: ``n_bootstraps`` distance correlations)."""
     from graspologic.inference import latent_distribution_test
+    from tqdm.auto import tqdm
 
     _, matrices = ranked if ranked is not None else ranked_adjacencies(graphs, by)
     pairs = list(combinations(range(len(graphs)), 2))
@@ -144,7 +147,7 @@ def latent_distribution_pvalues(
             "pairs (fewer graphs) or use the omnibus distances"
         )
     rows = []
-    for i, j in pairs:
+    for i, j in tqdm(pairs, desc="latent distribution tests", unit="pair", disable=not progress):
         np.random.seed(seed)
         with jvm_safe_threads(), warnings.catch_warnings():
             warnings.simplefilter("ignore")

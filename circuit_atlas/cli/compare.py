@@ -117,7 +117,9 @@ def compare(
         result = omnibus(graphs, by, ranked=ranked)
         statistics["omnibus_distance"] = result.distances.round(6).to_dict()
         statistics["shared_nodes"] = len(result.node_ids)
-        tests = latent_distribution_pvalues(graphs, by, ranked=ranked)
+        from circuit_atlas.progress import progress_enabled
+
+        tests = latent_distribution_pvalues(graphs, by, ranked=ranked, progress=progress_enabled())
         latent_tests = tests.to_dict("records")
         statistics["latent_distribution_test"] = latent_tests
         statistics["statistics_assumptions"] = ASSUMPTIONS
