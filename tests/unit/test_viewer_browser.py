@@ -299,3 +299,31 @@ def test_a_component_graph_without_positions(open_page: Any, tmp_path: Path) -> 
     assert all(box is not None and box["width"] > 0 for box in boxes)
     assert len({(round(b["x"]), round(b["y"])) for b in boxes if b is not None}) == 5
     opened.assert_clean()
+
+
+def test_a_sparse_feature_circuit_gets_a_row_per_site(open_page: Any, tmp_path: Path) -> None:
+    """SAE feature circuits: nodes summed over positions, each layer's attention, MLP and
+    residual sites on rows of their own in forward order, one legend entry for every error."""
+    import pandas as pd
+
+    from circuit_atlas.graph import GraphMetadata
+
+    kinds = [("embed_feature", None, 0), ("attn_error", 0, None), ("attn_feature", 0, 1),
+             ("mlp_feature", 0, 2), ("resid_error", 0, None), ("resid_feature", 1, 3),
+             ("logits", None, None)]  # fmt: skip
+    nodes = pd.DataFrame([{"kind": k, "layer": layer, "feature": f} for k, layer, f in kinds])
+    edges = pd.DataFrame({"source": [0, 1, 2, 3, 4, 5], "target": [2, 3, 3, 4, 5, 6],
+                          "weight": [1.0, -0.5, 0.7, 0.2, 0.9, 1.1]})  # fmt: skip
+    graph = CircuitGraph(nodes, edges, GraphMetadata(graph_id="sfc"))
+    path = tmp_path / "sfc.html"
+    path.write_text(render_view_page(graph), encoding="utf-8")
+    opened = open_page(path)
+    page = opened.page
+    labels = page.locator(".layer-label").all_text_contents()
+    assert labels == ["Emb", "attn 0", "mlp 0", "resid 0", "resid 1", "Logit"]
+    entries = page.locator(".kind-entry").all_text_contents()
+    assert sum("SAE error term" in e for e in entries) == 1
+    boxes = [page.locator(".node").nth(i).bounding_box() for i in range(len(kinds))]
+    ys = [box["y"] for box in boxes if box is not None]
+    assert ys[0] > ys[2] > ys[3] > ys[5] > ys[6]  # embed, attn, mlp, resid 0, resid 1, logits
+    opened.assert_clean()

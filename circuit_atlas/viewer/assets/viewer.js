@@ -29,8 +29,19 @@
     logits: { fill: '#8e6bbf', shape: 'wide', name: 'logits' },
     attention_head: { fill: '#f2b134', shape: 'circle', name: 'attention head' },
     mlp: { fill: '#e07b39', shape: 'square', name: 'MLP' },
-    roi: { fill: '#f2b134', shape: 'circle', name: 'ROI' }
+    roi: { fill: '#f2b134', shape: 'circle', name: 'ROI' },
+    embed_feature: { fill: '#5aa469', shape: 'circle', name: 'embedding SAE feature' },
+    attn_feature: { fill: '#4e9bd1', shape: 'circle', name: 'attention SAE feature' },
+    mlp_feature: { fill: '#e07b39', shape: 'circle', name: 'MLP SAE feature' },
+    resid_feature: { fill: '#f2b134', shape: 'circle', name: 'residual SAE feature' },
+    embed_error: { fill: '#9aa0a6', shape: 'square', name: 'SAE error term' },
+    attn_error: { fill: '#9aa0a6', shape: 'square', name: 'SAE error term' },
+    mlp_error: { fill: '#9aa0a6', shape: 'square', name: 'SAE error term' },
+    resid_error: { fill: '#9aa0a6', shape: 'square', name: 'SAE error term' }
   };
+  // Sparse feature circuits: each layer's sites get rows of their own, in forward order.
+  var SITE_OFFSET = { attn: 0.25, mlp: 0.5, resid: 0.75 };
+  var SITE_OF_OFFSET = { 0.25: 'attn', 0.5: 'mlp', 0.75: 'resid' };
   var GROUP_COLOURS = [
     '#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22',
     '#7f7f7f', '#aec7e8', '#ffbb78', '#98df8a', '#c5b0d5', '#c49c94', '#f7b6d2', '#9edae5'
@@ -119,7 +130,15 @@
 
   // ------------------------------------------------------------------------------- layout
 
+  function saeSite(kind) {
+    var match = /^(embed|attn|mlp|resid)_(feature|error)$/.exec(kind);
+    return match ? match[1] : null;
+  }
+
   function rowName(node) {
+    var site = saeSite(node.kind);
+    if (site === 'embed') { return BOTTOM; }
+    if (site !== null) { return (node.layer === null ? 0 : node.layer) + SITE_OFFSET[site]; }
     if (node.kind === 'embedding' || node.kind === 'input') { return BOTTOM; }
     if (node.kind === 'logit' || node.kind === 'logits') { return TOP; }
     return node.layer === null ? 0 : node.layer;
@@ -281,7 +300,9 @@
     while (gridLayer.firstChild) { gridLayer.removeChild(gridLayer.firstChild); }
     rows.forEach(function (row, r) {
       var yc = rowCentre(g, r);
-      var name = row === BOTTOM ? 'Emb' : row === TOP ? 'Logit' : 'L' + row;
+      var fraction = typeof row === 'number' ? row - Math.floor(row) : 0;
+      var name = row === BOTTOM ? 'Emb' : row === TOP ? 'Logit'
+        : fraction ? SITE_OF_OFFSET[fraction] + ' ' + Math.floor(row) : 'L' + row;
       gridLayer.appendChild(svgEl('line', {
         'class': 'row-line', x1: g.margin.left, x2: g.width - g.margin.right, y1: yc, y2: yc
       }));
@@ -625,11 +646,14 @@
 
   function buildKindLegend(legend) {
     var seen = {};
+    var named = {};  // kinds drawn alike (the SAE error terms of every site) share one entry
     nodes.forEach(function (node) { seen[node.kind] = true; });
     Object.keys(KIND_STYLE).concat(Object.keys(seen)).forEach(function (kind) {
       if (!seen[kind]) { return; }
       seen[kind] = false;
       var style = kindStyle(kind);
+      if (named[style.name]) { return; }
+      named[style.name] = true;
       legendEntry(legend, swatch(style.fill, style.shape), style.name, 'kind-entry');
     });
   }
