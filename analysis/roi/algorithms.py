@@ -14,8 +14,9 @@ hashes only those, and giving ``k`` to a method that does not read it is an erro
   ``k`` fixes it.
 * ``spectral-sklearn`` — scikit-learn spectral clustering on the precomputed affinity; needs
   ``k``.
-* ``agglomerative`` — average-linkage clustering on distance 1 − affinity, cut where groups are
-  less than ``min_similarity`` alike: the grouping Neuronpedia users propose for supernodes
+* ``agglomerative`` — average-linkage clustering on distance 1 − affinity (the affinity read as a
+  similarity in [0, 1]; larger values count as 1), cut where groups are less than
+  ``min_similarity`` alike: the grouping Neuronpedia users propose for supernodes
   when run on the ``edge-profile`` affinity (cosine of signed in/out edge profiles). The number
   of ROIs follows from the threshold; ``k`` fixes it instead.
 * ``sbm`` / ``dcsbm`` — graspologic's (degree-corrected) stochastic block model. Its estimators
@@ -353,16 +354,16 @@ def agglomerative(matrix: sp.csr_matrix, params: RoiParams) -> MethodResult:
         return MethodResult(np.zeros(n, dtype=np.int64))
     if not 0.0 <= params.min_similarity <= 1.0:
         raise CircuitAtlasError(f"min_similarity must be in [0, 1], got {params.min_similarity}")
-    dense = matrix.toarray()
-    scale = dense.max() if dense.size and dense.max() > 1.0 else 1.0
-    distance = 1.0 - np.clip(dense / scale, 0.0, 1.0)
+    # The affinity is read as a similarity in [0, 1] (edge-profile and correlation affinities
+    # are), so --min-similarity means the same on every graph; larger weights count as 1.
+    distance = 1.0 - np.clip(matrix.toarray(), 0.0, 1.0)
     np.fill_diagonal(distance, 0.0)
     tree = linkage(squareform(distance, checks=False), method="average")
     if params.k is not None:
         labels = fcluster(tree, t=params.k, criterion="maxclust")
     else:
         labels = fcluster(tree, t=1.0 - params.min_similarity, criterion="distance")
-    return MethodResult(canonical(labels), {"linkage": "average", "scale": float(scale)})
+    return MethodResult(canonical(labels), {"linkage": "average"})
 
 
 @register("sbm", uses=("seed", "k", "binarize_quantile", *_EMBEDDING))

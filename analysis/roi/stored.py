@@ -49,6 +49,8 @@ def affinity_for(
     if not graphs:
         raise CircuitAtlasError("no graphs given")
     if affinity_kind in FUNCTIONAL_KINDS:
+        if subgraph is not None:
+            raise CircuitAtlasError("--subgraph limits --affinity edge-profile only")
         if len(graphs) != 1:
             raise CircuitAtlasError(f"--affinity {affinity_kind} groups the nodes of one circuit")
         return functional_affinity(graphs[0], affinity_kind)

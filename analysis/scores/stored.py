@@ -8,6 +8,7 @@ was ingested) and from the database otherwise; the report says which.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -154,9 +155,14 @@ def score_stored_graph(
     features by influence), and with ``saved`` the subgraph saved with the graph itself (a
     Neuronpedia file's pinned nodes and supernodes). A graph's subgraphs are named: scoring a
     name again replaces that subgraph. Written back unless ``write=False``."""
+    name = name or "pinned"
+    if name == SAVED or re.fullmatch(r"top \d+", name):
+        raise InvalidGraphError(
+            f"subgraph name {name!r} is reserved (--saved and --pin-top N name theirs): choose "
+            "another --name"
+        )
     loaded = load_for_analysis(store, graph_id)
     graph, source = loaded.graph, loaded.source
-    name = name or "pinned"
     if supernodes and not pinned:
         raise InvalidGraphError("--supernode groups nodes of the --pinned subgraph: pin them too")
     pinned_sets = {name: resolve_pinned(graph, pinned)} if pinned else {}
@@ -172,11 +178,15 @@ def score_stored_graph(
         as_groups = [Supernode(g[0], g[1:]) for g in saved_groups]
         groups[SAVED] = _resolve_supernodes(graph, SAVED, as_groups, pinned_sets[SAVED])
     report, pruning = score_graph(graph, pinned_sets, node_threshold, edge_threshold, pin_top)
+    keys = graph.keys()
+    # every pinned node is a member (tokens and logits too, as Neuronpedia pins them); the
+    # scores count features only (``n_pinned``)
+    members = {set_name: [keys[r].encode() for r in rows] for set_name, rows in pinned_sets.items()}
     if write:
         subgraphs = [
             {
                 "subgraph_id": subgraph_id(graph_id, row.name),
-                "members": list(row.pinned),
+                "members": members.get(row.name, list(row.pinned)),
                 "supernodes": groups.get(row.name, []),
                 "props": {
                     "name": row.name,

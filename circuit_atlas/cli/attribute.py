@@ -266,6 +266,16 @@ def attribute(
     if saes is not None:
         from circuit_atlas.cli.sae_circuit import run_sae_circuit
 
+        unused = {"--no-store": not to_store, "--out": out_json is not None,
+                  "--plot": plot_path is not None, "--neurons": neurons,
+                  "--ig-rule": ig_rule is not None, "--edges": amount is not None}  # fmt: skip
+        given = [name for name, set_ in unused.items() if set_]
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)} do not apply to --method {SAE_METHOD} (its circuit is "
+                "stored; thresholds are --node-threshold/--edge-threshold)"
+            )
+
         run_sae_circuit(
             state,
             model_source=model_source,

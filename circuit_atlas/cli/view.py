@@ -67,9 +67,9 @@ def view(
     if subgraph_name is not None:
         saved = views.subgraph_view(store, graph_id, subgraph_name)
         pins = list(dict.fromkeys([*saved.pinned, *pins]))
-        groups = dict(saved.supernodes)
+        groups = _unique(saved.supernodes)
     elif roi_run is not None:
-        groups = dict(views.roi_view(store, graph, roi_run).supernodes)
+        groups = _unique(views.roi_view(store, graph, roi_run).supernodes)
         kind = "roi"
     page = render_view_page(graph, pinned=pins, groups=groups, group_kind=kind,
                             max_edges=max_edges)  # fmt: skip
@@ -78,3 +78,15 @@ def view(
         f"wrote {out_path} ({graph.n_nodes} nodes, {min(graph.n_edges, max_edges)} edges, "
         f"{len(pins)} pinned, {len(groups)} {kind}s); open it in a browser"
     )
+
+
+def _unique(groups: list[tuple[str, list[str]]]) -> dict[str, list[str]]:
+    """Groups by label, a repeated label numbered (``A``, ``A (2)``) so none is lost."""
+    out: dict[str, list[str]] = {}
+    for label, members in groups:
+        name, n = label, 1
+        while name in out:
+            n += 1
+            name = f"{label} ({n})"
+        out[name] = members
+    return out

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from circuit_atlas.errors import CircuitAtlasError
 from circuit_atlas.exporters.neuronpedia import SavedView
 from circuit_atlas.graph import CircuitGraph
 
@@ -31,6 +32,11 @@ def roi_view(store: CircuitStore, graph: CircuitGraph, run_id: str) -> SavedView
     """Every ROI of ``run_id`` with members in ``graph`` as a supernode, labelled by its index
     and the label of its most influential labelled member (what a person would call it)."""
     groups = store.roi_groups(run_id, graph.graph_id)
+    if not any(group["members"] for group in groups):
+        raise CircuitAtlasError(
+            f"ROI run {run_id!r} has no members in graph {graph.graph_id!r}: it was computed on "
+            "other graphs (its ROIs' graph_ids say which)"
+        )
     labels = _labels_by_key(graph)
     supernodes = [
         (_roi_label(group["index"], group["members"], labels), list(group["members"]))

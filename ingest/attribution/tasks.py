@@ -87,7 +87,8 @@ class Batch:
     @property
     def valid(self) -> torch.Tensor:
         """``[batch, pos]`` True on real tokens (the attention mask)."""
-        return torch.arange(self.clean.shape[1])[None, :] <= self.last[:, None]
+        positions = torch.arange(self.clean.shape[1], device=self.last.device)
+        return positions[None, :] <= self.last[:, None]
 
     def to(self, device: torch.device) -> Batch:
         return Batch(

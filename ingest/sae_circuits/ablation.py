@@ -44,25 +44,35 @@ SiteNode = tuple[int, Node]
 @dataclass
 class Ablation:
     """Which nodes compute (``live``, per site) and which edges into them carry ablated values
-    (``cut[(site, node)]`` = upstream ``(site, node)``s)."""
+    (``cut[(site, node)]`` = upstream ``(site, node)``s). With ``inverted``, ``live`` lists the
+    nodes that are ablated and every other node computes (a complement, without spelling out
+    every feature of every site)."""
 
     live: dict[int, set[Node]]
     cut: dict[SiteNode, set[SiteNode]] = field(default_factory=dict)
+    inverted: bool = False
 
 
 def masks(nodes: Iterable[Node], like: Nodes) -> tuple[torch.Tensor, torch.Tensor]:
-    """Boolean ``[batch, pos, d_features]`` and ``[batch, pos, 1]`` masks of ``nodes``."""
-    keep_f = torch.zeros(like.features.shape, dtype=torch.bool, device=like.features.device)
-    keep_e = torch.zeros((*like.error.shape[:2], 1), dtype=torch.bool, device=like.error.device)
+    """Boolean ``[batch, pos, d_features]`` and ``[batch, pos, 1]`` masks of ``nodes``, set by
+    index tensors (one write per kind of node, not per node)."""
+    device = like.features.device
+    keep_f = torch.zeros(like.features.shape, dtype=torch.bool, device=device)
+    keep_e = torch.zeros((*like.error.shape[:2], 1), dtype=torch.bool, device=device)
     width = like.error.shape[1]
-    for pos, feature in nodes:
-        where = slice(None) if pos < 0 else slice(pos, pos + 1) if pos < width else None
-        if where is None:
-            continue
-        if feature < 0:
-            keep_e[:, where] = True
-        else:
-            keep_f[:, where, feature] = True
+    every_f = [f for p, f in nodes if p < 0 and f >= 0]
+    at_f = [(p, f) for p, f in nodes if 0 <= p < width and f >= 0]
+    every_e = any(p < 0 and f < 0 for p, f in nodes)
+    at_e = [p for p, f in nodes if 0 <= p < width and f < 0]
+    if every_f:
+        keep_f[:, :, torch.tensor(every_f, device=device)] = True
+    if at_f:
+        index = torch.tensor(at_f, device=device)
+        keep_f[:, index[:, 0], index[:, 1]] = True
+    if every_e:
+        keep_e[:] = True
+    if at_e:
+        keep_e[:, torch.tensor(at_e, device=device)] = True
     return keep_f, keep_e
 
 
@@ -78,10 +88,14 @@ def mixed(values: Nodes, ablated: Nodes, keep: Iterable[Node], all_live: bool) -
     )
 
 
-def is_live(node: Node, live: set[Node], width: int) -> bool:
-    """Whether ``node`` computes: listed, or (a node summed over positions) live at every
-    position."""
+def is_live(node: Node, live: set[Node], width: int, inverted: bool = False) -> bool:
+    """Whether ``node`` computes: listed, or (a node summed over positions) listed at every
+    position; with ``inverted`` (``live`` lists the ablated nodes), not covered by the list."""
     pos, feature = node
+    if inverted:
+        if pos < 0:
+            return (pos, feature) not in live and not any(f == feature for _, f in live)
+        return node not in live and (-1, feature) not in live
     return node in live or (pos < 0 and all((p, feature) in live for p in range(width)))
 
 
@@ -101,9 +115,10 @@ def ablated_logits(
             _, recorded = run_spliced(model, sites, batch.clean, fixed)
             plain = recorded[index]
             live = plan.live.get(index, set())
-            site_nodes = mixed(plain, ablated[index], live, all_live=False)
+            site_nodes = mixed(plain, ablated[index], live, all_live=plan.inverted)
+            width = int(batch.clean.shape[1])
             for (site, node), cut in plan.cut.items():
-                if site != index or not is_live(node, live, int(batch.clean.shape[1])):
+                if site != index or not is_live(node, live, width, plan.inverted):
                     continue
                 special = {}
                 for p in parents(sites, index):
@@ -128,18 +143,12 @@ class CircuitSpec:
 
 
 def every_node(sites: list[Site], width: int) -> dict[int, set[Node]]:
+    """Every node of every site, spelled out per position (for tests and small models: the
+    plans use ``Ablation.inverted`` instead)."""
     return {
         i: {(p, f) for p in range(width) for f in [*range(site.d_features), -1]}
         for i, site in enumerate(sites)
     }
-
-
-def per_position(nodes: Iterable[Node], width: int) -> set[Node]:
-    """Nodes with a node summed over positions spelled out at every position."""
-    out: set[Node] = set()
-    for pos, feature in nodes:
-        out |= {(p, feature) for p in range(width)} if pos < 0 else {(pos, feature)}
-    return out
 
 
 def plans(spec: CircuitSpec, sites: list[Site], width: int) -> dict[str, Ablation]:
@@ -159,14 +168,11 @@ def plans(spec: CircuitSpec, sites: list[Site], width: int) -> dict[str, Ablatio
     for up, down in spec.edges:
         if up in kept and down in kept:
             complement_cut.setdefault(down, set()).add(up)
-    everything = every_node(sites, width)
     return {
         "node": Ablation(spec.nodes),
         "edge": Ablation(spec.nodes, edge_cut),
-        "node_complement": Ablation(
-            {i: everything[i] - per_position(spec.nodes.get(i, set()), width) for i in everything}
-        ),
-        "edge_complement": Ablation(everything, complement_cut),
+        "node_complement": Ablation(spec.nodes, inverted=True),
+        "edge_complement": Ablation({}, complement_cut, inverted=True),
     }
 
 

@@ -187,17 +187,21 @@ def record_examples(
     effects: list[SiteEffects],
     kept: list[Kept],
     into: dict[SiteNode, PerExample],
+    valid: torch.Tensor,
 ) -> None:
+    """Append each kept node's per-example activation and effect; padding positions (past an
+    example's last token) count as 0, so an example's values do not depend on its batch."""
+    real = valid.to(state.clean[0].error.dtype)
     for site, k in enumerate(kept):
         clean = state.clean[site]
         for node in k.nodes:
             pos, feature = node
             if feature < 0:
-                value = _node_value(clean.error.norm(dim=-1), pos)
-                effect = _node_value(effects[site].error, pos)
+                value = _node_value(clean.error.norm(dim=-1) * real, pos)
+                effect = _node_value(effects[site].error * real, pos)
             else:
-                value = _node_value(clean.features[..., feature], pos)
-                effect = _node_value(effects[site].features[..., feature], pos)
+                value = _node_value(clean.features[..., feature] * real, pos)
+                effect = _node_value(effects[site].features[..., feature] * real, pos)
             entry = into.setdefault((site, node), PerExample([], []))
             entry.activations.extend(float(v) for v in value)
             entry.effects.extend(float(v) for v in effect)
@@ -222,7 +226,7 @@ def edge_effects(
         batch = batch.to(model.device)
         state = batch_state(model, sites, batch, metric, settings.patch)
         effects = _effects_of_batch(model, sites, batch, metric, state, settings.ig_steps)
-        record_examples(state, effects, kept, per_example)
+        record_examples(state, effects, kept, per_example, batch.valid)
         for upstream in range(len(sites)):
             if not kept[upstream].nodes:
                 continue

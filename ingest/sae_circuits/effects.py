@@ -205,6 +205,11 @@ def edge_blocks(
         block = EdgeBlock(upstream, child, [], [], [])
         grad = state.grads[child]
         for pos, feature in chosen:
+            block.targets.append((pos, feature))
+            if pos >= grad.error.shape[1]:  # a position this batch's prompts do not reach
+                block.features.append(torch.zeros_like(delta.features[0]))
+                block.error.append(torch.zeros_like(delta.error[0, :, 0]))
+                continue
             if feature >= 0:
                 picked = grad.features[..., feature] * nodes.features[..., feature]
             else:
@@ -213,7 +218,6 @@ def edge_blocks(
             g_f, g_e = torch.autograd.grad(
                 scalar, [variable.features, variable.error], retain_graph=True, allow_unused=True
             )
-            block.targets.append((pos, feature))
             block.features.append(
                 torch.zeros_like(delta.features[0])
                 if g_f is None

@@ -270,6 +270,8 @@ def test_sae_feature_circuit_from_the_command_line(bolt_env, tiny_files, tmp_pat
                    "leiden", "--format", "json", env=bolt_env, check=True)  # fmt: skip
     run = json.loads(rois.stdout)
     assert run["rois"] and run["decoder_cosine"]["with_vector"]
+    unused = run_cli(*job, "--no-store", env=bolt_env)
+    assert unused.returncode == 2 and "--no-store do not apply" in unused.stderr
     no_saes = run_cli("attribute", "--model", str(config), "--task", str(task), "--method",
                       "sae-feature-circuit", env=bolt_env)  # fmt: skip
     assert no_saes.returncode != 0 and "--saes DIR and --method" in no_saes.stderr

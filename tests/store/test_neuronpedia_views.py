@@ -114,6 +114,11 @@ def test_an_roi_run_opens_in_neuronpedia_as_supernodes(bolt_env: dict[str, str],
     shown = run_cli("view", "d", "--roi", run["run_id"], "--out", str(page), env=bolt_env,
                     check=True)  # fmt: skip
     assert f"{len(run['rois'])} rois" in shown.stdout and "ROI 0" in page.read_text()
+    run_cli("ingest", str(bundled("bee-insect-clt.json.gz")), "--graph-id", "bee", env=bolt_env,
+            check=True)  # fmt: skip
+    elsewhere = run_cli("export", "bee", "--format", "neuronpedia", "--roi", run["run_id"],
+                        "--out", str(out), env=bolt_env)  # fmt: skip
+    assert elsewhere.returncode == 1 and "no members in graph 'bee'" in error_lines(elsewhere)[-1]
     unknown = run_cli("export", "d", "--format", "neuronpedia", "--roi", "roi-x", "--out",
                       str(out), env=bolt_env)  # fmt: skip
     assert unknown.returncode == 1 and "no ROI run 'roi-x'" in error_lines(unknown)[-1]

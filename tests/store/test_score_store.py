@@ -84,7 +84,8 @@ def test_the_subgraph_saved_in_a_neuronpedia_file_is_scored_with_its_supernodes(
     row, same = result.report.row("subgraph", "saved"), explicit.report.row("subgraph", "pinned")
     assert (row.replacement, row.completeness) == (same.replacement, same.completeness)
     stored = {s["name"]: s for s in fresh_store.subgraphs("big")}
-    assert len(stored["saved"]["members"]) == 13  # the pinned features
+    assert len(stored["saved"]["members"]) == 17  # every pinned node: 13 features, 4 others
+    assert stored["saved"]["props"]["n_pinned"] == 13  # the scores count the features
     keys = graph.keys()
     as_keys = [
         {"label": g[0], "members": sorted(keys[r].encode() for r in resolve_pinned(graph, g[1:]))}
@@ -124,6 +125,13 @@ def test_named_subgraphs_live_side_by_side_and_a_name_is_replaced(fresh_store: C
         fresh_store.subgraph("ten", "gone")
     fresh_store.delete_graph("ten")
     assert counts(fresh_store) == (0, 0) and supernode_counts(fresh_store) == (0, 0)
+
+
+def test_the_built_in_subgraph_names_are_reserved(fresh_store: CircuitStore):
+    fresh_store.write_graph(ten_node_graph())
+    for name in ("saved", "top 5"):
+        with pytest.raises(InvalidGraphError, match="is reserved"):
+            score_stored_graph(fresh_store, "ten", pinned=["Fa"], name=name)
 
 
 def test_a_supernode_of_unpinned_nodes_writes_nothing(fresh_store: CircuitStore):

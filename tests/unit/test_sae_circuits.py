@@ -10,6 +10,7 @@ node at a time (the code under test does one backward pass per downstream node).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -394,8 +395,14 @@ def test_cutting_one_edge_changes_only_what_that_route_carried(setup):
     width = int(batch.clean.shape[1])
     clean_nodes = site_values(model, sites, batch.clean)
     ablated = patch_values(model, sites, batch, clean_nodes, "patching")
-    plan = Ablation(every_node(sites, width), {(r1, (-1, 1)): {(r0, (-1, -1))}})
-    got = metric(ablated_logits(model, sites, batch, ablated, plan), batch)
+    cut = {(r1, (-1, 1)): {(r0, (-1, -1))}}
+    got = metric(
+        ablated_logits(model, sites, batch, ablated, Ablation(every_node(sites, width), cut)), batch
+    )
+    inverted = Ablation({}, cut, inverted=True)  # "nothing ablated", as the complements say it
+    torch.testing.assert_close(
+        metric(ablated_logits(model, sites, batch, ablated, inverted), batch), got, rtol=0, atol=0
+    )
 
     clean = cache(model, batch.clean)
     f0, e0 = nodes_of(sites[r0], clean[sites[r0].hook])
@@ -458,3 +465,40 @@ def test_per_example_values_add_up_and_feed_functional_rois(setup):
     assert decoders is not None and decoders.vectors.shape[1] == model.d_model
     result = detect(affinity, "leiden", decoders=decoders)
     assert result.decoder is not None and result.n_rois >= 1
+
+
+# ------------------------------------------------------------------- padding
+@pytest.mark.parametrize("positions", ["sum", "each"])
+def test_an_example_gives_the_same_values_in_any_batch(setup, positions):
+    """Right padding: a short example batched with a long one records the same per-example
+    activations and effects as alone, and per-position nodes past its end do not crash."""
+    model, sites, _, _ = setup
+    long_task = random_task(2, seed=5, lengths=(8, 9))
+    short = random_task(2, seed=6, lengths=(4, 6))
+    mixed = Task("mixed", [*long_task.examples, *short.examples], "logit_diff")
+    alone = Task("alone", short.examples, "logit_diff")
+    settings = CircuitSettings(ig_steps=1, node_threshold=0.0, edge_threshold=0.0, curve=False,
+                               positions=positions, batch_size=4)  # fmt: skip
+    together = feature_circuit(model, sites, mixed, settings, "mixed")  # one batch, padded to 8+
+    single = feature_circuit(model, sites, alone, replace(settings, batch_size=1), "alone")
+    if positions == "each":  # more positions: nodes past the short ends
+        assert len(together.nodes) > len(single.nodes)
+    key = [k.encode() for k in single.keys()]
+    by_key = dict(zip([k.encode() for k in together.keys()], together.nodes["example_activations"]))
+    for k, values in zip(key, single.nodes["example_activations"]):
+        if not isinstance(values, list):
+            continue  # the metric node
+        assert by_key[k][2:] == pytest.approx(values, rel=1e-9, abs=1e-12), k
+
+
+def test_per_position_nodes_beyond_a_narrower_batch_have_no_edges_there(setup):
+    """Batches of different widths: a node at a position only the wide batch reaches gets its
+    edges from that batch, and the narrow batch adds nothing (it used to index past its end)."""
+    model, sites, _, _ = setup
+    examples = [*random_task(2, seed=5, lengths=(8, 9)).examples,
+                *random_task(2, seed=6, lengths=(4, 5)).examples]  # fmt: skip
+    settings = CircuitSettings(ig_steps=1, node_threshold=0.0, edge_threshold=0.0, curve=False,
+                               positions="each", batch_size=2)  # fmt: skip
+    graph = feature_circuit(model, sites, Task("widths", examples, "logit_diff"), settings, "w")
+    wide = graph.nodes["pos"].dropna().astype(int)
+    assert wide.max() == 7 and graph.n_edges > 0
