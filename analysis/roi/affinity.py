@@ -37,6 +37,7 @@ Across prompts (the feature × feature matrix of comparable graphs), three choic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,6 +106,25 @@ def _symmetric(matrix: sp.spmatrix) -> sp.csr_matrix:
     return symmetric
 
 
+def _node_affinity(
+    graph: CircuitGraph, rows: Sequence[int] | np.ndarray, matrix: sp.csr_matrix, kind: str
+) -> Affinity:
+    """An affinity over nodes ``rows`` of one graph: their keys, layers, labels (the display id
+    where there is none) and positions, the same for every one-graph affinity kind."""
+    keys = graph.keys()
+    labels = graph.nodes["label"].to_numpy(dtype=object)
+    return Affinity(
+        ids=tuple(keys[i].encode() for i in rows),
+        matrix=matrix,
+        layer=graph.nodes["layer"].fillna(-1).to_numpy(dtype=np.int64)[list(rows)],
+        labels=tuple(str(labels[i]) if labels[i] else keys[i].display_id() for i in rows),
+        scope="graph",
+        graph_ids=(graph.graph_id,),
+        kind=kind,
+        positions={keys[i].encode(): [f"{graph.graph_id}@{keys[i].pos}"] for i in rows},
+    )
+
+
 def graph_affinity(graph: CircuitGraph) -> Affinity:
     kinds = graph.nodes["kind"].to_numpy(dtype=object)
     interior = np.array([k not in ANCHORS for k in kinds])
@@ -112,18 +132,7 @@ def graph_affinity(graph: CircuitGraph) -> Affinity:
         raise CircuitAtlasError(f"graph {graph.graph_id!r} has no nodes to group into ROIs")
     index = np.flatnonzero(interior)
     matrix = _symmetric(graph.adjacency()[index][:, index])
-    keys = graph.keys()
-    labels = graph.nodes["label"].to_numpy(dtype=object)
-    return Affinity(
-        ids=tuple(keys[i].encode() for i in index),
-        matrix=matrix,
-        layer=graph.nodes["layer"].fillna(-1).to_numpy(dtype=np.int64)[index],
-        labels=tuple(str(labels[i]) if labels[i] else keys[i].display_id() for i in index),
-        scope="graph",
-        graph_ids=(graph.graph_id,),
-        kind="attribution",
-        positions={keys[i].encode(): [f"{graph.graph_id}@{keys[i].pos}"] for i in index},
-    )
+    return _node_affinity(graph, index, matrix, "attribution")
 
 
 def edge_profile_affinity(
@@ -131,7 +140,6 @@ def edge_profile_affinity(
 ) -> Affinity:
     """Cosine similarity (positive part) of the signed in/out edge profiles of the interior
     nodes, or of ``members`` (node keys; ``subset`` names them, e.g. a stored subgraph)."""
-    keys = graph.keys()
     if members is None:
         kinds = graph.nodes["kind"].to_numpy(dtype=object)
         index = np.flatnonzero([k not in ANCHORS for k in kinds])
@@ -155,17 +163,8 @@ def edge_profile_affinity(
     np.fill_diagonal(cosine, 0.0)
     matrix = sp.csr_matrix(np.clip(cosine, 0.0, 1.0))
     matrix.eliminate_zeros()
-    labels = graph.nodes["label"].to_numpy(dtype=object)
-    return Affinity(
-        ids=tuple(keys[i].encode() for i in index),
-        matrix=matrix,
-        layer=graph.nodes["layer"].fillna(-1).to_numpy(dtype=np.int64)[index],
-        labels=tuple(str(labels[i]) if labels[i] else keys[i].display_id() for i in index),
-        scope="graph",
-        graph_ids=(graph.graph_id,),
-        kind=EDGE_PROFILE if subset is None else f"{EDGE_PROFILE}[{subset}]",
-        positions={keys[i].encode(): [f"{graph.graph_id}@{keys[i].pos}"] for i in index},
-    )
+    kind = EDGE_PROFILE if subset is None else f"{EDGE_PROFILE}[{subset}]"
+    return _node_affinity(graph, index, matrix, kind)
 
 
 def functional_affinity(graph: CircuitGraph, kind: str) -> Affinity:
@@ -191,18 +190,7 @@ def functional_affinity(graph: CircuitGraph, kind: str) -> Affinity:
     np.fill_diagonal(matrix, 0.0)
     positive = sp.csr_matrix(np.clip(matrix, 0.0, None))
     positive.eliminate_zeros()
-    keys = graph.keys()
-    labels = graph.nodes["label"].to_numpy(dtype=object)
-    return Affinity(
-        ids=tuple(keys[i].encode() for i in rows),
-        matrix=positive,
-        layer=graph.nodes["layer"].fillna(-1).to_numpy(dtype=np.int64)[rows],
-        labels=tuple(str(labels[i]) if labels[i] else keys[i].display_id() for i in rows),
-        scope="graph",
-        graph_ids=(graph.graph_id,),
-        kind=kind,
-        positions={keys[i].encode(): [f"{graph.graph_id}@{keys[i].pos}"] for i in rows},
-    )
+    return _node_affinity(graph, rows, positive, kind)
 
 
 def _feature_table(graph: CircuitGraph) -> pd.DataFrame:
