@@ -5,6 +5,10 @@
 // jaccard = shared / (size_a + size_b - shared). Pairs sharing no feature are included (0).
 // Graphs derived from stored ones (consensus circuits, pruned graphs, ROI quotients: a :Graph
 // with a DERIVED_FROM link) are left out unless include_derived, or named in graph_ids.
+// Reads each graph's distinct features from its :GraphSummary (computed when the store wrote it;
+// circuit_atlas/store/summaries.py) and counts shared ones feature by feature, so the cost grows
+// with the features, not with their product per pair; a graph stored by an older version is
+// refused until `circuit-atlas upgrade` adds them.
 //
 // @param graph_ids: list<string> — the graphs; [] means every stored graph but derived ones
 // @param include_derived: bool = false — with graph_ids [], also include derived graphs (consensus, pruned, ROI quotients)
@@ -15,14 +19,29 @@ WHERE g.status = 'ready'
   AND (g.graph_id IN $graph_ids
        OR (size($graph_ids) = 0
            AND ($include_derived OR NOT EXISTS { (g)-[:DERIVED_FROM]->(:Graph) })))
-OPTIONAL MATCH (g)<-[:IN_GRAPH]-(:Node)-[:INSTANCE_OF]->(f:Feature)
-WITH g.graph_id AS graph, collect(DISTINCT f) AS features
-WITH collect({graph: graph, features: features}) AS graphs
-UNWIND graphs AS a
-UNWIND graphs AS b
-WITH a, b WHERE a.graph < b.graph
-WITH a.graph AS graph_a, b.graph AS graph_b, size(a.features) AS size_a, size(b.features) AS size_b,
-     size([f IN a.features WHERE f IN b.features]) AS shared
+MATCH (s:GraphSummary {graph_id: g.graph_id})
+WITH collect({graph: g.graph_id, scope: s.feature_scope, codes: s.feature_codes}) AS graphs
+CALL (graphs) {
+    UNWIND graphs AS holder
+    UNWIND holder.codes AS code
+    WITH holder.scope AS scope, code, collect(holder.graph) AS holders
+    WHERE size(holders) > 1
+    UNWIND holders AS a
+    UNWIND holders AS b
+    WITH a, b WHERE a < b
+    WITH a, b, count(*) AS shared
+    RETURN collect({a: a, b: b, shared: shared}) AS found
+}
+WITH graphs, found + reduce(pairs = [], x IN graphs |
+        pairs + [y IN graphs WHERE x.graph < y.graph | {a: x.graph, b: y.graph, shared: 0}])
+     AS counts
+UNWIND graphs AS size_of
+WITH counts, collect([size_of.graph, size(size_of.codes)]) AS sizes
+UNWIND counts AS tally
+WITH tally.a AS graph_a, tally.b AS graph_b, sum(tally.shared) AS shared, sizes
+WITH graph_a, graph_b, shared,
+     head([s IN sizes WHERE s[0] = graph_a | s[1]]) AS size_a,
+     head([s IN sizes WHERE s[0] = graph_b | s[1]]) AS size_b
 RETURN graph_a, graph_b, shared, size_a, size_b,
        CASE WHEN size_a + size_b - shared = 0 THEN 1.0
             ELSE toFloat(shared) / (size_a + size_b - shared) END AS jaccard

@@ -265,6 +265,31 @@ def get_query(name: str) -> NamedQuery:
     return queries[name]
 
 
+def reads_summaries(query: NamedQuery) -> bool:
+    """Whether ``query`` reads the per-graph aggregates the store keeps
+    (``circuit_atlas/store/summaries.py``) rather than the edges themselves."""
+    return any(label in query.body for label in (":GraphSummary", ":LayerPair"))
+
+
+def _refuse_unsummarised(store: CircuitStore, query: NamedQuery, values: dict[str, Any]) -> None:
+    """A query that reads summaries would silently leave out a graph stored before they
+    existed: refuse instead, naming the graphs and the command that adds them."""
+    if not reads_summaries(query):
+        return
+    missing = store.graphs_without_summaries()
+    if "graph_id" in values:
+        missing = [gid for gid in missing if gid == values["graph_id"]]
+    elif values.get("graph_ids"):
+        missing = [gid for gid in missing if gid in values["graph_ids"]]
+    if missing:
+        shown = ", ".join(map(repr, missing[:5])) + (" …" if len(missing) > 5 else "")
+        raise QueryError(
+            f"query {query.name!r} reads the summaries the store keeps per graph, and "
+            f"{len(missing)} graph(s) were stored by an older Circuit Atlas without them "
+            f"({shown}): run `circuit-atlas upgrade` to add them"
+        )
+
+
 def run_query(
     store: CircuitStore,
     name: str,
@@ -274,6 +299,7 @@ def run_query(
     """Run a named query read-only and return its rows as a DataFrame (columns as declared)."""
     query = get_query(name)
     text, values = query.render(params or {}, store.backend)
+    _refuse_unsummarised(store, query, values)
     try:
         rows = store.query(text, values, timeout_s=timeout_s)
     except QueryTimeout as exc:

@@ -250,17 +250,24 @@ def cypher(
 @click.command()
 @pass_ctx
 def upgrade(state: StoreContext) -> None:
-    """Add to stored graphs what a newer Circuit Atlas derives at ingest: today the path bounds
-    that let strongest_paths and roi_paths prune (graphs without them get exact but slow,
-    unpruned walks). Computed from each graph's exact artifact; running it again changes
-    nothing."""
+    """Add to stored graphs what a newer Circuit Atlas derives at ingest: the path bounds that
+    let strongest_paths and roi_paths prune (graphs without them get exact but slow, unpruned
+    walks), and the per-graph summaries that top_edges_per_layer_pair, error_share_per_layer
+    and feature_jaccard read (they refuse graphs without them). Computed from each graph's
+    exact artifact; running it again changes nothing."""
     from tqdm.auto import tqdm
 
     store = state.store()
     missing = store.graphs_without_path_bounds()
-    if not missing:
+    unsummarised = store.graphs_without_summaries()
+    if not missing and not unsummarised:
         click.echo("every graph is up to date")
         return
     for graph_id in tqdm(missing, desc="path bounds", unit="graph", disable=not progress_enabled()):
         nodes = store.add_path_bounds(graph_id)
         click.echo(f"{graph_id}: path bounds added to {nodes} nodes")
+    for graph_id in tqdm(
+        unsummarised, desc="summaries", unit="graph", disable=not progress_enabled()
+    ):
+        store.add_summaries(graph_id)
+        click.echo(f"{graph_id}: summaries added")

@@ -73,8 +73,9 @@ def db_start(state: StoreContext, timeout: float) -> None:
 @pass_ctx
 def db_serve(state: StoreContext) -> None:
     """Run the local server in the foreground until interrupted (what `db start` runs)."""
-    from circuit_atlas.local_server import LocalServer
+    from circuit_atlas.local_server import LocalServer, read_password
     from circuit_atlas.store import CircuitStore
+    from circuit_atlas.store.bulk_channel import BulkService
 
     data_dir = _data_dir(state)
     stop = {"now": False}
@@ -86,16 +87,19 @@ def db_serve(state: StoreContext) -> None:
     signal.signal(signal.SIGINT, _stop)
     server = LocalServer(data_dir)
     server.start()
+    bulk = BulkService(server, server.data_dir, read_password(server.data_dir))
     try:
         store = CircuitStore(*_store_args(server))
         store.ensure_schema()
         store.remove_interrupted_loads()
         store.close()
+        bulk.start()  # before announcing: a command that finds the server finds the channel
         server.announce()
         click.echo(f"serving {server.endpoint.uri} for {data_dir}", err=True)
         while not stop["now"]:
             time.sleep(0.2)
     finally:
+        bulk.stop()
         server.stop()
 
 

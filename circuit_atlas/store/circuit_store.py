@@ -44,7 +44,7 @@ from circuit_atlas.errors import (
 )
 from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.local_server import LocalServer, running_shared_server
-from circuit_atlas.store import claims, schema, write_back
+from circuit_atlas.store import claims, schema, summaries, write_back
 from circuit_atlas.store.abandon import stop_on_server
 from circuit_atlas.store.artifact import (
     artifact_path,
@@ -52,6 +52,7 @@ from circuit_atlas.store.artifact import (
     remove_dead_temporaries,
     write_artifact,
 )
+from circuit_atlas.store.bulk_channel import BulkChannel
 from circuit_atlas.store.cypher_guard import assert_read_only
 from circuit_atlas.store.deadline import call_with_deadline
 from circuit_atlas.store.errors_map import translated
@@ -122,6 +123,8 @@ class CircuitStore:
         # (driver, user) of a principal the server lets only read: what read-only user Cypher
         # runs as. None: rely on READ access mode, which Neo4j enforces (docs/security.md).
         self.reader = reader
+        # The shared local server's bulk path (store/bulk_channel.py), when it serves one.
+        self.bulk_channel: BulkChannel | None = None
         self._backend: str | None = None
         _OPEN_STORES.add(self)
         atexit.unregister(_close_open_stores)
@@ -159,6 +162,9 @@ class CircuitStore:
         if reader_user:
             reader = (_driver(uri, reader_user, reader_password), reader_user)
         store = cls(driver, database, settings.artifacts, uri, user, server, owns, reader)
+        if settings.uses_local_server and server is None and database is not None:
+            assert settings.data_dir is not None
+            store.bulk_channel = BulkChannel.find(settings.data_dir, password or "")
         try:
             with translated(uri, user):
                 driver.verify_connectivity()
@@ -237,9 +243,16 @@ class CircuitStore:
             self._write(statement)
 
     @property
-    def has_bulk_path(self) -> bool:
+    def hosts_server(self) -> bool:
+        """Whether this process hosts the server this store talks to (its engine is here)."""
         server = self.local_server
         return server is not None and server.running and server.endpoint.uri == self.uri
+
+    @property
+    def has_bulk_path(self) -> bool:
+        if self.hosts_server:
+            return True
+        return self.bulk_channel is not None and self.bulk_channel.reachable()
 
     # ------------------------------------------------------------------ writing
     def _graph_record(self, graph_id: str) -> dict[str, Any] | None:
@@ -274,6 +287,8 @@ class CircuitStore:
                 write_artifact(graph, self.artifact_dir, content_hash)
             if self._lacks_path_bounds(gid):  # stored by an older version
                 self._set_path_bounds(gid, graph)
+            if not self._read(summaries.HAS_SUMMARY, {"gid": gid}):
+                self._in_write_transaction(lambda run: summaries.write_summaries(run, graph))
             seconds = time.perf_counter() - started
             return WriteResult(gid, "unchanged", graph.n_nodes, graph.n_edges, seconds, "none")
         artifact: Path | None = None
@@ -293,10 +308,9 @@ class CircuitStore:
             features = feature_rows(graph)
             self._merge_features(features)
             if use_bulk:
-                assert self.local_server is not None
-                database = self.local_server.embedded_database(self.database)
                 self._claimed(claims.SET_CLAIMED_PROPERTIES, gid, token, props=props)
-                write_bulk_embedded(database, graph, features, progress)
+                self._write_bulk(graph, features, token, artifact, artifact_sha, progress)
+                self._in_write_transaction(lambda run: summaries.write_summaries(run, graph))
                 if before_ready is not None:
                     before_ready(self._write)
                 self._claimed(claims.MARK_READY, gid, token, ready=schema.READY)
@@ -309,6 +323,7 @@ class CircuitStore:
 
                 def finish(run: Callable[[str, dict[str, Any]], list[dict[str, Any]]]) -> None:
                     _expect_claim(run(claims.HOLDS_CLAIM, _p(gid, token)))
+                    summaries.write_summaries(run, graph)
                     if before_ready is not None:
                         before_ready(run)
                     _expect_claim(run(claims.MARK_READY, _p(gid, token, ready=schema.READY)))
@@ -329,6 +344,34 @@ class CircuitStore:
             time.perf_counter() - started,
             "bulk" if use_bulk else "bolt",
         )
+
+    def _write_bulk(
+        self,
+        graph: CircuitGraph,
+        features: list[dict[str, Any]],
+        token: str,
+        artifact: Path,
+        artifact_sha: str,
+        progress: bool,
+    ) -> None:
+        """Nodes and edges through the engine's bulk API: here when this process hosts the
+        server, else by the shared server from the artifact just written (bulk_channel.py)."""
+        if self.hosts_server:
+            assert self.local_server is not None
+            database = self.local_server.embedded_database(self.database)
+            write_bulk_embedded(database, graph, features, progress)
+            return
+        assert self.bulk_channel is not None and self.database is not None
+        with tqdm(
+            total=graph.n_nodes + graph.n_edges,
+            desc=f"bulk {graph.graph_id}",
+            unit="row",
+            disable=not progress,
+            leave=False,
+        ) as bar:
+            self.bulk_channel.load(
+                self.database, graph.graph_id, token, artifact, artifact_sha, bar.update
+            )
 
     def check_writable(self, graphs: list[CircuitGraph], replace: bool = False) -> dict[str, str]:
         """Before writing several graphs: what each write would do (``"created"``,
@@ -519,6 +562,8 @@ class CircuitStore:
                     break
                 bar.update(deleted)
         self._write(write_back.DELETE_SUPERNODES_OF_GRAPH, {"gid": graph_id})
+        for statement in summaries.DELETE_SUMMARIES:
+            self._write(statement, {"gid": graph_id})
         self._write(write_back.DELETE_MOTIF_STATS, {"gid": graph_id})
         self._write(write_back.DELETE_SUBGRAPHS, {"gid": graph_id})
         self._write(write_back.DELETE_ROIS_OF_GRAPH, {"gid": graph_id})
@@ -602,6 +647,20 @@ class CircuitStore:
             {"ready": schema.READY},
         )
         return [row["gid"] for row in rows]
+
+    def graphs_without_summaries(self) -> list[str]:
+        """Ready graphs written before the store kept summaries (``store/summaries.py``): the
+        queries that read them refuse these graphs until ``upgrade`` adds them."""
+        return [row["gid"] for row in self._read(summaries.GRAPHS_WITHOUT_SUMMARY)]
+
+    def add_summaries(self, graph_id: str) -> None:
+        """Compute a stored graph's summaries from its exact artifact (or the database copy)
+        and store them, replacing any, in one transaction."""
+        try:
+            graph = self.read_artifact(graph_id)
+        except ArtifactUnavailable:
+            graph = self.read_graph(graph_id)
+        self._in_write_transaction(lambda run: summaries.write_summaries(run, graph))
 
     def add_path_bounds(self, graph_id: str) -> int:
         """Compute a stored graph's path bounds from its exact artifact (or, when that is

@@ -5,7 +5,9 @@
     (:Node)-[:EDGE {weight, channel?, …}]->(:Node)          # within one graph
     (:Node {kind:'feature'})-[:INSTANCE_OF]->(:Feature {model, transcoder_set, layer, feature})
 
-Analysis results (scores, ``:Subgraph``, ``DERIVED_FROM``) are described in :mod:`.write_back`.
+Exact per-graph aggregates (``:GraphSummary``, ``:LayerPair``) are described in
+:mod:`.summaries`, analysis results (scores, ``:Subgraph``, ``DERIVED_FROM``) in
+:mod:`.write_back`.
 
 ``:Feature`` is the cross-graph identity: every prompt's node for transcoder feature
 (layer, index) of one model and transcoder set points to the same ``:Feature``, so Cypher can ask
@@ -40,6 +42,9 @@ SCHEMA_STATEMENTS = (
     "CREATE CONSTRAINT supernode_id_unique IF NOT EXISTS "
     "FOR (p:Supernode) REQUIRE p.supernode_id IS UNIQUE",
     "CREATE INDEX supernode_subgraph IF NOT EXISTS FOR (p:Supernode) ON (p.subgraph_id)",
+    "CREATE CONSTRAINT graph_summary_unique IF NOT EXISTS "
+    "FOR (s:GraphSummary) REQUIRE s.graph_id IS UNIQUE",
+    "CREATE INDEX layer_pair_graph IF NOT EXISTS FOR (p:LayerPair) ON (p.graph_id)",
     "CREATE INDEX motif_stat_graph IF NOT EXISTS FOR (m:MotifStat) ON (m.graph_id)",
     "CREATE CONSTRAINT roi_id_unique IF NOT EXISTS FOR (r:ROI) REQUIRE r.roi_id IS UNIQUE",
     "CREATE INDEX roi_run IF NOT EXISTS FOR (r:ROI) ON (r.run_id)",

@@ -165,9 +165,14 @@ def _rids(database: Any, sql: str, *args: Any) -> list[dict[str, Any]]:
 
 
 def write_bulk_embedded(
-    database: Any, graph: CircuitGraph, features: list[dict[str, Any]], progress: bool = False
+    database: Any,
+    graph: CircuitGraph,
+    features: list[dict[str, Any]],
+    progress: bool = False,
+    advance: Callable[[int], Any] | None = None,
 ) -> None:
-    """Bulk-load nodes and edges through the in-process engine under the claimed ``:Graph``."""
+    """Bulk-load nodes and edges through the in-process engine under the claimed ``:Graph``;
+    ``advance(rows)`` hears of progress too (the shared server's bulk channel relays it)."""
     gid = graph.graph_id
     for vertex_type in (schema.GRAPH, schema.NODE, schema.FEATURE):
         database.command("sql", f"CREATE VERTEX TYPE {vertex_type} IF NOT EXISTS")
@@ -198,8 +203,14 @@ def write_bulk_embedded(
         ) as bar,
         database.graph_batch() as batch,
     ):
+
+        def step(rows: int) -> None:
+            bar.update(rows)
+            if advance is not None:
+                advance(rows)
+
         node_rids = np.array(create_vertices(batch, schema.NODE, nodes), dtype=object)
-        bar.update(len(nodes))
+        step(len(nodes))
         batch.new_edges(node_rids.tolist(), schema.IN_GRAPH, [str(graph_rid)] * len(nodes))
         if features:
             index_of = {row["node_key"]: i for i, row in enumerate(nodes)}
@@ -213,4 +224,4 @@ def write_bulk_embedded(
             )
         src = node_rids[graph.edges["source"].to_numpy()].tolist()
         dst = node_rids[graph.edges["target"].to_numpy()].tolist()
-        buffer_edges(batch, schema.EDGE, src, dst, graph, bar.update)
+        buffer_edges(batch, schema.EDGE, src, dst, graph, step)

@@ -1,0 +1,142 @@
+"""The shared server's bulk path (``store/bulk_channel.py``): same graph as the other paths,
+refusals that write nothing, and the real ``db start`` server using it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from circuit_atlas.errors import StoreError
+from circuit_atlas.graph import CircuitGraph
+from circuit_atlas.ingest import load_graph
+from circuit_atlas.local_server import LocalServer, read_password
+from circuit_atlas.store import CircuitStore
+from circuit_atlas.store.artifact import write_artifact
+from circuit_atlas.store.bulk_channel import BulkChannel, BulkLoadFailed, BulkService
+
+from helpers.cli import run_cli
+from helpers.data import bundled
+from helpers.graphs import assert_same_graph, random_attribution_graph
+
+pytestmark = pytest.mark.backends("arcadedb")
+
+
+@pytest.fixture
+def channel(server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BulkChannel]:
+    """The session server's bulk channel, as ``db serve`` runs it, on a short socket path."""
+    folder = tmp_path_factory.mktemp("bulk")
+    service = BulkService(server, folder, read_password(server.data_dir))
+    assert service.start()
+    yield BulkChannel(service.path, read_password(server.data_dir))
+    service.stop()
+
+
+def through_channel(store: CircuitStore, channel: BulkChannel) -> CircuitStore:
+    """Make ``store`` write as a command sharing the server does: not hosting it."""
+    store.local_server = None
+    store.bulk_channel = channel
+    return store
+
+
+def stored_nodes(store: CircuitStore, graph_id: str) -> int:
+    rows = store._read("MATCH (n:Node {graph_id: $g}) RETURN count(n) AS n", {"g": graph_id})
+    return rows[0]["n"]
+
+
+def test_a_graph_loaded_through_the_channel_reads_back_the_same(fresh_store, channel):
+    store = through_channel(fresh_store, channel)
+    graph = load_graph(bundled("dollar.json.gz"))
+    result = store.write_graph(graph)
+    assert result.path == "bulk"
+    assert_same_graph(store.read_graph(graph.graph_id), graph)
+    assert store.write_graph(graph).status == "unchanged"
+    bolt = random_attribution_graph(5)
+    assert store.write_graph(bolt, force_bolt=True).path == "bolt"
+    assert_same_graph(store.read_graph(bolt.graph_id), bolt)
+
+
+def claimed(store: CircuitStore, graph: CircuitGraph, token: str) -> tuple[Path, str]:
+    store._write(
+        "CREATE (:Graph {graph_id: $g, status: 'loading', writer_token: $t})",
+        {"g": graph.graph_id, "t": token},
+    )
+    return write_artifact(graph, store.artifact_dir, graph.content_hash())
+
+
+@pytest.mark.parametrize(
+    "problem, change",
+    [
+        ("wrong password", {"password": "guess"}),
+        ("does not match its recorded SHA-256", {"sha256": "0" * 64}),
+        ("is not claimed by this writer", {"token": "someone-else"}),
+        ("holds graph", {"graph_id": "another"}),
+        ("no database", {"database": "nowhere"}),
+    ],
+)
+def test_a_refused_load_writes_nothing(fresh_store, channel, problem, change):
+    graph = random_attribution_graph(1)
+    artifact, sha = claimed(fresh_store, graph, "mine")
+    request: dict[str, Any] = {
+        "database": fresh_store.database, "graph_id": graph.graph_id, "token": "mine",
+        "artifact": artifact, "sha256": sha,
+    }  # fmt: skip
+    password = change.pop("password", None)
+    request.update(change)
+    sender = BulkChannel(channel.path, password) if password else channel
+    with pytest.raises(BulkLoadFailed, match=problem):
+        sender.load(**request)
+    assert stored_nodes(fresh_store, graph.graph_id) == 0
+
+
+def test_a_hostile_request_line_is_refused(channel):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(str(channel.path))
+        connection.sendall(b"[1, 2]\n")
+        reply = json.loads(connection.makefile("rb").readline())
+    assert "one JSON object" in reply["error"]
+
+
+def test_a_failed_channel_load_leaves_no_graph(fresh_store, channel):
+    store = through_channel(fresh_store, BulkChannel(channel.path, "wrong"))
+    graph = random_attribution_graph(2)
+    with pytest.raises(StoreError, match="wrong password"):
+        store.write_graph(graph)
+    assert stored_nodes(store, graph.graph_id) == 0
+    # the id is free again: the same write through a working channel succeeds
+    store.bulk_channel = channel
+    assert store.write_graph(graph).status == "created"
+
+
+def test_a_stale_socket_means_bolt(fresh_store, tmp_path):
+    stale = tmp_path / "bulk.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(str(stale))  # bound, never listening: what a killed server leaves
+    store = through_channel(fresh_store, BulkChannel(stale, "x"))
+    assert not store.has_bulk_path
+    assert store.write_graph(random_attribution_graph(3)).path == "bolt"
+
+
+def test_db_start_serves_the_bulk_channel(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "CIRCUIT_ATLAS"))}
+    env["CIRCUIT_ATLAS_DATA_DIR"] = str(tmp_path / "shared")
+    run_cli("db", "start", env=env, check=True)
+    try:
+        socket_file = tmp_path / "shared" / "bulk.sock"
+        assert socket_file.is_socket() and (socket_file.stat().st_mode & 0o077) == 0
+        ingested = run_cli("ingest", str(bundled("dollar.json.gz")), env=env, check=True)
+        assert "created (bulk," in ingested.stdout
+        listed = json.loads(run_cli("graphs", "--format", "json", env=env, check=True).stdout)
+        assert [g["graph_id"] for g in listed] == ["gemma-dollar"]
+        with CircuitStore.open(data_dir=tmp_path / "shared") as store:
+            assert_same_graph(
+                store.read_graph("gemma-dollar"), load_graph(bundled("dollar.json.gz"))
+            )
+    finally:
+        run_cli("db", "stop", env=env, check=True)
+    assert not (tmp_path / "shared" / "bulk.sock").exists()
