@@ -97,29 +97,36 @@ def ingest(
             f"nothing written: several files would be stored as graph id(s) {dupes}"
         )
     store = state.store()
-    store.check_writable(graphs, replace=replace)
     results: list[dict[str, Any]] = []
     created: list[str] = []
+    bar = tqdm(total=len(graphs), desc="ingest", unit="graph", disable=len(graphs) < 2 or not bars)
+
+    def record(result: Any) -> None:
+        if result.status == "created":
+            created.append(result.graph_id)
+        results.append(
+            {
+                "graph_id": result.graph_id,
+                "nodes": result.n_nodes,
+                "edges": result.n_edges,
+                "status": result.status,
+                "path": result.path if result.status != "unchanged" else None,
+                "seconds": round(result.seconds, 2),
+            }
+        )
+        bar.update(1)
+
     try:
-        for graph in tqdm(graphs, desc="ingest", unit="graph", disable=len(graphs) < 2 or not bars):
-            result = store.write_graph(graph, replace=replace, progress=bars)
-            if result.status == "created":
-                created.append(result.graph_id)
-            results.append(
-                {
-                    "graph_id": result.graph_id,
-                    "nodes": result.n_nodes,
-                    "edges": result.n_edges,
-                    "status": result.status,
-                    "path": result.path if result.status != "unchanged" else None,
-                    "seconds": round(result.seconds, 2),
-                }
-            )
+        store.write_graphs(graphs, replace=replace, progress=bars, on_result=record)
     except KeyboardInterrupt:
         click.echo(_undo_created(store, created), err=True)
         raise
     except Exception as exc:
         raise CircuitAtlasError(f"{exc} — {_undo_created(store, created)}") from exc
+    finally:
+        bar.close()
+    order = {graph_id: i for i, graph_id in enumerate(ids)}
+    results.sort(key=lambda row: order[row["graph_id"]])  # a batch reports as graphs turn ready
     if out != "table":
         print_rows(results, out)
         return

@@ -7,7 +7,7 @@ Bolt rows, 2–3× slower end to end. So the serving process also listens on a U
 private data folder, and a command asks it, one JSON line each way, to bulk-load a graph from the
 exact artifact the command has just written::
 
-    → {"password", "database", "graph_id", "token", "artifact", "sha256"}
+    → {"password", "database", "graphs": [{"graph_id", "token", "artifact", "sha256"}, …]}
     ← {"progress": rows}* then {"ok": true} or {"error": "…"}
 
 What keeps it safe:
@@ -85,19 +85,18 @@ class BulkChannel:
     def load(
         self,
         database: str,
-        graph_id: str,
-        token: str,
-        artifact: Path,
-        sha256: str,
+        graphs: list[tuple[str, str, Path | None, str]],
         advance: Callable[[int], Any] | None = None,
     ) -> None:
+        """Load claimed graphs, given as (graph id, claim token, artifact, its SHA-256), in one
+        engine batch."""
         request = {
             "password": self._password,
             "database": database,
-            "graph_id": graph_id,
-            "token": token,
-            "artifact": str(artifact),
-            "sha256": sha256,
+            "graphs": [
+                {"graph_id": gid, "token": token, "artifact": str(artifact), "sha256": sha}
+                for gid, token, artifact, sha in graphs
+            ],
         }
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
             try:
@@ -141,32 +140,42 @@ def serve_request(
     refusal (the caller replies with its message)."""
     from circuit_atlas.errors import ArtifactUnavailable
     from circuit_atlas.store.artifact import read_artifact
-    from circuit_atlas.store.rows import feature_rows
     from circuit_atlas.store.writer import write_bulk_embedded
 
     given = request.get("password")
     if not isinstance(given, str) or not hmac.compare_digest(given.encode(), password.encode()):
         raise BulkLoadFailed("wrong password")
-    fields = ("database", "graph_id", "token", "artifact", "sha256")
-    if not all(isinstance(request.get(f), str) for f in fields):
-        raise BulkLoadFailed(f"a request needs string fields {', '.join(fields)}")
+    fields = ("graph_id", "token", "artifact", "sha256")
+    items = request.get("graphs")
+    if (
+        not isinstance(request.get("database"), str)
+        or not isinstance(items, list)
+        or not items
+        or not all(
+            isinstance(i, dict) and all(isinstance(i.get(f), str) for f in fields) for i in items
+        )  # fmt: skip
+    ):
+        raise BulkLoadFailed(
+            f"a request needs a database and a list of graphs with string {', '.join(fields)}"
+        )
     try:
         database = server.embedded_database(request["database"])
     except Exception as exc:  # the engine's own message names the database
         raise BulkLoadFailed(f"no database {request['database']!r}: {exc}") from None
-    try:
-        graph = read_artifact(Path(request["artifact"]), request["sha256"])
-    except ArtifactUnavailable as exc:
-        raise BulkLoadFailed(str(exc)) from None
-    if graph.graph_id != request["graph_id"]:
-        raise BulkLoadFailed(
-            f"the artifact holds graph {graph.graph_id!r}, not {request['graph_id']!r}"
-        )
-    if not _graph_claimed(database, graph.graph_id, request["token"]):
-        raise BulkLoadFailed(f"graph {graph.graph_id!r} is not claimed by this writer")
-    write_bulk_embedded(
-        database, graph, feature_rows(graph), advance=lambda n: send({"progress": n})
-    )
+    graphs = []
+    for item in items:
+        try:
+            graph = read_artifact(Path(item["artifact"]), item["sha256"])
+        except ArtifactUnavailable as exc:
+            raise BulkLoadFailed(str(exc)) from None
+        if graph.graph_id != item["graph_id"]:
+            raise BulkLoadFailed(
+                f"the artifact holds graph {graph.graph_id!r}, not {item['graph_id']!r}"
+            )
+        if not _graph_claimed(database, graph.graph_id, item["token"]):
+            raise BulkLoadFailed(f"graph {graph.graph_id!r} is not claimed by this writer")
+        graphs.append(graph)
+    write_bulk_embedded(database, graphs, advance=lambda n: send({"progress": n}))
 
 
 class _Handler(socketserver.StreamRequestHandler):

@@ -78,6 +78,9 @@ FEATURE_MERGE_ATTEMPTS = 12
 CLAIM_ATTEMPTS = 20
 WRITE_ATTEMPTS = 10
 BOLT_FEATURE_BATCH = 5_000
+# Nodes + edges of the graphs one bulk load takes at most (write_graphs): big enough that a
+# corpus of small graphs shares loads, small enough to bound the rows held in memory at once.
+BATCH_ROWS = 2_000_000
 
 # Stores still open when the interpreter exits. A neo4j driver still open when JPype shuts the
 # embedded JVM down crashes it (SIGSEGV in a Python callback, then a hang), so every store is
@@ -99,6 +102,16 @@ class WriteResult:
     n_edges: int
     seconds: float
     path: str  # "bulk" (embedded engine) or "bolt"
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A graph this writer has claimed, with its artifact once written."""
+
+    graph: CircuitGraph
+    token: str
+    artifact: Path | None
+    sha256: str
 
 
 class CircuitStore:
@@ -282,15 +295,7 @@ class CircuitStore:
         token = claims.new_token()
         status = self._claim_for_write(gid, content_hash, token, replace, graph)
         if status == "unchanged":
-            existing = self._graph_record(gid) or {}
-            if not Path(existing.get("artifact_path", "")).exists():
-                write_artifact(graph, self.artifact_dir, content_hash)
-            if self._lacks_path_bounds(gid):  # stored by an older version
-                self._set_path_bounds(gid, graph)
-            if not self._read(summaries.HAS_SUMMARY, {"gid": gid}):
-                self._in_write_transaction(lambda run: summaries.write_summaries(run, graph))
-            seconds = time.perf_counter() - started
-            return WriteResult(gid, "unchanged", graph.n_nodes, graph.n_edges, seconds, "none")
+            return self._keep_unchanged(graph, content_hash, started)
         artifact: Path | None = None
         use_bulk = self.has_bulk_path and not force_bolt
         try:
@@ -309,8 +314,10 @@ class CircuitStore:
             self._merge_features(features)
             if use_bulk:
                 self._claimed(claims.SET_CLAIMED_PROPERTIES, gid, token, props=props)
-                self._write_bulk(graph, features, token, artifact, artifact_sha, progress)
-                self._in_write_transaction(lambda run: summaries.write_summaries(run, graph))
+                self._write_bulk([_Claimed(graph, token, artifact, artifact_sha)], progress)
+                self._in_write_transaction(
+                    lambda run: summaries.write_summaries(run, graph, fresh=True)
+                )
                 if before_ready is not None:
                     before_ready(self._write)
                 self._claimed(claims.MARK_READY, gid, token, ready=schema.READY)
@@ -323,7 +330,7 @@ class CircuitStore:
 
                 def finish(run: Callable[[str, dict[str, Any]], list[dict[str, Any]]]) -> None:
                     _expect_claim(run(claims.HOLDS_CLAIM, _p(gid, token)))
-                    summaries.write_summaries(run, graph)
+                    summaries.write_summaries(run, graph, fresh=True)
                     if before_ready is not None:
                         before_ready(run)
                     _expect_claim(run(claims.MARK_READY, _p(gid, token, ready=schema.READY)))
@@ -345,33 +352,160 @@ class CircuitStore:
             "bulk" if use_bulk else "bolt",
         )
 
-    def _write_bulk(
-        self,
-        graph: CircuitGraph,
-        features: list[dict[str, Any]],
-        token: str,
-        artifact: Path,
-        artifact_sha: str,
-        progress: bool,
-    ) -> None:
-        """Nodes and edges through the engine's bulk API: here when this process hosts the
-        server, else by the shared server from the artifact just written (bulk_channel.py)."""
+    def _keep_unchanged(
+        self, graph: CircuitGraph, content_hash: str, started: float
+    ) -> WriteResult:
+        """The same content is stored: add only what an older version did not derive."""
+        gid = graph.graph_id
+        existing = self._graph_record(gid) or {}
+        if not Path(existing.get("artifact_path", "")).exists():
+            write_artifact(graph, self.artifact_dir, content_hash)
+        if self._lacks_path_bounds(gid):  # stored by an older version
+            self._set_path_bounds(gid, graph)
+        if not self._read(summaries.HAS_SUMMARY, {"gid": gid}):
+            self._in_write_transaction(lambda run: summaries.write_summaries(run, graph))
+        seconds = time.perf_counter() - started
+        return WriteResult(gid, "unchanged", graph.n_nodes, graph.n_edges, seconds, "none")
+
+    def _write_bulk(self, claimed: list[_Claimed], progress: bool) -> None:
+        """Nodes and edges of claimed graphs through the engine's bulk API, in one batch: here
+        when this process hosts the server, else by the shared server from the artifacts just
+        written (bulk_channel.py)."""
         if self.hosts_server:
             assert self.local_server is not None
             database = self.local_server.embedded_database(self.database)
-            write_bulk_embedded(database, graph, features, progress)
+            write_bulk_embedded(database, [c.graph for c in claimed], progress)
             return
         assert self.bulk_channel is not None and self.database is not None
+        total = sum(c.graph.n_nodes + c.graph.n_edges for c in claimed)
+        label = claimed[0].graph.graph_id if len(claimed) == 1 else f"{len(claimed)} graphs"
         with tqdm(
-            total=graph.n_nodes + graph.n_edges,
-            desc=f"bulk {graph.graph_id}",
-            unit="row",
-            disable=not progress,
-            leave=False,
+            total=total, desc=f"bulk {label}", unit="row", disable=not progress, leave=False
         ) as bar:
             self.bulk_channel.load(
-                self.database, graph.graph_id, token, artifact, artifact_sha, bar.update
+                self.database,
+                [(c.graph.graph_id, c.token, c.artifact, c.sha256) for c in claimed],
+                bar.update,
             )
+
+    def write_graphs(
+        self,
+        graphs: list[CircuitGraph],
+        replace: bool = False,
+        progress: bool = False,
+        on_result: Callable[[WriteResult], Any] | None = None,
+    ) -> list[WriteResult]:
+        """Store several graphs, each atomically as readers see it, like ``write_graph`` one by
+        one; on the bulk path many graphs share one load (``BATCH_ROWS`` nodes and edges at
+        most), so a corpus of small graphs pays the load's fixed costs once per batch instead
+        of once per graph. ``on_result`` hears of each graph as it turns ready (or is found
+        unchanged), so a caller that stops midway knows what it created.
+
+        Every graph is checked first (``check_writable``), so a conflict or a busy id refuses
+        the whole call before anything is written. Each graph keeps its own claim: a writer that
+        takes an id after the check is refused as by ``write_graph``, and a failure removes what
+        this call's claims created that is not yet ready (graphs already reported to
+        ``on_result`` stay)."""
+        self.check_writable(graphs, replace=replace)
+        results: list[WriteResult] = []
+
+        def report(result: WriteResult) -> None:
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+
+        if not self.has_bulk_path:
+            for graph in graphs:
+                report(self.write_graph(graph, replace=replace, progress=progress))
+            return results
+        batch: list[CircuitGraph] = []
+        rows = 0
+        for graph in graphs:
+            if batch and (rows + graph.n_nodes + graph.n_edges > BATCH_ROWS):
+                self._write_batch(batch, replace, progress, report)
+                batch, rows = [], 0
+            batch.append(graph)
+            rows += graph.n_nodes + graph.n_edges
+        if batch:
+            self._write_batch(batch, replace, progress, report)
+        return results
+
+    def _write_batch(
+        self,
+        graphs: list[CircuitGraph],
+        replace: bool,
+        progress: bool,
+        report: Callable[[WriteResult], None],
+    ) -> None:
+        """Claim every graph, write artifacts and features, load them all at once, then turn
+        each ready (see ``write_graphs``)."""
+        started = time.perf_counter()
+        claimed: list[_Claimed] = []
+        statuses: dict[str, str] = {}
+        try:
+            for graph in graphs:
+                gid, token = graph.graph_id, claims.new_token()
+                content_hash = graph.content_hash()
+                status = self._claim_for_write(gid, content_hash, token, replace, graph)
+                if status == "unchanged":
+                    report(self._keep_unchanged(graph, content_hash, time.perf_counter()))
+                    continue
+                statuses[gid] = status
+                claimed.append(_Claimed(graph, token, None, ""))
+                artifact, sha = write_artifact(graph, self.artifact_dir, content_hash)
+                claimed[-1] = _Claimed(graph, token, artifact, sha)
+                props = graph_properties(
+                    graph,
+                    status=schema.LOADING,
+                    content_hash=content_hash,
+                    artifact_path=str(artifact),
+                    artifact_sha256=sha,
+                    ingested_at=time.time(),
+                    writer=claims.this_writer(),
+                    writer_token=token,
+                )
+                self._claimed(claims.SET_CLAIMED_PROPERTIES, gid, token, props=props)
+            if not claimed:
+                return
+            self._merge_features([row for c in claimed for row in feature_rows(c.graph)])
+            self._write_bulk(claimed, progress)
+            total = sum(c.graph.n_nodes + c.graph.n_edges for c in claimed)
+            # One transaction turns the whole batch ready, each graph behind its own claim:
+            # readers see every graph of it whole, and a batch costs one round trip, not six
+            # a graph.
+            ready = list(claimed)
+
+            def finish(run: Callable[[str, dict[str, Any]], list[dict[str, Any]]]) -> None:
+                for c in ready:
+                    _expect_claim(run(claims.HOLDS_CLAIM, _p(c.graph.graph_id, c.token)))
+                    summaries.write_summaries(run, c.graph, fresh=True)
+                    _expect_claim(
+                        run(claims.MARK_READY, _p(c.graph.graph_id, c.token, ready=schema.READY))
+                    )
+
+            self._in_write_transaction(finish)
+            claimed.clear()
+            seconds = time.perf_counter() - started
+            for c in ready:
+                share = seconds * (c.graph.n_nodes + c.graph.n_edges) / max(total, 1)
+                report(
+                    WriteResult(
+                        c.graph.graph_id,
+                        statuses[c.graph.graph_id],
+                        c.graph.n_nodes,
+                        c.graph.n_edges,
+                        share,
+                        "bulk",
+                    )
+                )
+        except BaseException:
+            for c in claimed:
+                with contextlib.suppress(Exception):
+                    self._release_claim(c.graph.graph_id, c.token)
+                if c.artifact is not None:
+                    with contextlib.suppress(OSError):
+                        c.artifact.unlink()
+            raise
 
     def check_writable(self, graphs: list[CircuitGraph], replace: bool = False) -> dict[str, str]:
         """Before writing several graphs: what each write would do (``"created"``,
@@ -527,7 +661,11 @@ class CircuitStore:
 
     def _merge_features(self, features: list[dict[str, Any]]) -> None:
         """MERGE the graph's shared ``:Feature`` identities in small committed transactions,
-        before the graph itself: retried when a concurrent writer created one first."""
+        before the graph itself: retried when a concurrent writer created one first. Rows are
+        one per feature node; each identity is merged once."""
+        identity = ("model", "transcoder_set", "layer", "feature")
+        unique = {tuple(row[k] for k in identity) for row in features}
+        features = [dict(zip(identity, values)) for values in sorted(unique)]
         for start in range(0, len(features), BOLT_FEATURE_BATCH):
             rows = features[start : start + BOLT_FEATURE_BATCH]
             for attempt in range(FEATURE_MERGE_ATTEMPTS):

@@ -43,6 +43,8 @@ def _plain(value: Any) -> Any:
         return int(value)
     if isinstance(value, (np.floating, float)):
         return None if math.isnan(value) else float(value)
+    if isinstance(value, np.ndarray):  # a list column read back from Parquet (the artifact)
+        return [_plain(v) for v in value.tolist()]
     return value
 
 
@@ -54,18 +56,37 @@ def path_bound_properties(graph: CircuitGraph) -> list[dict[str, list[float]]]:
     ]
 
 
+def _plain_column(column: pd.Series) -> list[Any]:
+    """``_plain`` of every value of a column, converted a whole column at a time where its dtype
+    allows (a per-value call cost 3 s on the 33k nodes of the analogy corpus)."""
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype) and not column.isna().any():
+        return column.to_numpy(dtype=bool).tolist()
+    if pd.api.types.is_integer_dtype(dtype):
+        if not column.isna().any():
+            return column.to_numpy(dtype=np.int64).tolist()
+        return [None if missing else int(v) for v, missing in
+                zip(column.to_numpy(dtype=np.int64, na_value=0).tolist(),
+                    column.isna().tolist())]  # fmt: skip
+    if pd.api.types.is_float_dtype(dtype):
+        values = column.to_numpy(dtype=np.float64)
+        return [None if v != v else v for v in values.tolist()]  # NaN → None
+    return [_plain(v) for v in column.tolist()]
+
+
 def node_property_rows(graph: CircuitGraph) -> list[dict[str, Any]]:
     """Per-node property maps, with the derived path bounds the path queries prune by."""
     nodes = graph.nodes_frame()
     gid = graph.graph_id
     bounds = path_bound_properties(graph)
+    columns = [(str(name), _plain_column(nodes[name])) for name in nodes.columns]
     rows = []
-    for i, record in enumerate(nodes.to_dict("records")):
-        row = {"graph_id": gid}
-        for key, value in record.items():
-            plain = _plain(value)
-            if plain is not None:
-                row[key] = plain
+    for i in range(len(nodes)):
+        row: dict[str, Any] = {"graph_id": gid}
+        for key, values in columns:
+            value = values[i]
+            if value is not None:
+                row[key] = value
         row.update(bounds[i])
         rows.append(row)
     return rows

@@ -136,10 +136,12 @@ def layer_pair_rows(graph: CircuitGraph, kept: int = TOP_EDGES_KEPT) -> list[dic
     return rows
 
 
-def write_summaries(run: Any, graph: CircuitGraph) -> None:
-    """Replace ``graph``'s summaries with ``run`` (a statement runner), in its transaction."""
-    for statement in DELETE_SUMMARIES:
-        run(statement, {"gid": graph.graph_id})
+def write_summaries(run: Any, graph: CircuitGraph, fresh: bool = False) -> None:
+    """Replace ``graph``'s summaries with ``run`` (a statement runner), in its transaction;
+    ``fresh``: the graph was just claimed and emptied, so there are none to delete."""
+    if not fresh:
+        for statement in DELETE_SUMMARIES:
+            run(statement, {"gid": graph.graph_id})
     run(WRITE_SUMMARY, {"summary": graph_summary(graph)})
     rows = layer_pair_rows(graph)
     for start in range(0, len(rows), 1000):

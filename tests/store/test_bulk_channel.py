@@ -17,8 +17,9 @@ from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.ingest import load_graph
 from circuit_atlas.local_server import LocalServer, read_password
 from circuit_atlas.store import CircuitStore
-from circuit_atlas.store.artifact import write_artifact
+from circuit_atlas.store.artifact import read_artifact, write_artifact
 from circuit_atlas.store.bulk_channel import BulkChannel, BulkLoadFailed, BulkService
+from circuit_atlas.store.rows import node_property_rows
 
 from helpers.cli import run_cli
 from helpers.data import bundled
@@ -82,15 +83,14 @@ def claimed(store: CircuitStore, graph: CircuitGraph, token: str) -> tuple[Path,
 def test_a_refused_load_writes_nothing(fresh_store, channel, problem, change):
     graph = random_attribution_graph(1)
     artifact, sha = claimed(fresh_store, graph, "mine")
-    request: dict[str, Any] = {
-        "database": fresh_store.database, "graph_id": graph.graph_id, "token": "mine",
-        "artifact": artifact, "sha256": sha,
-    }  # fmt: skip
+    item: dict[str, Any] = {"graph_id": graph.graph_id, "token": "mine",
+                            "artifact": artifact, "sha256": sha}  # fmt: skip
     password = change.pop("password", None)
-    request.update(change)
+    database = change.pop("database", fresh_store.database)
+    item.update(change)
     sender = BulkChannel(channel.path, password) if password else channel
     with pytest.raises(BulkLoadFailed, match=problem):
-        sender.load(**request)
+        sender.load(database, [(item["graph_id"], item["token"], item["artifact"], item["sha256"])])
     assert stored_nodes(fresh_store, graph.graph_id) == 0
 
 
@@ -140,3 +140,31 @@ def test_db_start_serves_the_bulk_channel(tmp_path: Path):
     finally:
         run_cli("db", "stop", env=env, check=True)
     assert not (tmp_path / "shared" / "bulk.sock").exists()
+
+
+def test_several_graphs_share_one_channel_load(fresh_store, channel):
+    store = through_channel(fresh_store, channel)
+    graphs = [load_graph(bundled("dollar.json.gz")), random_attribution_graph(6)]
+    results = store.write_graphs(graphs)
+    assert [(r.status, r.path) for r in results] == [("created", "bulk")] * 2
+    for graph in graphs:
+        assert_same_graph(store.read_graph(graph.graph_id), graph)
+
+
+def test_list_properties_survive_the_artifact(fresh_store, channel):
+    """Parquet gives list columns back as arrays: the channel must store the same lists (an SAE
+    circuit's decoder directions broke the demo's shared-server run before this)."""
+    graph = random_attribution_graph(7)
+    nodes = graph.nodes.copy()
+    nodes["decoder"] = [[0.5 * i, -1.0] for i in range(len(nodes))]
+    graph = CircuitGraph(nodes, graph.edges, graph.metadata)
+    artifact, _ = write_artifact(graph, fresh_store.artifact_dir, graph.content_hash())
+    assert node_property_rows(read_artifact(artifact)) == node_property_rows(graph)
+    store = through_channel(fresh_store, channel)
+    assert store.write_graph(graph).path == "bulk"
+    stored = store.query(
+        "MATCH (n:Node {graph_id: $g}) RETURN n.node_key AS key, n.decoder AS decoder",
+        {"g": graph.graph_id},
+    )
+    expected = dict(zip((k.encode() for k in graph.keys()), nodes["decoder"]))
+    assert {row["key"]: row["decoder"] for row in stored} == expected
