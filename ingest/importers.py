@@ -30,6 +30,10 @@ class Importer:
     description: str
     sniff: Callable[[Any], bool]
     parse: Callable[[Any, Path, str | None], CircuitGraph]
+    # Optional: reads a JSON file of this format without building its whole document, given
+    # (path, whether the format must still be detected, graph_id); returns None to hand the file
+    # to the whole-document path, which then decides (and words every refusal). See load_graph.
+    stream: Callable[[Path, bool, str | None], CircuitGraph | None] | None = None
 
 
 IMPORTERS: dict[str, Importer] = {}
@@ -257,11 +261,21 @@ def read_json(path: Path) -> Any:
       driver and the bulk path would fail on it with an internal error.
     """
     raw, text = _read_text(path)
-    if _nesting_depth(raw) > MAX_JSON_DEPTH:
-        where = _where_too_deep(text, MAX_JSON_DEPTH)
+    return parse_json_text(raw, text, path)
+
+
+def parse_json_text(raw: bytes, text: str, path: Path, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """:func:`read_json`'s strict parse of one JSON text (``raw`` is its UTF-8 bytes).
+
+    Also what the streaming Neuronpedia reader (``neuronpedia_stream``) applies to each
+    top-level value and each unusual link it cuts out of a file, with ``max_depth`` lowered by
+    the levels around it, so that a value passes there exactly when it passes here.
+    """
+    if _nesting_depth(raw) > max_depth:
+        where = _where_too_deep(text, max_depth)
         raise ImportFormatError(
             path,
-            f"field {where}: arrays/objects nested more than {MAX_JSON_DEPTH} levels deep "
+            f"field {where}: arrays/objects nested more than {max_depth} levels deep "
             "(graph files nest 4)",
         )
     refused: list[_Refused] = []
@@ -366,7 +380,38 @@ def detect_format(document: Any, path: Path) -> Importer:
 def load_graph(
     path: str | Path, fmt: str | None = None, graph_id: str | None = None
 ) -> CircuitGraph:
-    """Read one file into a validated ``CircuitGraph``; every failure names the file."""
+    """Read one file into a validated ``CircuitGraph``; every failure names the file.
+
+    A ``.json``/``.json.gz`` file of a format with a streaming reader (``Importer.stream``) is
+    read by it, in chunks, so that peak memory follows the graph's arrays rather than the parsed
+    document; the reader hands anything unusual, every refusal included, to
+    :func:`load_document_graph`, so the result and the errors are the same either way.
+    """
+    path = Path(path)
+    graph = _streamed(path, fmt, graph_id)
+    return graph if graph is not None else load_document_graph(path, fmt, graph_id)
+
+
+def _streamed(path: Path, fmt: str | None, graph_id: str | None) -> CircuitGraph | None:
+    """The graph from a streaming reader, or None when none applies or it handed over."""
+    if path.suffix in READERS or not path.name.endswith((".json", ".json.gz")):
+        return None
+    if fmt is None:
+        readers = [imp.stream for imp in IMPORTERS.values() if imp.stream is not None]
+    else:
+        stream = IMPORTERS[fmt].stream if fmt in IMPORTERS else None
+        readers = [stream] if stream is not None else []
+    for read in readers:
+        graph = read(path, fmt is None, graph_id)
+        if graph is not None:
+            return graph
+    return None
+
+
+def load_document_graph(
+    path: str | Path, fmt: str | None = None, graph_id: str | None = None
+) -> CircuitGraph:
+    """:func:`load_graph` through the whole parsed document (the strict reference path)."""
     path = Path(path)
     document = read_document(path)
     if fmt is None:

@@ -375,15 +375,18 @@ def kept_fields(document: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kept.items() if v}
 
 
+def node_table(nodes: list[NeuronpediaNode], meta: NeuronpediaMetadata) -> pd.DataFrame:
+    """The nodes table of a validated file (one implementation for both readers)."""
+    tokens = list(meta.prompt_tokens)
+    records = [_node_record(i, node, meta.schema_version, tokens) for i, node in enumerate(nodes)]
+    check_layers(records)
+    return nodes_from_records(records)
+
+
 def parse_neuronpedia(document: Any, path: Path, graph_id: str | None = None) -> CircuitGraph:
     data = NeuronpediaGraphFile.model_validate(document)
     meta = data.metadata
-    tokens = list(meta.prompt_tokens)
-    records = [
-        _node_record(i, node, meta.schema_version, tokens) for i, node in enumerate(data.nodes)
-    ]
-    check_layers(records)
-    nodes = nodes_from_records(records)
+    nodes = node_table(data.nodes, meta)
     sources, targets = resolve_links(
         [n.node_id for n in data.nodes], nodes["kind"].tolist(), data.links
     )
@@ -401,17 +404,25 @@ def parse_neuronpedia(document: Any, path: Path, graph_id: str | None = None) ->
             "weight": np.array([link.weight for link in data.links], dtype=np.float64),
         }
     )
+    return CircuitGraph(nodes, edges, graph_metadata(meta, document, path, graph_id))
+
+
+def graph_metadata(
+    meta: NeuronpediaMetadata, document: dict[str, Any], path: Path, graph_id: str | None
+) -> GraphMetadata:
+    """The graph's metadata from the validated ``metadata`` and the file's own keys (only
+    ``metadata`` and ``qParams`` are read from ``document``; see :func:`kept_fields`)."""
     info = meta.info
     generator = info.generator or NeuronpediaGenerator()
     created = None
     if info.create_time_ms is not None:
         created = datetime.fromtimestamp(info.create_time_ms / 1000, tz=timezone.utc).isoformat()
     pruning = meta.pruning_settings or {}
-    metadata = GraphMetadata(
+    return GraphMetadata(
         graph_id=graph_id or meta.slug,
         model=meta.scan,
         prompt=meta.prompt,
-        tokens=tokens,
+        tokens=list(meta.prompt_tokens),
         method="attribution-graph",
         source_tool=generator.name,
         source_version=generator.version,
@@ -426,13 +437,25 @@ def parse_neuronpedia(document: Any, path: Path, graph_id: str | None = None) ->
             NEURONPEDIA_EXTRA: kept_fields(document),
         },
     )
-    return CircuitGraph(nodes, edges, metadata)
 
 
 def _sniff(document: Any) -> bool:
     return isinstance(document, dict) and {"metadata", "nodes", "links"} <= document.keys()
 
 
+def _stream(path: Path, detect: bool, graph_id: str | None) -> CircuitGraph | None:
+    # Imported here: the streaming reader builds on this module's models.
+    from circuit_atlas.ingest.neuronpedia_stream import stream_neuronpedia
+
+    return stream_neuronpedia(path, graph_id, detect=detect)
+
+
 register(
-    Importer(FORMAT_NAME, "Neuronpedia / circuit-tracer graph JSON", _sniff, parse_neuronpedia)
+    Importer(
+        FORMAT_NAME,
+        "Neuronpedia / circuit-tracer graph JSON",
+        _sniff,
+        parse_neuronpedia,
+        stream=_stream,
+    )
 )

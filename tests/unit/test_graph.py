@@ -84,6 +84,18 @@ def test_non_finite_weights_are_rejected(bad, message):
         tiny_graph(weights=(0.5, bad, 1.0))
 
 
+def test_the_first_repeated_edge_is_named_and_channels_keep_parallel_edges_apart():
+    good = tiny_graph()
+    edges = pd.DataFrame(
+        {"source": [0, 2, 0, 2, 0], "target": [1, 3, 2, 3, 1], "weight": [1.0] * 5,
+         "channel": ["", "a", "", "a", "b"]}
+    )  # fmt: skip
+    with pytest.raises(InvalidGraphError, match=r"more than one edge 2->3 in channel 'a'"):
+        CircuitGraph(good.nodes, edges, good.metadata)
+    parallel = edges.iloc[[0, 1, 2, 4]]  # 0->1 twice, in channels '' and 'b'
+    assert CircuitGraph(good.nodes, parallel, good.metadata).n_edges == 4
+
+
 def test_duplicate_identity_unknown_endpoint_and_duplicate_edge_are_rejected():
     nodes = pd.DataFrame([{"kind": "error", "layer": 0, "pos": 0}] * 2)
     with pytest.raises(InvalidGraphError, match="duplicate node identity"):
