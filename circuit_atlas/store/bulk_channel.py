@@ -45,7 +45,7 @@ from typing import Any, cast
 from circuit_atlas.errors import StoreError
 
 SOCKET_NAME = "bulk.sock"
-MAX_REQUEST_BYTES = 1 << 16
+MAX_REQUEST_BYTES = 16 << 20  # a batch of many graphs names each (~300 bytes a graph)
 # A Unix socket path is limited to ~107 bytes; a longer data folder gets no bulk channel.
 MAX_SOCKET_PATH = 100
 
@@ -186,8 +186,10 @@ class _Handler(socketserver.StreamRequestHandler):
             self.wfile.write(json.dumps(reply).encode() + b"\n")
             self.wfile.flush()
 
-        line = self.rfile.readline(MAX_REQUEST_BYTES)
+        line = self.rfile.readline(MAX_REQUEST_BYTES + 1)
         try:
+            if len(line) > MAX_REQUEST_BYTES:
+                raise BulkLoadFailed(f"a request is at most {MAX_REQUEST_BYTES} bytes")
             request = json.loads(line)
             if not isinstance(request, dict):
                 raise BulkLoadFailed("a request is one JSON object on one line")

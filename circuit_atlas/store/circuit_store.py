@@ -81,6 +81,7 @@ BOLT_FEATURE_BATCH = 5_000
 # Nodes + edges of the graphs one bulk load takes at most (write_graphs): big enough that a
 # corpus of small graphs shares loads, small enough to bound the rows held in memory at once.
 BATCH_ROWS = 2_000_000
+BATCH_GRAPHS = 1_000  # and graphs: the shared server's request names each one
 
 # Stores still open when the interpreter exits. A neo4j driver still open when JPype shuts the
 # embedded JVM down crashes it (SIGSEGV in a Python callback, then a hang), so every store is
@@ -421,7 +422,8 @@ class CircuitStore:
         batch: list[CircuitGraph] = []
         rows = 0
         for graph in graphs:
-            if batch and (rows + graph.n_nodes + graph.n_edges > BATCH_ROWS):
+            full = rows + graph.n_nodes + graph.n_edges > BATCH_ROWS or len(batch) >= BATCH_GRAPHS
+            if batch and full:
                 self._write_batch(batch, replace, progress, report)
                 batch, rows = [], 0
             batch.append(graph)

@@ -168,3 +168,16 @@ def test_list_properties_survive_the_artifact(fresh_store, channel):
     )
     expected = dict(zip((k.encode() for k in graph.keys()), nodes["decoder"]))
     assert {row["key"]: row["decoder"] for row in stored} == expected
+
+
+def test_a_batch_of_many_graphs_fits_one_request(fresh_store, channel):
+    """A thousand graph names made a request line longer than the server first read (64 KiB):
+    the JSON arrived cut and the whole ingest failed."""
+    store = through_channel(fresh_store, channel)
+    graphs = [
+        CircuitGraph(small.nodes, small.edges, small.metadata.model_copy(update={"graph_id": gid}))
+        for small in [random_attribution_graph(8, n_layers=1, n_pos=1, density=0.5)]
+        for gid in (f"graph-with-a-longish-name-{i:04d}" for i in range(400))
+    ]
+    results = store.write_graphs(graphs)
+    assert {(r.status, r.path) for r in results} == {("created", "bulk")}
