@@ -363,7 +363,9 @@ class CircuitStore:
             write_artifact(graph, self.artifact_dir, content_hash)
         if self._lacks_path_bounds(gid):  # stored by an older version
             self._set_path_bounds(gid, graph)
-        if not self._read(summaries.HAS_SUMMARY, {"gid": gid}):
+        if not self._read(
+            summaries.HAS_SUMMARY, {"gid": gid, "version": summaries.SUMMARY_VERSION}
+        ):
             self._in_write_transaction(lambda run: summaries.write_summaries(run, graph))
         seconds = time.perf_counter() - started
         return WriteResult(gid, "unchanged", graph.n_nodes, graph.n_edges, seconds, "none")
@@ -478,12 +480,16 @@ class CircuitStore:
             ready = list(claimed)
 
             def finish(run: Callable[[str, dict[str, Any]], list[dict[str, Any]]]) -> None:
-                for c in ready:
-                    _expect_claim(run(claims.HOLDS_CLAIM, _p(c.graph.graph_id, c.token)))
-                    summaries.write_summaries(run, c.graph, fresh=True)
-                    _expect_claim(
-                        run(claims.MARK_READY, _p(c.graph.graph_id, c.token, ready=schema.READY))
-                    )
+                summaries.write_many_summaries(run, [c.graph for c in ready], fresh=True)
+                held = run(
+                    claims.MARK_ALL_READY,
+                    {
+                        "claims": [{"gid": c.graph.graph_id, "token": c.token} for c in ready],
+                        "ready": schema.READY,
+                    },
+                )
+                if not held or held[0].get("n") != len(ready):  # one lost: roll it all back
+                    _expect_claim([])
 
             self._in_write_transaction(finish)
             claimed.clear()
@@ -791,7 +797,8 @@ class CircuitStore:
     def graphs_without_summaries(self) -> list[str]:
         """Ready graphs written before the store kept summaries (``store/summaries.py``): the
         queries that read them refuse these graphs until ``upgrade`` adds them."""
-        return [row["gid"] for row in self._read(summaries.GRAPHS_WITHOUT_SUMMARY)]
+        rows = self._read(summaries.GRAPHS_WITHOUT_SUMMARY, {"version": summaries.SUMMARY_VERSION})
+        return [row["gid"] for row in rows]
 
     def add_summaries(self, graph_id: str) -> None:
         """Compute a stored graph's summaries from its exact artifact (or the database copy)

@@ -56,6 +56,11 @@ MARK_READY = (
     "MATCH (g:Graph {graph_id: $gid, writer_token: $token}) "
     "SET g.status = $ready RETURN count(g) AS n"
 )
+# A batch of graphs at once (CircuitStore.write_graphs): the count says whether every claim held.
+MARK_ALL_READY = (
+    "UNWIND $claims AS c MATCH (g:Graph {graph_id: c.gid, writer_token: c.token}) "
+    "SET g.status = $ready RETURN count(g) AS n"
+)
 # Whether the claim is still ours: the first statement of every transaction that writes part of
 # a graph in batches (a claim cleared by `rm --force` stops the writer at its next batch).
 HOLDS_CLAIM = "MATCH (g:Graph {graph_id: $gid, writer_token: $token}) RETURN count(g) AS n"

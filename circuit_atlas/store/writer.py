@@ -189,10 +189,13 @@ def write_bulk_embedded(
     for edge_type in (schema.EDGE, schema.IN_GRAPH, schema.INSTANCE_OF):
         database.command("sql", f"CREATE EDGE TYPE {edge_type} IF NOT EXISTS")
     ids = [graph.graph_id for graph in graphs]
-    graph_rid = {  # one indexed lookup each: the engine's SQL takes no list parameter
-        gid: str(_rows(database, "SELECT @rid AS rid FROM Graph WHERE graph_id = ?", gid)[0]["rid"])
-        for gid in ids
+    claimed = {  # one query for the batch: every graph being written is 'loading'
+        str(row["graph_id"]): str(row["rid"])
+        for row in _rows(
+            database, "SELECT @rid AS rid, graph_id FROM Graph WHERE status = ?", schema.LOADING
+        )
     }
+    graph_rid = {gid: claimed[gid] for gid in ids}
     features = {graph.graph_id: feature_rows(graph) for graph in graphs}
     feature_rid: dict[tuple[str, str, int, int], str] = {}
     for model, transcoder_set in {feature_identity(g) for g in graphs if features[g.graph_id]}:

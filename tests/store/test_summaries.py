@@ -162,6 +162,9 @@ def test_a_graph_without_summaries_is_refused_until_upgrade(fresh_store: Circuit
     assert fresh_store.graphs_without_summaries() == []
     got = run_query(fresh_store, "top_edges_per_layer_pair", {"graph_id": graph.graph_id})
     assert_same(got, expected)
+    # summaries of an older layout count as missing too
+    fresh_store.query("MATCH (s:GraphSummary) SET s.version = 1", write=True)
+    assert fresh_store.graphs_without_summaries() == [graph.graph_id]
 
 
 def test_reingest_adds_missing_summaries_and_delete_takes_them(fresh_store: CircuitStore):
@@ -198,7 +201,9 @@ def test_layer_pairs_keep_the_strongest_edges_with_key_ties():
     # a's, a → d before a → c because d's key sorts first
     pair = rows[(0, 1)]
     assert pair["n_edges"] == 7
-    assert list(zip(pair["sources"], pair["targets"], pair["weights"])) == [
+    keys = graph_summary(graph)["node_keys"]
+    edges = zip(pair["sources"], pair["targets"], pair["weights"])
+    assert [(keys[s], keys[t], w) for s, t, w in edges] == [
         (a, d, 2.0), (a, c, -2.0),
     ]  # fmt: skip
     assert rows[(-1, 0)]["n_edges"] == 4
