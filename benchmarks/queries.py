@@ -171,6 +171,9 @@ def anchors(store: CircuitStore, graph_id: str, run_id: str, graph_ids: list[str
         "roi_edges": {"run_id": run_id},
         "roi_influence": {"run_id": run_id},
         "rois_with_feature": {"layer": feature["layer"], "feature": feature["feature"]},
+        "search_features": {"text": "the"},
+        "search_labels": {"text": "the"},
+        "motif_enrichment": {"motif": "feed_forward_loop"},  # no census stored: reads nothing
     }
     missing = set(library()) - set(arguments)
     if missing:

@@ -20,11 +20,12 @@ WHERE g.status = 'ready'
        OR (size($graph_ids) = 0
            AND ($include_derived OR NOT EXISTS { (g)-[:DERIVED_FROM]->(:Graph) })))
 MATCH (s:GraphSummary {graph_id: g.graph_id})
-WITH collect({graph: g.graph_id, scope: s.feature_scope, codes: s.feature_codes}) AS graphs
-CALL (graphs) {
-    UNWIND graphs AS holder
-    UNWIND holder.codes AS code
-    WITH holder.scope AS scope, code, collect(holder.graph) AS holders
+WITH collect(s) AS summaries
+CALL (summaries) {
+    UNWIND summaries AS s
+    UNWIND s.feature_codes + s.wide_feature_codes AS code
+    WITH s.feature_scope AS scope, code, s.graph_id AS graph
+    WITH scope, code, collect(graph) AS holders
     WHERE size(holders) > 1
     UNWIND holders AS a
     UNWIND holders AS b
@@ -32,11 +33,10 @@ CALL (graphs) {
     WITH a, b, count(*) AS shared
     RETURN collect({a: a, b: b, shared: shared}) AS found
 }
-WITH graphs, found + reduce(pairs = [], x IN graphs |
-        pairs + [y IN graphs WHERE x.graph < y.graph | {a: x.graph, b: y.graph, shared: 0}])
-     AS counts
-UNWIND graphs AS size_of
-WITH counts, collect([size_of.graph, size(size_of.codes)]) AS sizes
+WITH [s IN summaries | [s.graph_id, size(s.feature_codes) + size(s.wide_feature_codes)]] AS sizes,
+     found
+WITH sizes, found + reduce(pairs = [], x IN sizes |
+        pairs + [y IN sizes WHERE x[0] < y[0] | {a: x[0], b: y[0], shared: 0}]) AS counts
 UNWIND counts AS tally
 WITH tally.a AS graph_a, tally.b AS graph_b, sum(tally.shared) AS shared, sizes
 WITH graph_a, graph_b, shared,

@@ -13,10 +13,11 @@
 MATCH (g:Graph {graph_id: $graph_id})
 WHERE g.status = 'ready'
 MATCH (s:GraphSummary {graph_id: $graph_id})
+WITH s.node_keys AS keys  // read the 20k-key list once, not once a row (1.2 s)
 MATCH (p:LayerPair {graph_id: $graph_id})
 UNWIND range(0, CASE WHEN size(p.weights) < $k THEN size(p.weights) ELSE $k END - 1) AS i
 RETURN p.source_layer AS source_layer, p.target_layer AS target_layer, i + 1 AS rank,
-       s.node_keys[p.sources[i]] AS source, s.node_keys[p.targets[i]] AS target,
+       keys[p.sources[i]] AS source, keys[p.targets[i]] AS target,
        p.weights[i] AS weight
 ORDER BY source_layer, target_layer, rank
 LIMIT $limit

@@ -50,7 +50,7 @@ _CONFLICT_MARKERS = (
 )
 # Out-of-memory is reported as transient by Neo4j, but running the same transaction again
 # only fails again: never retried (the driver would do so silently for 30 s).
-_MEMORY_MARKERS = ("memorypool", "outofmemory", "memory limit")
+_MEMORY_MARKERS = ("memorypool", "outofmemory", "memory limit", "heap budget exceeded")
 
 
 def _is_memory_error(exc: neo.Neo4jError) -> bool:
@@ -86,7 +86,7 @@ def translated(uri: str, user: str | None) -> Generator[None, None, None]:
         if _is_memory_error(exc):
             raise StoreError(
                 f"the graph database ran out of memory for this transaction "
-                f"({first_line(exc.message)}); give the server more memory or write less at once"
+                f"({first_line(exc.message)}); give the server more memory, or ask for less at once"
             ) from None
         if _is_conflict(exc):
             raise WriteConflict(

@@ -6,11 +6,15 @@ call: on a 20k-node / 1M-edge graph ``top_edges_per_layer_pair`` took 24 s,
 graph alone, so the store derives it when it writes the graph and the queries read a few hundred
 small rows instead::
 
-    (:GraphSummary {graph_id, version, feature_scope, feature_codes,
+    (:GraphSummary {graph_id, version, feature_scope, feature_codes, wide_feature_codes,
                     layers, error_weight, feature_weight, node_keys})
     (:LayerPair {graph_id, source_layer, target_layer, n_edges, sources, targets, weights})
 
-* ``feature_codes``: the graph's distinct transcoder features as ``"layer:feature"``, sorted;
+* ``feature_codes``: the graph's distinct transcoder features as integers
+  ``layer · 2³² + feature``, sorted (integers group 20–30 % faster than strings in
+  ``feature_jaccard``); a feature index that does not fit in 32 bits (never seen, but a file may
+  say so) goes to ``wide_feature_codes`` as the string ``"layer:feature"`` instead, so every
+  code stays exact and each feature always gets the same kind of code;
   ``feature_scope`` names the :Feature identity's model and transcoder set (``rows.py``), so two
   graphs share a code only when they share the :Feature node.
 * ``layers`` / ``error_weight`` / ``feature_weight``: per layer, the summed |weight| of the
@@ -37,7 +41,7 @@ import numpy as np
 from circuit_atlas.graph import CircuitGraph, NodeKind
 from circuit_atlas.store.rows import feature_identity
 
-SUMMARY_VERSION = 2
+SUMMARY_VERSION = 3
 TOP_EDGES_KEPT = 100  # the most `top_edges_per_layer_pair` returns per layer pair (its k)
 NO_LAYER = -1  # the layer the queries give a node without one (input tokens)
 
@@ -63,6 +67,13 @@ GRAPHS_WITHOUT_SUMMARY = (
 )
 
 
+CODE_BASE = 2**32
+
+
+def _fits(feature: int) -> bool:
+    return 0 <= feature < CODE_BASE
+
+
 def _node_layers(graph: CircuitGraph) -> np.ndarray:
     layers = graph.nodes["layer"]
     return layers.fillna(NO_LAYER).to_numpy(dtype=np.int64)
@@ -77,7 +88,8 @@ def graph_summary(graph: CircuitGraph) -> dict[str, Any]:
         (int(layer), int(feature))
         for layer, feature in zip(nodes["layer"][is_feature], nodes["feature"][is_feature])
     }
-    codes = [f"{layer}:{feature}" for layer, feature in sorted(pairs)]
+    codes = [layer * CODE_BASE + feature for layer, feature in sorted(pairs) if _fits(feature)]
+    wide = [f"{layer}:{feature}" for layer, feature in sorted(pairs) if not _fits(feature)]
 
     layers = _node_layers(graph)
     source = graph.edges["source"].to_numpy(dtype=np.int64)
@@ -99,6 +111,7 @@ def graph_summary(graph: CircuitGraph) -> dict[str, Any]:
         "version": SUMMARY_VERSION,
         "feature_scope": json.dumps(list(feature_identity(graph))),
         "feature_codes": codes,
+        "wide_feature_codes": wide,
         "layers": present.tolist(),
         "error_weight": padded[NodeKind.ERROR.value][index].tolist(),
         "feature_weight": padded[NodeKind.FEATURE.value][index].tolist(),

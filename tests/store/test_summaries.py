@@ -107,8 +107,16 @@ def tied_graph() -> CircuitGraph:
     return CircuitGraph(graph.nodes, edges_frame, graph.metadata)
 
 
+def wide_graph(graph_id: str, features: tuple[int, int]) -> CircuitGraph:
+    """Feature indices past 32 bits (kept as string codes) beside ordinary ones."""
+    nodes = {"t": tok(0), "a": feat(0, 0, features[0]), "b": feat(1, 0, features[1])}
+    return build(graph_id, nodes, [("t", "a", 1.0), ("a", "b", 0.5)])
+
+
 def stored_graphs(store: CircuitStore) -> list[CircuitGraph]:
     graphs = [
+        wide_graph("wide-a", (2**40, 3)),
+        wide_graph("wide-b", (2**40, 4)),
         load_graph(bundled("dollar.json.gz")),
         tied_graph(),
         random_attribution_graph(3, n_layers=4, n_pos=3, density=0.6),
@@ -134,7 +142,7 @@ def test_summary_queries_answer_what_the_edge_by_edge_queries_did(fresh_store: C
         got = run_query(fresh_store, "error_share_per_layer", {"graph_id": gid})
         assert_same(got, reference(fresh_store, EDGE_BY_EDGE_ERROR_SHARE, graph_id=gid))
     ids = [g.graph_id for g in graphs]
-    for chosen in ([], ids[:2], [ids[0], ids[3]], [ids[1]]):
+    for chosen in ([], ids[:2], [ids[0], ids[3]], [ids[1]], ids[2:4]):
         got = run_query(fresh_store, "feature_jaccard", {"graph_ids": chosen})
         assert_same(got, reference(fresh_store, NODE_BY_NODE_JACCARD, graph_ids=chosen))
     # the corpus shares features, so the per-feature count is exercised, not just zeros
@@ -213,7 +221,9 @@ def test_layer_pairs_keep_the_strongest_edges_with_key_ties():
 
 def test_graph_summary_sums_and_codes():
     summary = graph_summary(tied_graph())
-    assert summary["feature_codes"] == ["0:1", "0:2", "1:3", "1:4"]
+    assert summary["feature_codes"] == [1, 2, 2**32 + 3, 2**32 + 4]
+    assert summary["wide_feature_codes"] == []
+    assert graph_summary(wide_graph("w", (2**40, 3)))["wide_feature_codes"] == [f"0:{2**40}"]
     assert summary["layers"] == [0]
     assert summary["feature_weight"] == [12.0]
     assert summary["error_weight"] == [0.5]

@@ -1,0 +1,31 @@
+"""Driver errors the store translates by their text (``store/errors_map.py``)."""
+
+from __future__ import annotations
+
+import neo4j.exceptions as neo
+import pytest
+
+from circuit_atlas.errors import StoreError, WriteConflict
+from circuit_atlas.store.errors_map import translated
+
+
+def raised(code: str, message: str) -> Exception:
+    with pytest.raises(StoreError) as caught, translated("bolt://127.0.0.1:1", "root"):
+        raise neo.Neo4jError._hydrate_neo4j(code=code, message=message)
+    return caught.value
+
+
+def test_arcadedb_query_heap_budget_is_memory_not_a_write_conflict():
+    """ArcadeDB reports its query heap budget as a transient error; it used to read as "a
+    concurrent write conflicted with this one" (feature_jaccard on a 1M-edge store)."""
+    error = raised(
+        "Neo.TransientError.General.DatabaseUnavailable",
+        "Query heap budget exceeded: the in-heap GROUP BY needs 278.60KB more",
+    )
+    assert not isinstance(error, WriteConflict)
+    assert "ran out of memory" in str(error) and "ask for less" in str(error)
+
+
+def test_a_real_transient_conflict_still_reads_as_one():
+    error = raised("Neo.TransientError.Transaction.DeadlockDetected", "deadlock detected")
+    assert isinstance(error, WriteConflict)
