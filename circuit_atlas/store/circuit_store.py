@@ -301,16 +301,7 @@ class CircuitStore:
         use_bulk = self.has_bulk_path and not force_bolt
         try:
             artifact, artifact_sha = write_artifact(graph, self.artifact_dir, content_hash)
-            props = graph_properties(
-                graph,
-                status=schema.LOADING,
-                content_hash=content_hash,
-                artifact_path=str(artifact),
-                artifact_sha256=artifact_sha,
-                ingested_at=time.time(),
-                writer=claims.this_writer(),
-                writer_token=token,
-            )
+            props = _loading_properties(graph, content_hash, artifact, artifact_sha, token)
             features = feature_rows(graph)
             self._merge_features(features)
             if use_bulk:
@@ -458,16 +449,7 @@ class CircuitStore:
                 claimed.append(_Claimed(graph, token, None, ""))
                 artifact, sha = write_artifact(graph, self.artifact_dir, content_hash)
                 claimed[-1] = _Claimed(graph, token, artifact, sha)
-                props = graph_properties(
-                    graph,
-                    status=schema.LOADING,
-                    content_hash=content_hash,
-                    artifact_path=str(artifact),
-                    artifact_sha256=sha,
-                    ingested_at=time.time(),
-                    writer=claims.this_writer(),
-                    writer_token=token,
-                )
+                props = _loading_properties(graph, content_hash, artifact, sha, token)
                 self._claimed(claims.SET_CLAIMED_PROPERTIES, gid, token, props=props)
             if not claimed:
                 return
@@ -1151,6 +1133,22 @@ def _runner(tx: Any) -> Callable[[str, dict[str, Any]], list[dict[str, Any]]]:
 
 def _p(gid: str, token: str, **params: Any) -> dict[str, Any]:
     return {"gid": gid, "token": token, **params}
+
+
+def _loading_properties(
+    graph: CircuitGraph, content_hash: str, artifact: Path, artifact_sha: str, token: str
+) -> dict[str, Any]:
+    """The ``:Graph`` properties a claimed graph carries while its nodes and edges go in."""
+    return graph_properties(
+        graph,
+        status=schema.LOADING,
+        content_hash=content_hash,
+        artifact_path=str(artifact),
+        artifact_sha256=artifact_sha,
+        ingested_at=time.time(),
+        writer=claims.this_writer(),
+        writer_token=token,
+    )
 
 
 def _expect_claim(rows: list[dict[str, Any]]) -> None:
