@@ -4,7 +4,10 @@
 // ('roi:::INDEX:'); this ranks token → ROI → … → logit paths by the product of |summed weights|,
 // ties by node keys. Exact and pruned like strongest_paths (see its header): the quotient's
 // nodes carry path bounds, a first walk keeps only edges that can reach a guess at the k-th
-// product, and a second walk runs only when the first cannot vouch for its answer.
+// product, and a second walk runs only when the first cannot vouch for its answer. The bound
+// past an edge is the one to this logit (target_suffix_bound, at target_index · 6 + j; 6 is
+// MAX_PATH_EDGES), much tighter in a dense quotient than the bound to anywhere (suffix_bound),
+// which it falls back to where a graph has none.
 //
 // @param run_id: string — the ROI run; its quotient graph is '<run_id>-quotient'
 // @param target_key: string — node key of the logit in the quotient graph
@@ -27,13 +30,14 @@ CALL (target) {
 }
 CALL (target, guess) {
     MATCH (source:Node {graph_id: $run_id + '-quotient', kind: 'embedding'})
-    WITH target, guess, source
+    WITH target, guess, source, target.target_index * 6 + {{max_length}} - 1 AS tail
     MATCH path = (source)
         ((a)-[r:EDGE]->(b)
           WHERE guess <= 0.0
              OR any(i IN range(0, {{max_length}} - 1)
                     WHERE abs(r.weight) * a.prefix_bound[i]
-                          * b.suffix_bound[{{max_length}} - 1 - i] >= guess * (1.0 - 1e-9))
+                          * coalesce(b.target_suffix_bound[tail - i],
+                                    b.suffix_bound[{{max_length}} - 1 - i]) >= guess * (1.0 - 1e-9))
         ){1,{{max_length}}}(target)
     WITH path, reduce(p = 1.0, r IN relationships(path) | p * abs(r.weight)) AS product
     ORDER BY product DESC, [n IN nodes(path) | n.node_key]
@@ -45,13 +49,14 @@ CALL (target, first, kth, exact) {
     WITH target, exact, CASE WHEN size(first) = $k THEN kth ELSE 0.0 END AS floor
     WHERE NOT exact
     MATCH (source:Node {graph_id: $run_id + '-quotient', kind: 'embedding'})
-    WITH target, floor, source
+    WITH target, floor, source, target.target_index * 6 + {{max_length}} - 1 AS tail
     MATCH path = (source)
         ((a)-[r:EDGE]->(b)
           WHERE floor <= 0.0
              OR any(i IN range(0, {{max_length}} - 1)
                     WHERE abs(r.weight) * a.prefix_bound[i]
-                          * b.suffix_bound[{{max_length}} - 1 - i] >= floor * (1.0 - 1e-9))
+                          * coalesce(b.target_suffix_bound[tail - i],
+                                    b.suffix_bound[{{max_length}} - 1 - i]) >= floor * (1.0 - 1e-9))
         ){1,{{max_length}}}(target)
     WITH path, reduce(p = 1.0, r IN relationships(path) | p * abs(r.weight)) AS product
     ORDER BY product DESC, [n IN nodes(path) | n.node_key]

@@ -8,7 +8,9 @@
 //
 // Exact, without listing every path: each node stores upper bounds on the products of walks
 // into it from a token (prefix_bound) and out of it (suffix_bound), see
-// circuit_atlas/store/path_bounds.py. A guess at the k-th best product comes from the target's
+// circuit_atlas/store/path_bounds.py; where the target is a logit of a graph that stores them,
+// the bound past an edge is the one to this logit (target_suffix_bound[target_index · 6 + j],
+// 6 being MAX_PATH_EDGES), else the one to anywhere. A guess at the k-th best product comes from the target's
 // in-edges (each bound there is a real path's product); the walk then never takes an edge whose
 // best path through it falls below the guess. If that finds k paths at or above the guess they
 // are the answer; otherwise a second walk prunes by the k-th product it did find (or by nothing,
@@ -40,14 +42,15 @@ CALL (target, bounded, guess) {
     MATCH (source:Node {graph_id: $graph_id})
     WHERE CASE WHEN $source_key IS NULL THEN source.kind = 'embedding'
                ELSE source.node_key = $source_key END
-    WITH target, bounded, guess, source
+    WITH target, bounded, guess, source, target.target_index * 6 + {{max_length}} - 1 AS tail
     MATCH path = (source)
         ((a)-[r:EDGE]->(b)
           WHERE ($min_abs_weight <= 0.0 OR abs(r.weight) >= $min_abs_weight)
             AND (guess <= 0.0 OR NOT bounded
                  OR any(i IN range(0, {{max_length}} - 1)
                         WHERE abs(r.weight) * a.prefix_bound[i]
-                              * b.suffix_bound[{{max_length}} - 1 - i] >= guess * (1.0 - 1e-9)))
+                              * coalesce(b.target_suffix_bound[tail - i],
+                                    b.suffix_bound[{{max_length}} - 1 - i]) >= guess * (1.0 - 1e-9)))
         ){1,{{max_length}}}(target)
     WITH [n IN nodes(path) | n.node_key] AS nodes, [r IN relationships(path) | r.weight] AS weights
     WITH nodes, weights, reduce(p = 1.0, w IN weights | p * abs(w)) AS product
@@ -64,14 +67,15 @@ CALL (target, bounded, first, kth, exact) {
     MATCH (source:Node {graph_id: $graph_id})
     WHERE CASE WHEN $source_key IS NULL THEN source.kind = 'embedding'
                ELSE source.node_key = $source_key END
-    WITH target, bounded, floor, source
+    WITH target, bounded, floor, source, target.target_index * 6 + {{max_length}} - 1 AS tail
     MATCH path = (source)
         ((a)-[r:EDGE]->(b)
           WHERE ($min_abs_weight <= 0.0 OR abs(r.weight) >= $min_abs_weight)
             AND (floor <= 0.0 OR NOT bounded
                  OR any(i IN range(0, {{max_length}} - 1)
                         WHERE abs(r.weight) * a.prefix_bound[i]
-                              * b.suffix_bound[{{max_length}} - 1 - i] >= floor * (1.0 - 1e-9)))
+                              * coalesce(b.target_suffix_bound[tail - i],
+                                    b.suffix_bound[{{max_length}} - 1 - i]) >= floor * (1.0 - 1e-9)))
         ){1,{{max_length}}}(target)
     WITH [n IN nodes(path) | n.node_key] AS nodes, [r IN relationships(path) | r.weight] AS weights
     WITH nodes, weights, reduce(p = 1.0, w IN weights | p * abs(w)) AS product

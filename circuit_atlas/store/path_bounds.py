@@ -19,6 +19,15 @@ They are bounds over *walks*, so they stay valid on graphs with cycles, under an
 filter, and for any target; on an acyclic graph they are exact maxima, which is what makes the
 pruning sharp. Parallel edges (channels) are separate relationships in the database, so each
 counts on its own.
+
+``suffix`` bounds walks that end *anywhere*. On a small, dense, cyclic graph (an ROI quotient
+graph, where almost every ROI feeds every other) that is loose for a path that must end at one
+logit: strong edges between ROIs inflate every node's suffix, and roi_paths extended ~250k partial
+trails to find 10 paths. So where it is cheap (few logits, ``targets × edges`` within
+``TARGET_BOUND_BUDGET``), every node also stores ``target_suffix_bound``: per logit ``t`` (its
+``target_index``), the best product over walks of ≤ j edges from the node *to t*, flattened as
+``[t · MAX_PATH_EDGES + j]``. Queries prefer it and fall back to ``suffix_bound`` where it is
+absent (a target that is not a logit, a large graph, a graph stored before it existed).
 """
 
 from __future__ import annotations
@@ -30,6 +39,13 @@ from circuit_atlas.graph import CircuitGraph, NodeKind
 MAX_PATH_EDGES = 6  # the longest path any library query walks; lists hold 0..MAX_PATH_EDGES-1
 PREFIX_PROPERTY = "prefix_bound"
 SUFFIX_PROPERTY = "suffix_bound"
+TARGET_SUFFIX_PROPERTY = "target_suffix_bound"
+TARGET_INDEX_PROPERTY = "target_index"
+# Per-target bounds cost one sweep per target and MAX_PATH_EDGES floats per target on every
+# node: kept to graphs where that is small next to the graph itself (quotient graphs, and
+# ordinary graphs up to ~100k edges with their usual ≤ 20 logits).
+MAX_BOUND_TARGETS = 32
+TARGET_BOUND_BUDGET = 2_000_000
 
 
 class _Groups:
@@ -43,10 +59,11 @@ class _Groups:
         self.n = n
 
     def max(self, values: np.ndarray) -> np.ndarray:
-        """Per node, the largest of its edges' ``values``; 0 for a node with no edge."""
-        out = np.zeros(self.n)
+        """Per node, the largest of its edges' ``values`` (one per edge, or one row per edge);
+        0 for a node with no edge."""
+        out = np.zeros((self.n, *values.shape[1:]))
         if len(values):
-            out[self.owners] = np.maximum.reduceat(values[self.order], self.starts)
+            out[self.owners] = np.maximum.reduceat(values[self.order], self.starts, axis=0)
         return out
 
 
@@ -72,3 +89,30 @@ def path_bounds(graph: CircuitGraph) -> tuple[np.ndarray, np.ndarray]:
         prefix[:, i] = np.maximum(prefix[:, i - 1], into.max(prefix[source, i - 1] * weight))
         suffix[:, i] = np.maximum(suffix[:, i - 1], out_of.max(weight * suffix[target, i - 1]))
     return prefix, suffix
+
+
+def target_suffix_bounds(graph: CircuitGraph) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(targets, bounds)`` where it is cheap (see the module docstring), else None.
+
+    ``targets``: the logit nodes' indices, in node order (a logit's ``target_index`` is its
+    position here). ``bounds``: ``n_nodes × (len(targets) · MAX_PATH_EDGES)``; entry
+    ``[n, t · MAX_PATH_EDGES + j]`` is the max product of |w| over walks of ≤ j edges from ``n``
+    to ``targets[t]`` (1 at j = 0 for the target itself, 0 where no such walk exists).
+    """
+    targets = np.flatnonzero((graph.nodes["kind"] == NodeKind.LOGIT.value).to_numpy())
+    n_targets = len(targets)
+    if not n_targets or n_targets > MAX_BOUND_TARGETS:
+        return None
+    if n_targets * graph.n_edges > TARGET_BOUND_BUDGET:
+        return None
+    n = graph.n_nodes
+    source = graph.edges["source"].to_numpy(dtype=np.int64)
+    target = graph.edges["target"].to_numpy(dtype=np.int64)
+    weight = np.abs(graph.edges["weight"].to_numpy(dtype=np.float64))[:, None]
+    out_of = _Groups(source, n)
+    bounds = np.zeros((n, n_targets, MAX_PATH_EDGES))
+    bounds[targets, np.arange(n_targets), 0] = 1.0
+    for j in range(1, MAX_PATH_EDGES):
+        through_an_edge = out_of.max(weight * bounds[target, :, j - 1])
+        bounds[:, :, j] = np.maximum(bounds[:, :, j - 1], through_an_edge)
+    return targets, bounds.reshape(n, n_targets * MAX_PATH_EDGES)

@@ -14,7 +14,14 @@ import numpy as np
 import pandas as pd
 
 from circuit_atlas.graph import KEY_FIELDS, CircuitGraph, GraphMetadata, NodeKind
-from circuit_atlas.store.path_bounds import PREFIX_PROPERTY, SUFFIX_PROPERTY, path_bounds
+from circuit_atlas.store.path_bounds import (
+    PREFIX_PROPERTY,
+    SUFFIX_PROPERTY,
+    TARGET_INDEX_PROPERTY,
+    TARGET_SUFFIX_PROPERTY,
+    path_bounds,
+    target_suffix_bounds,
+)
 
 UNKNOWN = "unknown"
 # Metadata fields stored as top-level :Graph properties (scalars or lists of strings).
@@ -48,12 +55,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def path_bound_properties(graph: CircuitGraph) -> list[dict[str, list[float]]]:
-    """Per node, its derived path bounds as stored properties (``store/path_bounds.py``)."""
+def path_bound_properties(graph: CircuitGraph) -> list[dict[str, Any]]:
+    """Per node, its derived path bounds as stored properties (``store/path_bounds.py``):
+    always ``prefix_bound`` and ``suffix_bound``; on graphs where they are cheap, also
+    ``target_suffix_bound`` on every node and ``target_index`` on each logit."""
     prefix, suffix = path_bounds(graph)
-    return [
+    rows: list[dict[str, Any]] = [
         {PREFIX_PROPERTY: p, SUFFIX_PROPERTY: s} for p, s in zip(prefix.tolist(), suffix.tolist())
     ]
+    per_target = target_suffix_bounds(graph)
+    if per_target is not None:
+        targets, bounds = per_target
+        for row, values in zip(rows, bounds.tolist()):
+            row[TARGET_SUFFIX_PROPERTY] = values
+        for index, node in enumerate(targets.tolist()):
+            rows[node][TARGET_INDEX_PROPERTY] = index
+    return rows
 
 
 def _plain_column(column: pd.Series) -> list[Any]:
@@ -156,7 +173,15 @@ def graph_from_rows(
     metadata: GraphMetadata, node_rows: list[dict[str, Any]], edge_rows: list[dict[str, Any]]
 ) -> CircuitGraph:
     """Rebuild a graph from stored properties (inverse of the functions above)."""
-    internal = {"graph_id", "node_key", "display_id", PREFIX_PROPERTY, SUFFIX_PROPERTY}
+    internal = {
+        "graph_id",
+        "node_key",
+        "display_id",
+        PREFIX_PROPERTY,
+        SUFFIX_PROPERTY,
+        TARGET_SUFFIX_PROPERTY,
+        TARGET_INDEX_PROPERTY,
+    }
     nodes = pd.DataFrame([{k: v for k, v in r.items() if k not in internal} for r in node_rows])
     for field in KEY_FIELDS[1:]:
         if field not in nodes.columns:

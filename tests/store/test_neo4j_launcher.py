@@ -1,8 +1,12 @@
-"""``.ci/neo4j/ctl``: any password works, one starting with "-" included.
+"""``.ci/neo4j/ctl``: any password works, one starting with "-" included; logs stay small.
 
 CI once failed to start Neo4j because a random url-safe base64 password began with "-", which
 the launcher's ``set-initial-password`` call parsed as an option (1 start in 64). This starts a
 second, small Neo4j with such a password, where the first one runs (the launcher is built).
+
+CI once ran out of disk: Neo4j's defaults preallocate 256 MiB transaction-log files and keep two
+days of them, several GB over one test run. The launcher turns that off; the same second server
+checks that its log files are not preallocated.
 """
 
 from __future__ import annotations
@@ -42,5 +46,10 @@ def test_a_password_starting_with_a_dash_starts_neo4j(tmp_path):
         with GraphDatabase.driver(values["NEO4J_URI"], auth=("neo4j", password)) as driver:
             records, _, _ = driver.execute_query("RETURN 1 AS one")
             assert records[0]["one"] == 1
+        logs = list((home / "data" / "transactions").rglob("neostore.transaction.db.*"))
+        assert logs, "no transaction logs where the launcher's layout puts them"
+        assert all(log.stat().st_size < 8 << 20 for log in logs), [
+            (log.name, log.stat().st_size) for log in logs
+        ]
     finally:
         subprocess.run(["bash", str(CTL), "stop", str(home)], capture_output=True, timeout=120)

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from circuit_atlas.store import CircuitStore
-from circuit_atlas.store.path_bounds import MAX_PATH_EDGES, path_bounds
+from circuit_atlas.store.path_bounds import (
+    MAX_PATH_EDGES,
+    TARGET_BOUND_BUDGET,
+    path_bounds,
+    target_suffix_bounds,
+)
 
 from helpers.graphs import build, feat, logit, tok
 
@@ -105,6 +110,59 @@ def test_path_bounds_equal_a_brute_force_over_walks():
             assert suffix[i, j] == pytest.approx(starting, rel=1e-12)
 
 
+def best_walk_products(edges: list[tuple[str, str, float]], start: str, length: int) -> dict:
+    """Best product of |w| over walks of exactly ``length`` edges from ``start``, per end node."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for s, t, w in edges:
+        out.setdefault(s, []).append((t, abs(w)))
+    frontier = {start: 1.0}
+    for _ in range(length):
+        step: dict[str, float] = {}
+        for node, product in frontier.items():
+            for nxt, w in out.get(node, []):
+                step[nxt] = max(step.get(nxt, 0.0), product * w)
+        frontier = step
+    return frontier
+
+
+def test_target_suffix_bounds_equal_a_brute_force_over_walks_to_each_logit():
+    """Per logit, the best product over every walk of ≤ j edges that ends there, enumerated, on
+    a graph with cycles (an ROI quotient graph has them) and a logit with an out-edge."""
+    rng = np.random.default_rng(1)
+    nodes = {
+        "T": tok(0),
+        **{f"F{i}": feat(0, 0, i) for i in range(5)},
+        "L0": logit(0, 5, 0.6),
+        "L1": logit(0, 6, 0.3),
+    }
+    names = list(nodes)
+    edges = [
+        (s, t, rng.normal() * 2) for s in names for t in names[1:] if s != t and rng.random() < 0.5
+    ]
+    graph = build("walks-to-logits", nodes, edges)
+    computed = target_suffix_bounds(graph)
+    assert computed is not None
+    targets, bounds = computed
+    assert [names[i] for i in targets] == ["L0", "L1"]
+    for t, logit_name in enumerate(["L0", "L1"]):
+        for i, name in enumerate(names):
+            for j in range(MAX_PATH_EDGES):
+                best = max(
+                    best_walk_products(edges, name, n).get(logit_name, 0.0) for n in range(j + 1)
+                )
+                assert bounds[i, t * MAX_PATH_EDGES + j] == pytest.approx(best, rel=1e-12)
+
+
+def test_target_suffix_bounds_are_left_out_where_they_would_cost_too_much():
+    assert target_suffix_bounds(build("no-logit", {"T": tok(0), "F": feat(0, 0, 1)},
+                                      [("T", "F", 1.0)])) is None  # fmt: skip
+    nodes = {"T": tok(0), **{f"L{i}": logit(0, i, 0.1) for i in range(3)}}
+    n_edges = TARGET_BOUND_BUDGET // 3 + 1
+    graph = build("too-big", nodes, [("T", "L0", 1.0)])
+    graph.edges = graph.edges.loc[[0] * n_edges].reset_index(drop=True)  # size is all it reads
+    assert target_suffix_bounds(graph) is None
+
+
 @pytest.mark.parametrize("force_bolt", [False, True], ids=["bulk path", "Bolt path"])
 def test_every_stored_node_carries_its_bounds(
     fresh_store: CircuitStore, backend: str, force_bolt: bool
@@ -121,5 +179,15 @@ def test_every_stored_node_carries_its_bounds(
     )
     assert {r["name"]: r["prefix"] for r in rows} == EXPECTED_PREFIX
     assert {r["name"]: r["suffix"] for r in rows} == EXPECTED_SUFFIX
+    targets = fresh_store.query(
+        "MATCH (n:Node {graph_id: $g}) WHERE n.target_index IS NOT NULL "
+        "RETURN n.label AS name, n.target_index AS index, n.target_suffix_bound AS bound",
+        {"g": graph.graph_id},
+    )
+    # L is the only logit: index 0; its bound to itself is 1 at every length.
+    assert [(r["name"], r["index"], r["bound"][:MAX_PATH_EDGES]) for r in targets] == [
+        ("L", 0, [1.0] * MAX_PATH_EDGES)
+    ]
     # Derived, not part of the graph: reading it back gives the nodes table that was written.
-    assert "prefix_bound" not in fresh_store.read_graph(graph.graph_id).nodes.columns
+    read_back = fresh_store.read_graph(graph.graph_id).nodes.columns
+    assert not {"prefix_bound", "target_suffix_bound", "target_index"} & set(read_back)

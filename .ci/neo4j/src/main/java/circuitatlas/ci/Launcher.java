@@ -84,6 +84,15 @@ public final class Launcher {
                 // Netty waits a 5 s quiet period per Bolt event-loop group (two of them) on
                 // shutdown; the databases are already checkpointed by then, so skip it.
                 .setConfig(GraphDatabaseInternalSettings.netty_server_shutdown_quiet_period, 0)
+                // A throwaway server keeps no transaction-log history: by default Neo4j keeps two
+                // days of 256 MiB preallocated log files, several GB over one test run, which
+                // filled a CI machine's disk. Small unpreallocated files, pruned at checkpoints
+                // (every 30 s or 64 MiB of log), keep the whole server to a few hundred MB.
+                .setConfig(GraphDatabaseSettings.keep_logical_logs, "false")
+                .setConfig(GraphDatabaseSettings.preallocate_logical_logs, false)
+                .setConfig(GraphDatabaseSettings.logical_log_rotation_threshold, 32L << 20)
+                .setConfig(GraphDatabaseSettings.check_point_interval_time, Duration.ofSeconds(30))
+                .setConfig(GraphDatabaseSettings.check_point_interval_volume, 64L << 20)
                 .build();
 
         // Registered right after build() so a SIGTERM at any later point still shuts down cleanly
