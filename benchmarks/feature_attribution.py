@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from circuit_atlas.ingest.attribution.model_adapter import LoadedModel, load_model  # noqa: E402
 from circuit_atlas.ingest.features.attribution import attribute_features  # noqa: E402
 from circuit_atlas.ingest.features.dictionaries import Dictionary, DictionarySet  # noqa: E402
+from circuit_atlas.testing.tiny_model import TINY_CONFIG  # noqa: E402
 
-TINY = dict(n_layers=2, d_model=16, n_heads=3, d_head=4, d_mlp=24, n_ctx=16, d_vocab=23,
-            act_fn="relu", normalization_type="LN", seed=0)  # fmt: skip
+TINY = {**TINY_CONFIG, "act_fn": "relu"}
 GPT2_SHAPE = dict(n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, n_ctx=64,
                   d_vocab=50257, act_fn="gelu_new", normalization_type="LN", seed=0)  # fmt: skip
 

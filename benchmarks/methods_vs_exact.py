@@ -36,11 +36,9 @@ from circuit_atlas.ingest.attribution.toy_induction import (  # noqa: E402
     induction_task,
     weights_path,
 )
+from circuit_atlas.testing.tiny_model import TINY_CONFIG  # noqa: E402
 
-TINY = dict(
-    n_layers=2, d_model=16, n_heads=3, d_head=4, d_mlp=24, n_ctx=16, d_vocab=20,
-    act_fn="gelu", normalization_type="LN", seed=0,
-)  # fmt: skip
+TINY = {**TINY_CONFIG, "d_vocab": 20}
 CIRCUIT_PERCENTS = (1, 5, 10)
 TOP_SHARE = 0.10
 

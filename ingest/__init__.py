@@ -1,6 +1,6 @@
 """Importers and attribution jobs that turn outside material into ``CircuitGraph`` objects.
 
-Importing this package registers every importer (see :mod:`.registry`).
+Importing this package registers every importer (see :mod:`.importers`).
 """
 
 from circuit_atlas.ingest import (  # noqa: F401  (registration side effect)

@@ -104,14 +104,19 @@ def default_graph_id(model: str, task: Path, method: str) -> str:
     help="sae-feature-circuit: nodes summed over positions, or one per position (templated tasks).",
 )
 @click.option(
-    "--node-threshold",
+    "--min-node-effect",
+    "--node-threshold",  # feature-circuits' name; score/prune's --node-threshold is a share
+    "node_threshold",
     type=click.FloatRange(min=0),
     default=0.1,
     show_default=True,
-    help="sae-feature-circuit: keep nodes whose |effect| reaches this.",
+    help="sae-feature-circuit: keep nodes whose |effect| reaches this (an absolute effect, not "
+    "the cumulative share score and prune take).",
 )
 @click.option(
+    "--min-edge-effect",
     "--edge-threshold",
+    "edge_threshold",
     type=click.FloatRange(min=0),
     default=0.01,
     show_default=True,
@@ -273,7 +278,7 @@ def attribute(
         if given:
             raise click.UsageError(
                 f"{', '.join(given)} do not apply to --method {SAE_METHOD} (its circuit is "
-                "stored; thresholds are --node-threshold/--edge-threshold)"
+                "stored; thresholds are --min-node-effect/--min-edge-effect)"
             )
 
         run_sae_circuit(
@@ -311,6 +316,8 @@ def attribute(
     check_model_source(model_source)
     graph_id = graph_id or default_graph_id(model_source, task_path, method)
     check_graph_id(graph_id)
+    if to_store:
+        state.check_can_store(graph_id, replace)
 
     from circuit_atlas.ingest.attribution.job import JobSettings, run_job
     from circuit_atlas.ingest.attribution.model_adapter import check_device, load_model

@@ -72,6 +72,7 @@ def run_feature_attribution(
     from circuit_atlas.ingest.features.dictionaries import load_dictionaries
 
     dictionaries = load_dictionaries(transcoders)  # before the model: a bad folder fails fast
+    state.check_can_store(graph_id, replace)
     check_device(device)
     model = load_model(model_source, device=device, dtype=dtype)
     ids = token_ids if token_ids is not None else prompt_tokens(model, str(prompt))

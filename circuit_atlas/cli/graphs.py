@@ -189,7 +189,7 @@ def show(state: StoreContext, graph_id: str, out: str) -> None:
     """Show one graph's metadata and its nodes counted by kind."""
     store = state.store()
     info = store.graph_info(graph_id)
-    hidden = {"metadata_json", "writer_token"}
+    hidden = {"metadata_json", "writer_token", "writer_space", "heartbeat_at"}
     kinds = store.query(
         "MATCH (n:Node {graph_id: $gid}) RETURN n.kind AS kind, count(*) AS nodes ORDER BY kind",
         {"gid": graph_id},

@@ -155,6 +155,25 @@ class StoreContext:
             self._store = CircuitStore.open(self.settings)
         return self._store
 
+    def check_can_store(self, graph_id: str, replace: bool) -> None:
+        """Before a long job whose result is stored: reach the store now, so a server that is
+        down or refuses the credentials fails in seconds rather than after the model ran, and
+        say up front when the id is taken (the result is then stored only if identical)."""
+        from circuit_atlas.errors import GraphNotFound
+
+        store = self.store()
+        if replace:
+            return
+        try:
+            store.graph_info(graph_id)
+        except GraphNotFound:
+            return
+        click.echo(
+            f"note: a graph {graph_id!r} is already stored; this run's graph will be stored only "
+            "if it is identical (pass --replace to overwrite it, or --graph-id to keep both)",
+            err=True,
+        )
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()

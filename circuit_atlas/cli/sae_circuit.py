@@ -49,6 +49,7 @@ def run_sae_circuit(
     check_model_source(model_source)
     check_graph_id(graph_id)
     loaded_saes = load_saes(saes)
+    state.check_can_store(graph_id, replace)
 
     from circuit_atlas.ingest.attribution.model_adapter import check_device, load_model
     from circuit_atlas.ingest.attribution.tasks import load_task

@@ -15,6 +15,9 @@ import click
 
 from circuit_atlas.cli.options import StoreContext, pass_ctx
 
+# How long `db start` and `db stop` wait for the server (a JVM start is 10-30 s on 2 cores).
+SERVER_WAIT_S = 120.0
+
 
 @click.group()
 def db() -> None:
@@ -28,7 +31,9 @@ def _data_dir(state: StoreContext) -> Path:
 
 
 @db.command("start")
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds.")
+@click.option(
+    "--timeout", type=float, default=SERVER_WAIT_S, show_default=True, help="Seconds to wait."
+)
 @pass_ctx
 def db_start(state: StoreContext, timeout: float) -> None:
     """Start a shared local server in the background, so several commands can use it."""
@@ -120,7 +125,9 @@ def _store_args(server: Any) -> tuple[Any, ...]:
 
 
 @db.command("stop")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds.")
+@click.option(
+    "--timeout", type=float, default=SERVER_WAIT_S, show_default=True, help="Seconds to wait."
+)
 @pass_ctx
 def db_stop(state: StoreContext, timeout: float) -> None:
     """Stop the shared local server."""

@@ -270,10 +270,12 @@ class CircuitStore:
 
     # ------------------------------------------------------------------ writing
     def _graph_record(self, graph_id: str) -> dict[str, Any] | None:
+        """The ``:Graph``'s properties, with ``silent_s``: for how long (server clock) its claim
+        has shown no sign of life (``claims.Holder.is_gone``)."""
         rows = self._read(
-            "MATCH (g:Graph {graph_id: $gid}) RETURN properties(g) AS g", {"gid": graph_id}
+            "MATCH (g:Graph {graph_id: $gid}) " + claims.READ_RECORD, {"gid": graph_id}
         )
-        return rows[0]["g"] if rows else None
+        return claims.record_with_silence(rows[0]) if rows else None
 
     def write_graph(
         self,
@@ -550,6 +552,7 @@ class CircuitStore:
                         "status": schema.LOADING,
                         "token": token,
                         "writer": claims.this_writer(),
+                        "space": claims.this_space(),
                         "now": time.time(),
                     },
                 )
@@ -594,6 +597,7 @@ class CircuitStore:
             token,
             status=schema.LOADING,
             writer=claims.this_writer(),
+            space=claims.this_space(),
             now=time.time(),
         )
 
@@ -617,17 +621,17 @@ class CircuitStore:
         return run
 
     def remove_dead_writers_graphs(self) -> list[str]:
-        """Delete graphs left ``'loading'`` or ``'deleting'`` by a process of this host that has
-        died (a batched Bolt write killed midway); run whenever a store opens, so a killed load
-        is gone by the next command. Claims of live processes and of other hosts are left (the
-        latter: ``rm --force``)."""
+        """Delete graphs left ``'loading'`` or ``'deleting'`` by a writer that has died (a
+        batched Bolt write killed midway): a process of this host that is gone, or a claim from
+        anywhere silent for ``claims.SILENT_CLAIM_S``. Runs whenever a store opens, so a killed
+        load is gone by the next command. Claims of live writers are left."""
         rows = self._read(
-            "MATCH (g:Graph) WHERE g.status <> $ready RETURN properties(g) AS g",
+            "MATCH (g:Graph) WHERE g.status <> $ready " + claims.READ_RECORD,
             {"ready": schema.READY},
         )
         removed = []
         for row in rows:
-            record = row["g"]
+            record = claims.record_with_silence(row)
             holder = claims.Holder.of(record)
             if not holder.is_gone():
                 continue
@@ -919,6 +923,7 @@ class CircuitStore:
         record = self._graph_record(graph_id)
         if record is None or record.get("status") != schema.READY:
             raise GraphNotFound(f"no graph {graph_id!r} in the store (see `circuit-atlas graphs`)")
+        record.pop("silent_s", None)  # about claims, not the graph
         return record
 
     def read_graph(self, graph_id: str) -> CircuitGraph:

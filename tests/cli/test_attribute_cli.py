@@ -32,6 +32,23 @@ def tiny_files(tmp_path: Path) -> tuple[Path, Path]:
     return write_tiny_job(tmp_path)
 
 
+def test_attribute_reaches_the_store_before_it_loads_the_model(bolt_env, tiny_files, tmp_path):
+    """A store that is down fails the command in seconds, not after the job; an id already
+    taken is said up front, and running the same job again changes nothing."""
+    config, task = tiny_files
+    job = ["attribute", "--model", str(config), "--task", str(task), "--method", "eap",
+           "--graph-id", "tiny-twice"]  # fmt: skip
+    down = {**bolt_env, "NEO4J_URI": "bolt://127.0.0.1:9"}
+    result = run_cli(*job, env=down)
+    assert result.returncode == 1 and "cannot reach the graph database" in result.stderr
+    assert "faithfulness" not in result.stdout  # the job never ran
+    first = run_cli(*job, env=bolt_env, check=True)
+    assert "already stored" not in first.stderr and "(created)" in first.stdout
+    again = run_cli(*job, env=bolt_env, check=True)
+    assert "note: a graph 'tiny-twice' is already stored" in again.stderr
+    assert "(unchanged)" in again.stdout
+
+
 @pytest.mark.slow
 def test_attribute_stores_every_edge_and_round_trips_through_eap_ig_json(
     bolt_env, tiny_files, tmp_path
@@ -253,8 +270,8 @@ def test_sae_feature_circuit_from_the_command_line(bolt_env, tiny_files, tmp_pat
     config, task = tiny_files
     saes = write_site_saes(tmp_path / "saes", random_site_saes(tiny_model()))
     job = ["attribute", "--model", str(config), "--task", str(task), "--saes", str(saes),
-           "--method", "sae-feature-circuit", "--ig-steps", "2", "--node-threshold", "0.01",
-           "--edge-threshold", "0.001", "--graph-id", "tiny-sfc", "--format", "json"]  # fmt: skip
+           "--method", "sae-feature-circuit", "--ig-steps", "2", "--min-node-effect", "0.01",
+           "--min-edge-effect", "0.001", "--graph-id", "tiny-sfc", "--format", "json"]  # fmt: skip
     shown = json.loads(run_cli(*job, env=bolt_env, check=True).stdout)["summary"]
     assert shown["graph"] == "tiny-sfc (created)" and shown["node effects"] == "IG, 2 steps"
     rows = cypher_json(

@@ -13,22 +13,9 @@ import torch
 
 from circuit_atlas.ingest.attribution.model_adapter import LoadedModel, load_model
 from circuit_atlas.ingest.attribution.tasks import Batch, Task, TaskExample
+from circuit_atlas.testing.tiny_model import TINY_CONFIG, TINY_VOCAB
 
-VOCAB = 23
-
-
-TINY_CONFIG = dict(
-    n_layers=2,
-    d_model=16,
-    n_heads=3,
-    d_head=4,
-    d_mlp=24,
-    n_ctx=16,
-    d_vocab=VOCAB,
-    act_fn="gelu",
-    normalization_type="LN",
-    seed=0,
-)
+VOCAB = TINY_VOCAB
 
 
 def tiny_model(attn_only: bool = False, seed: int = 0, **overrides: object) -> LoadedModel:

@@ -28,17 +28,31 @@ BEE = "abeeisatypeof-1759386939498"
 pytestmark = pytest.mark.backends("arcadedb", "neo4j")
 
 
-def claim_as(store: CircuitStore, gid: str, pid: int, token: str = "theirs") -> None:
-    """Put a claim on ``gid`` as process ``pid`` of this host would have."""
+def claim_as(
+    store: CircuitStore,
+    gid: str,
+    pid: int,
+    token: str = "theirs",
+    host: str | None = None,
+    space: str | None = None,
+    silent_s: float = 0.0,
+) -> None:
+    """Put a claim on ``gid`` as process ``pid`` of ``host`` (this one by default) would have,
+    its last sign of life ``silent_s`` ago by the server's clock."""
     store._write(
         claims.CLAIM,
         {
             "gid": gid,
             "status": schema.LOADING,
             "token": token,
-            "writer": f"{socket.gethostname()}:{pid}",
+            "writer": f"{host or socket.gethostname()}:{pid}",
+            "space": claims.this_space() if space is None else space,
             "now": time.time(),
         },
+    )
+    store._write(
+        "MATCH (g:Graph {graph_id: $gid}) SET g.heartbeat_at = timestamp() - $ms",
+        {"gid": gid, "ms": int(silent_s * 1000)},
     )
 
 
@@ -76,6 +90,53 @@ def test_a_dead_writers_claim_and_leftovers_are_taken_over(fresh_store: CircuitS
     result = fresh_store.write_graph(graph)
     assert result.status == "created"
     assert fresh_store.count_graph(graph.graph_id) == (graph.n_nodes, graph.n_edges)
+
+
+def test_another_hosts_claim_is_judged_by_its_silence(fresh_store: CircuitStore):
+    """A pid means nothing from another host, but a claim that has committed nothing for
+    SILENT_CLAIM_S (server clock) is dead from anywhere: opening a store removes it, and with
+    it what that writer got in. A claim from there that is still talking is left alone."""
+    graph = load_graph(bundled("bee-insect-clt.json.gz"))
+    talking = "talking-" + graph.graph_id
+    claim_as(fresh_store, talking, 4242, token="t1", host="elsewhere.example", silent_s=5)
+    claim_as(fresh_store, graph.graph_id, 4242, host="elsewhere.example",
+             silent_s=claims.SILENT_CLAIM_S + 60)  # fmt: skip
+    fresh_store._write(  # half a load: nodes the silent writer got in
+        "UNWIND range(1, 7) AS i CREATE (:Node {graph_id: $gid, node_key: 'x' + i})",
+        {"gid": graph.graph_id},
+    )
+    with pytest.raises(GraphBusy, match="being written by process elsewhere.example:4242"):
+        fresh_store.write_graph(load_graph(bundled("nobel-clt.json.gz"), graph_id=talking))
+    assert fresh_store.remove_dead_writers_graphs() == [graph.graph_id]
+    assert fresh_store._graph_record(graph.graph_id) is None
+    assert fresh_store.count_graph(graph.graph_id) == (0, 0)
+    assert (fresh_store._graph_record(talking) or {}).get("writer_token") == "t1"
+    fresh_store.delete_graph(talking, force=True)
+
+
+def test_a_pid_is_only_judged_in_its_own_process_space(fresh_store: CircuitStore):
+    """Two containers may share a host name: a dead pid in another pid namespace or boot says
+    nothing about the writer, so its claim stands until it falls silent."""
+    graph = load_graph(bundled("bee-insect-clt.json.gz"))
+    claim_as(fresh_store, graph.graph_id, dead_pid(), space="another-boot/pid:[1]")
+    with pytest.raises(GraphBusy, match="being written"):
+        fresh_store.write_graph(graph)
+    assert fresh_store.remove_dead_writers_graphs() == []
+    fresh_store.delete_graph(graph.graph_id, force=True)
+
+
+def test_every_batch_of_a_write_is_a_sign_of_life(fresh_store: CircuitStore):
+    """The Bolt path commits batch by batch; each first checks the claim and stamps it with
+    the server's clock, so a long write is never mistaken for a silent one."""
+    gid = "long-write"
+    claim_as(fresh_store, gid, os.getpid(), token="ours", silent_s=claims.SILENT_CLAIM_S - 1)
+    assert (fresh_store._graph_record(gid) or {})["silent_s"] > claims.SILENT_CLAIM_S - 10
+    run_batch = fresh_store._claimed_batches(gid, "ours")
+    run_batch("UNWIND range(1, 3) AS i CREATE (:Node {graph_id: $gid, node_key: 'k' + i})",
+              {"gid": gid})  # fmt: skip
+    assert (fresh_store._graph_record(gid) or {})["silent_s"] < 60
+    assert fresh_store.remove_dead_writers_graphs() == []
+    fresh_store.delete_graph(gid, force=True)
 
 
 def test_a_losing_writer_leaves_the_winners_graph_whole(fresh_store: CircuitStore):

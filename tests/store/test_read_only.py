@@ -204,6 +204,14 @@ def test_every_spelling_of_a_write_procedure_is_refused(name: str):
         assert names in ([name.lower()], [None]), (query, names)
 
 
+@pytest.mark.parametrize("name", ["db.indexes", "db.constraints"])
+def test_procedures_neo4j_5_removed_are_off_the_allow_list(name: str):
+    """Neo4j 5 dropped them (SHOW INDEXES replaces them): allowing them would only trade the
+    guard's clear message for the server's "no procedure with the name"."""
+    with pytest.raises(CypherError, match=f"procedure {name} may write"):
+        assert_read_only(f"CALL {name}()")
+
+
 @pytest.mark.parametrize("spelling", ["db.labels", "`db`.`labels`", "DB . LABELS", "`db.labels`"])
 def test_read_procedures_pass_in_any_spelling(spelling: str):
     assert_read_only(f"CALL {spelling}() YIELD label RETURN label")

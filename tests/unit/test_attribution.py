@@ -1,7 +1,7 @@
 """Attribution methods against independent ground truth on small random models.
 
 Every number here is checked against a reference computed with TransformerLens directly
-(``tests/attribution_models.py``): autograd for the linear EAP estimate, one hook per edge for
+(``tests/helpers/models.py``): autograd for the linear EAP estimate, one hook per edge for
 exact patching, and the corrupted/clean runs for patching everything/nothing.
 """
 

@@ -26,6 +26,18 @@ def test_arcadedb_query_heap_budget_is_memory_not_a_write_conflict():
     assert "ran out of memory" in str(error) and "ask for less" in str(error)
 
 
+def test_neo4j_transaction_memory_limit_is_memory_not_a_write_conflict():
+    """Neo4j's wording when a transaction passes db.memory.transaction.max (transient, so the
+    driver would retry it; it fails the same way every time)."""
+    error = raised(
+        "Neo.TransientError.General.MemoryPoolOutOfMemoryError",
+        "The allocation of an extra 2.0 MiB would use more than the limit 2.0 GiB. Currently "
+        "using 2.0 GiB. db.memory.transaction.max threshold reached",
+    )
+    assert not isinstance(error, WriteConflict)
+    assert "ran out of memory" in str(error)
+
+
 def test_a_real_transient_conflict_still_reads_as_one():
     error = raised("Neo.TransientError.Transaction.DeadlockDetected", "deadlock detected")
     assert isinstance(error, WriteConflict)

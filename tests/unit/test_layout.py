@@ -92,3 +92,43 @@ def test_the_module_table_names_every_module_and_nothing_else():
 def test_the_curated_names_resolve():
     for name in circuit_atlas.__all__:
         assert getattr(circuit_atlas, name) is not None, name
+
+
+def test_every_error_is_one_import_away():
+    """A caller catching our errors should not need to know which module raises them."""
+    import circuit_atlas.errors as errors
+
+    defined = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.CircuitAtlasError)
+    }
+    assert defined - set(circuit_atlas.__all__) == set()
+
+
+def test_every_package_is_in_the_wheel():
+    """The editable install finds any folder with Python files; a wheel ships only the packages
+    pyproject.toml lists (``circuit_atlas.ingest.sae_circuits`` was once left out, so the SAE
+    commands failed from a wheel with ModuleNotFoundError)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    listed = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = set()
+    for path in _python_modules():
+        parts = path.parent.parts
+        if parts[0] in WINGS:
+            parts = ("circuit_atlas", *parts)
+        found.add(".".join(parts))
+    assert found - listed == set(), "add these to [tool.setuptools] packages"
+
+
+def test_the_tiny_model_config_is_defined_once():
+    """The README's tiny example reads ``tests/data/sae_circuits/tiny.json``: it is the
+    tests' config written out, not a copy that could drift."""
+    import json
+
+    from circuit_atlas.testing.tiny_model import TINY_CONFIG
+
+    written = json.loads((REPO / "tests" / "data" / "sae_circuits" / "tiny.json").read_text())
+    assert written == TINY_CONFIG
