@@ -55,7 +55,7 @@ from circuit_atlas.store.artifact import (
 from circuit_atlas.store.bulk_channel import BulkChannel
 from circuit_atlas.store.cypher_guard import assert_read_only
 from circuit_atlas.store.deadline import call_with_deadline
-from circuit_atlas.store.errors_map import translated
+from circuit_atlas.store.errors_map import NotRetried, translated, unless_out_of_memory
 from circuit_atlas.store.rows import (
     feature_rows,
     graph_from_rows,
@@ -249,8 +249,14 @@ class CircuitStore:
         raise AssertionError("unreachable")
 
     def _read(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        def work(tx: Any) -> list[dict[str, Any]]:
+            return [r.data() for r in tx.run(cypher, params or {})]
+
         with self._session(write=False) as session:
-            return session.execute_read(lambda tx: [r.data() for r in tx.run(cypher, params or {})])
+            try:
+                return session.execute_read(unless_out_of_memory(work))
+            except NotRetried as wrapped:
+                raise wrapped.error from None  # inside _session: translated to one line
 
     def ensure_schema(self) -> None:
         for statement in schema.schema_statements(self.backend):

@@ -7,7 +7,8 @@ The driver's messages are long and multi-line; users need to know *which* server
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
 
 from neo4j import exceptions as neo
 
@@ -19,6 +20,8 @@ from circuit_atlas.errors import (
     StoreError,
     WriteConflict,
 )
+
+T = TypeVar("T")
 
 
 def first_line(message: object) -> str:
@@ -63,6 +66,31 @@ def _is_conflict(exc: neo.Neo4jError) -> bool:
     return any(marker in text for marker in _CONFLICT_MARKERS) or (
         isinstance(exc, neo.TransientError) and not _is_memory_error(exc)
     )
+
+
+class NotRetried(Exception):
+    """Carries a driver error out of a managed transaction so the driver does not retry it."""
+
+    def __init__(self, error: neo.Neo4jError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def unless_out_of_memory(work: Callable[[Any], T]) -> Callable[[Any], T]:
+    """``work`` for the driver's managed transactions (``execute_read``), which retry every
+    transient error for ``max_transaction_retry_time``: an out-of-memory error is transient by
+    its code but fails the same way each time, so it leaves at once, wrapped in ``NotRetried``
+    (unwrap it with ``raise wrapped.error`` inside ``translated``)."""
+
+    def guarded(tx: Any) -> T:
+        try:
+            return work(tx)
+        except neo.Neo4jError as exc:
+            if _is_memory_error(exc):
+                raise NotRetried(exc) from exc
+            raise
+
+    return guarded
 
 
 @contextlib.contextmanager

@@ -23,8 +23,9 @@ counts on its own.
 ``suffix`` bounds walks that end *anywhere*. On a small, dense, cyclic graph (an ROI quotient
 graph, where almost every ROI feeds every other) that is loose for a path that must end at one
 logit: strong edges between ROIs inflate every node's suffix, and roi_paths extended ~250k partial
-trails to find 10 paths. So where it is cheap (few logits, ``targets × edges`` within
-``TARGET_BOUND_BUDGET``), every node also stores ``target_suffix_bound``: per logit ``t`` (its
+trails to find 10 paths. So on small graphs (``nodes × logits × MAX_PATH_EDGES`` within
+``MAX_TARGET_BOUND_VALUES``: ROI quotients, small pruned graphs), every node also stores
+``target_suffix_bound``: per logit ``t`` (its
 ``target_index``), the best product over walks of ≤ j edges from the node *to t*, flattened as
 ``[t · MAX_PATH_EDGES + j]``. Queries prefer it and fall back to ``suffix_bound`` where it is
 absent (a target that is not a logit, a large graph, a graph stored before it existed).
@@ -41,11 +42,14 @@ PREFIX_PROPERTY = "prefix_bound"
 SUFFIX_PROPERTY = "suffix_bound"
 TARGET_SUFFIX_PROPERTY = "target_suffix_bound"
 TARGET_INDEX_PROPERTY = "target_index"
-# Per-target bounds cost one sweep per target and MAX_PATH_EDGES floats per target on every
-# node: kept to graphs where that is small next to the graph itself (quotient graphs, and
-# ordinary graphs up to ~100k edges with their usual ≤ 20 logits).
+# Per-target bounds cost MAX_PATH_EDGES floats per logit on every node (and a sweep over the
+# edges per logit): kept to small graphs, where they are what makes path queries prune (an ROI
+# quotient of 63 nodes and 10 logits stores 3,780 values). On an ordinary attribution graph,
+# sparse and acyclic, the bound to anywhere already prunes well, and the extra list on every
+# node would slow every ingest.
 MAX_BOUND_TARGETS = 32
-TARGET_BOUND_BUDGET = 2_000_000
+MAX_TARGET_BOUND_VALUES = 20_000
+TARGET_BOUND_BUDGET = 2_000_000  # logits × edges: the sweeps' cost
 
 
 class _Groups:
@@ -102,6 +106,8 @@ def target_suffix_bounds(graph: CircuitGraph) -> tuple[np.ndarray, np.ndarray] |
     targets = np.flatnonzero((graph.nodes["kind"] == NodeKind.LOGIT.value).to_numpy())
     n_targets = len(targets)
     if not n_targets or n_targets > MAX_BOUND_TARGETS:
+        return None
+    if graph.n_nodes * n_targets * MAX_PATH_EDGES > MAX_TARGET_BOUND_VALUES:
         return None
     if n_targets * graph.n_edges > TARGET_BOUND_BUDGET:
         return None

@@ -8,6 +8,7 @@ import pytest
 from circuit_atlas.store import CircuitStore
 from circuit_atlas.store.path_bounds import (
     MAX_PATH_EDGES,
+    MAX_TARGET_BOUND_VALUES,
     TARGET_BOUND_BUDGET,
     path_bounds,
     target_suffix_bounds,
@@ -161,6 +162,12 @@ def test_target_suffix_bounds_are_left_out_where_they_would_cost_too_much():
     graph = build("too-big", nodes, [("T", "L0", 1.0)])
     graph.edges = graph.edges.loc[[0] * n_edges].reset_index(drop=True)  # size is all it reads
     assert target_suffix_bounds(graph) is None
+    many = MAX_TARGET_BOUND_VALUES // (2 * MAX_PATH_EDGES)  # nodes × 2 logits × 6 > the budget
+    wide = {"T": tok(0), "L0": logit(0, 0, 0.5), "L1": logit(0, 1, 0.5),
+            **{f"F{i}": feat(0, 0, i) for i in range(many)}}  # fmt: skip
+    assert target_suffix_bounds(build("wide", wide, [("T", "L0", 1.0)])) is None
+    del wide["F0"], wide["F1"], wide["F2"]
+    assert target_suffix_bounds(build("narrow", wide, [("T", "L0", 1.0)])) is not None
 
 
 @pytest.mark.parametrize("force_bolt", [False, True], ids=["bulk path", "Bolt path"])
