@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import random
 import time
 import weakref
@@ -65,6 +66,12 @@ from circuit_atlas.store.rows import (
 )
 from circuit_atlas.store.settings import ConnectionSettings
 from circuit_atlas.store.writer import MERGE_FEATURES, write_bulk_embedded, write_over_bolt
+
+# Neo4j sends notifications with query results ("property key does not exist" on a fresh
+# database, for one) and the driver logs them as warnings; where the application has configured
+# no logging, Python's last-resort handler printed them on every command's stderr. A library's
+# NullHandler stops that and still lets an application that configures logging receive them.
+logging.getLogger("neo4j.notifications").addHandler(logging.NullHandler())
 
 __all__ = ["CircuitStore", "ConnectionSettings", "WriteResult"]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -132,6 +134,24 @@ def test_connection_options_work_after_the_subcommand(bolt_env: dict[str, str], 
 def test_json_alias_and_format_csv_contradict(bolt_env: dict[str, str]):
     result = run_cli("graphs", "--json", "--format", "csv", env=bolt_env)
     assert result.returncode == 2 and "contradict" in result.stderr
+
+
+@pytest.mark.backends("arcadedb", "neo4j")
+def test_server_notifications_stay_off_the_terminal(bolt_env: dict[str, str]):
+    """Neo4j warns about a property key it has never seen, and the driver logs it; with no
+    logging configured, Python's last-resort handler printed that on stderr, in the commands
+    (until the CLI's NullHandler) and for Python users (until the store's)."""
+    query = "MATCH (n) WHERE n.a_key_no_graph_has_9f3 = 1 RETURN count(n) AS n"
+    command = run_cli("cypher", query, env=bolt_env, check=True)
+    assert command.stderr.strip() == "", command.stderr
+    script = (
+        "from circuit_atlas.store.circuit_store import open_store\n"
+        "with open_store() as store:\n"
+        f"    print(store.query({query!r}))\n"
+    )
+    api = subprocess.run([sys.executable, "-c", script], env=bolt_env, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert api.returncode == 0 and api.stderr.strip() == "", api.stderr
 
 
 @pytest.mark.backends("arcadedb", "neo4j")
