@@ -36,8 +36,8 @@ CALL (target, guess) {
           WHERE guess <= 0.0
              OR any(i IN range(0, {{max_length}} - 1)
                     WHERE abs(r.weight) * a.prefix_bound[i]
-                          * coalesce(b.target_suffix_bound[tail - i],
-                                    b.suffix_bound[{{max_length}} - 1 - i]) >= guess * (1.0 - 1e-9))
+                          * CASE WHEN tail IS NULL THEN b.suffix_bound[{{max_length}} - 1 - i]
+                                 ELSE b.target_suffix_bound[tail - i] END >= guess * (1.0 - 1e-9))
         ){1,{{max_length}}}(target)
     WITH path, reduce(p = 1.0, r IN relationships(path) | p * abs(r.weight)) AS product
     ORDER BY product DESC, [n IN nodes(path) | n.node_key]
@@ -55,8 +55,8 @@ CALL (target, first, kth, exact) {
           WHERE floor <= 0.0
              OR any(i IN range(0, {{max_length}} - 1)
                     WHERE abs(r.weight) * a.prefix_bound[i]
-                          * coalesce(b.target_suffix_bound[tail - i],
-                                    b.suffix_bound[{{max_length}} - 1 - i]) >= floor * (1.0 - 1e-9))
+                          * CASE WHEN tail IS NULL THEN b.suffix_bound[{{max_length}} - 1 - i]
+                                 ELSE b.target_suffix_bound[tail - i] END >= floor * (1.0 - 1e-9))
         ){1,{{max_length}}}(target)
     WITH path, reduce(p = 1.0, r IN relationships(path) | p * abs(r.weight)) AS product
     ORDER BY product DESC, [n IN nodes(path) | n.node_key]

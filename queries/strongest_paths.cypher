@@ -49,8 +49,8 @@ CALL (target, bounded, guess) {
             AND (guess <= 0.0 OR NOT bounded
                  OR any(i IN range(0, {{max_length}} - 1)
                         WHERE abs(r.weight) * a.prefix_bound[i]
-                              * coalesce(b.target_suffix_bound[tail - i],
-                                    b.suffix_bound[{{max_length}} - 1 - i]) >= guess * (1.0 - 1e-9)))
+                              * CASE WHEN tail IS NULL THEN b.suffix_bound[{{max_length}} - 1 - i]
+                                 ELSE b.target_suffix_bound[tail - i] END >= guess * (1.0 - 1e-9)))
         ){1,{{max_length}}}(target)
     WITH [n IN nodes(path) | n.node_key] AS nodes, [r IN relationships(path) | r.weight] AS weights
     WITH nodes, weights, reduce(p = 1.0, w IN weights | p * abs(w)) AS product
@@ -74,8 +74,8 @@ CALL (target, bounded, first, kth, exact) {
             AND (floor <= 0.0 OR NOT bounded
                  OR any(i IN range(0, {{max_length}} - 1)
                         WHERE abs(r.weight) * a.prefix_bound[i]
-                              * coalesce(b.target_suffix_bound[tail - i],
-                                    b.suffix_bound[{{max_length}} - 1 - i]) >= floor * (1.0 - 1e-9)))
+                              * CASE WHEN tail IS NULL THEN b.suffix_bound[{{max_length}} - 1 - i]
+                                 ELSE b.target_suffix_bound[tail - i] END >= floor * (1.0 - 1e-9)))
         ){1,{{max_length}}}(target)
     WITH [n IN nodes(path) | n.node_key] AS nodes, [r IN relationships(path) | r.weight] AS weights
     WITH nodes, weights, reduce(p = 1.0, w IN weights | p * abs(w)) AS product
