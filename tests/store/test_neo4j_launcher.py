@@ -4,9 +4,10 @@ CI once failed to start Neo4j because a random url-safe base64 password began wi
 the launcher's ``set-initial-password`` call parsed as an option (1 start in 64). This starts a
 second, small Neo4j with such a password, where the first one runs (the launcher is built).
 
-CI once ran out of disk: Neo4j's defaults preallocate 256 MiB transaction-log files and keep two
-days of them, several GB over one test run. The launcher turns that off; the same second server
-checks that its log files are not preallocated.
+The second server must be gone after ``ctl stop``. CI once ran out of disk: Neo4j's defaults
+preallocate 256 MiB transaction-log files and keep two days of them, several GB over one test
+run. The launcher turns that off; the same second server checks that its log files are not
+preallocated.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def test_a_password_starting_with_a_dash_starts_neo4j(tmp_path):
             timeout=300,
         )  # fmt: skip
         assert started.returncode == 0, started.stderr[-2000:]
+        pid = int((home / "neo4j.pid").read_text())
         values = env_file_values(home / "connection.env")
         assert values["NEO4J_PASSWORD"] == password
         from neo4j import GraphDatabase
@@ -53,3 +55,7 @@ def test_a_password_starting_with_a_dash_starts_neo4j(tmp_path):
         ]
     finally:
         subprocess.run(["bash", str(CTL), "stop", str(home)], capture_output=True, timeout=120)
+    # ctl once read the launcher's command line cut at $COLUMNS (80 under a test), took the live
+    # server for a stale pid file and left it running: one stray JVM per test run.
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
