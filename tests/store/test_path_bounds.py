@@ -85,20 +85,9 @@ def test_path_bounds_equal_a_brute_force_over_walks():
     ]
     graph = build("walks", nodes, edges)
     prefix, suffix = path_bounds(graph)
-    out: dict[str, list[tuple[str, float]]] = {}
-    for s, t, w in edges:
-        out.setdefault(s, []).append((t, abs(w)))
 
     def best_walks(start: str, length: int) -> dict[str, float]:
-        """Best product of a walk of exactly ``length`` edges from ``start`` to each node."""
-        frontier = {start: 1.0}
-        for _ in range(length):
-            step: dict[str, float] = {}
-            for node, product in frontier.items():
-                for nxt, w in out.get(node, []):
-                    step[nxt] = max(step.get(nxt, 0.0), product * w)
-            frontier = step
-        return frontier
+        return best_walk_products(edges, start, length)
 
     for j in range(MAX_PATH_EDGES):
         from_token = {}
