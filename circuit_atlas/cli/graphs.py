@@ -15,7 +15,6 @@ from circuit_atlas.cli.options import (
     parse_param,
     pass_ctx,
     print_rows,
-    print_table,
     timeout_option,
 )
 from circuit_atlas.progress import progress_enabled
@@ -170,8 +169,11 @@ def graphs(
     out: str,
 ) -> None:
     """List stored graphs."""
-    frame = state.store().list_graphs(model, method, source_format, contains)
-    print_table(frame, out)
+    store = state.store(dataframes=False)  # first: it decides how the driver is imported
+    from circuit_atlas.store.circuit_store import GRAPH_LIST_COLUMNS
+
+    rows = store.graph_rows(model, method, source_format, contains)
+    print_rows(rows, out, columns=list(GRAPH_LIST_COLUMNS))
 
 
 def readable(key: str, value: Any) -> Any:
@@ -187,7 +189,7 @@ def readable(key: str, value: Any) -> Any:
 @pass_ctx
 def show(state: StoreContext, graph_id: str, out: str) -> None:
     """Show one graph's metadata and its nodes counted by kind."""
-    store = state.store()
+    store = state.store(dataframes=False)
     info = store.graph_info(graph_id)
     hidden = {"metadata_json", "writer_token", "writer_space", "heartbeat_at"}
     kinds = store.query(
@@ -222,7 +224,7 @@ def show(state: StoreContext, graph_id: str, out: str) -> None:
 def rm(state: StoreContext, graph_ids: tuple[str, ...], force: bool) -> None:
     """Delete graphs (nodes, edges and artifact). Readers stop seeing a graph at once; a
     delete that is interrupted is finished when the local server next starts."""
-    store = state.store()
+    store = state.store(dataframes=False)
     for graph_id in graph_ids:
         store.delete_graph(graph_id, force=force, progress=progress_enabled())
         click.echo(f"{graph_id}: deleted")
@@ -244,7 +246,7 @@ def cypher(
     relationships created or deleted, properties set), so the rows on stdout stay clean.
     """
     values = dict(parse_param(p) for p in params)
-    rows, counters = state.store().query_with_counters(
+    rows, counters = state.store(dataframes=False).query_with_counters(
         query, values, write=write, timeout_s=timeout
     )
     print_rows(rows, out)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
-
-import numpy as np
 
 
 def finite_or_none(value: Any) -> Any:
@@ -21,9 +20,10 @@ def finite_or_none(value: Any) -> Any:
         return {key: finite_or_none(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [finite_or_none(item) for item in value]
-    if isinstance(value, np.ndarray):
+    np = sys.modules.get("numpy")  # a numpy value exists only once numpy is imported
+    if np is not None and isinstance(value, np.ndarray):
         return finite_or_none(value.tolist())
-    if isinstance(value, np.generic):
+    if np is not None and isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None

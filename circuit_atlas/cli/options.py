@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 FORMATS = ("table", "csv", "json")
 # One default for every command that runs a query (cypher, query): a minute.
 QUERY_TIMEOUT_S = 60.0
-# The widest a table cell is printed (CSV and JSON keep every character).
-CELL_WIDTH = 60
 
 _DEBUG = {"on": False}
 
@@ -77,50 +75,19 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 
 def print_table(frame: pd.DataFrame, fmt: str = "table") -> None:
-    """A data frame as an aligned table, CSV or strict JSON records."""
-    if fmt == "json":
-        from circuit_atlas.cli.json_output import strict_json
-
-        click.echo(strict_json(frame.to_dict(orient="records")))
-    elif fmt == "csv":
-        click.echo(frame.to_csv(index=False), nl=False)
-    elif frame.empty:
-        click.echo("(no rows)")
-    else:
-        import pandas as pd
-
-        frame = frame.map(short_cell)
-        with pd.option_context(
-            "display.max_rows",
-            200,
-            "display.max_columns",
-            20,
-            "display.width",
-            160,
-            "display.max_colwidth",
-            60,
-        ):
-            click.echo(frame.to_string(index=False))
+    """A data frame as an aligned table, CSV or strict JSON records (``tables.py``)."""
+    frame = frame.rename(columns=str)
+    print_rows(frame.to_dict(orient="records"), fmt, columns=list(frame.columns))
 
 
-def short_cell(value: Any, width: int = CELL_WIDTH) -> Any:
-    """A table cell as a person reads it: lists joined with commas, and any text longer than
-    ``width`` cut with an ellipsis (pandas pads a whole column to its longest cell, so one
-    list of 57 prompts would otherwise push every row thousands of spaces wide)."""
-    if isinstance(value, (list, tuple)):
-        value = ", ".join(str(item) for item in value)
-    elif isinstance(value, dict):
-        value = json.dumps(value, default=str)
-    if isinstance(value, str) and len(value) > width:
-        return value[: width - 1] + "…"
-    return value
+def print_rows(
+    rows: Iterable[Mapping[str, Any]], fmt: str = "table", columns: list[str] | None = None
+) -> None:
+    """Records (dicts) in the chosen format, without pandas (``tables.py``)."""
+    from circuit_atlas.cli.tables import rows_text
 
-
-def print_rows(rows: Iterable[Mapping[str, Any]], fmt: str = "table") -> None:
-    """Records (dicts) in the chosen format."""
-    import pandas as pd
-
-    print_table(pd.DataFrame(list(rows)), fmt)
+    text = rows_text(list(rows), fmt, columns)
+    click.echo(text, nl=not text.endswith("\n"))
 
 
 class StoreContext:
@@ -148,8 +115,15 @@ class StoreContext:
             self._settings = ConnectionSettings.resolve(**self.given)
         return self._settings
 
-    def store(self) -> CircuitStore:
+    def store(self, dataframes: bool = True) -> CircuitStore:
+        """The store, opened on first call. ``dataframes=False``: this command sends the driver
+        only plain Python values, so a driver not yet imported is imported without its pandas
+        support, which saves half a second of start-up (``lean_driver.py``)."""
         if self._store is None:
+            if not dataframes:
+                from circuit_atlas.cli.lean_driver import import_driver_without_dataframes
+
+                import_driver_without_dataframes()
             from circuit_atlas.store.circuit_store import CircuitStore
 
             self._store = CircuitStore.open(self.settings)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 import pandas as pd
 
+from circuit_atlas.cli.tables import table_text
 from circuit_atlas.store import CircuitStore
 
 GRAPH_ID = "induction-sae-circuit"
@@ -33,10 +34,10 @@ def run_sae_circuit_demo(store: CircuitStore, progress: bool = False) -> None:
         "effect on the logit difference"
     )
     top = nodes.reindex(nodes["node_effect"].abs().sort_values(ascending=False).index).head(6)
-    click.echo(top[["label", "node_effect"]].round(3).to_string(index=False))
+    click.echo(table_text(top[["label", "node_effect"]].round(3).to_dict(orient="records")))
     curve = pd.DataFrame(graph.metadata.extra.get("ablation_curve", []))
     if not curve.empty:
         click.echo("\nfaithfulness / completeness of the top-k nodes, node vs edge ablation:")
         columns = ["n_nodes", "n_edges", "faithfulness_node", "faithfulness_edge",
                    "completeness_node", "completeness_edge"]  # fmt: skip
-        click.echo(curve[columns].round(3).to_string(index=False))
+        click.echo(table_text(curve[columns].round(3).to_dict(orient="records")))

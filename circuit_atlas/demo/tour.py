@@ -13,12 +13,12 @@ from __future__ import annotations
 from importlib import resources
 
 import click
-import pandas as pd
 
 from circuit_atlas.analysis.compare.stored import compare_stored
 from circuit_atlas.analysis.roi.report import roi_html
 from circuit_atlas.analysis.roi.stored import roi_stored
 from circuit_atlas.analysis.scores.stored import score_stored_graph
+from circuit_atlas.cli.tables import table_text
 from circuit_atlas.demo.features import FeatureDemo, show_feature_demo
 from circuit_atlas.demo.sae_circuit import run_sae_circuit_demo
 from circuit_atlas.ingest import load_graph
@@ -66,9 +66,7 @@ def _store_attribution(store: CircuitStore, attribution: JobOutput) -> None:
         "circuit)"
     )
     click.echo("strongest circuit edges (Cypher):")
-    click.echo(
-        pd.DataFrame(store.query(CIRCUIT_EDGES, {"gid": graph.graph_id})).to_string(index=False)
-    )
+    click.echo(table_text(store.query(CIRCUIT_EDGES, {"gid": graph.graph_id})))
     for name, path in attribution.files.items():
         click.echo(f"{name}: {path}")
 
@@ -99,18 +97,13 @@ def run_demo(
             f"{result.status}"
         )
     _section("graphs in the store")
-    frame = store.list_graphs()
-    click.echo(
-        frame[["graph_id", "model", "source_format", "nodes", "edges"]].to_string(index=False)
-    )
+    columns = ["graph_id", "model", "source_format", "nodes", "edges"]
+    click.echo(table_text(store.graph_rows(), columns))
     _section("strongest edges of gemma-dollar (Cypher)")
-    click.echo(
-        pd.DataFrame(store.query(STRONGEST_EDGES, {"gid": "gemma-dollar"})).to_string(index=False)
-    )
+    click.echo(table_text(store.query(STRONGEST_EDGES, {"gid": "gemma-dollar"})))
     bee, nobel = ids[0], ids[1]
     _section(f"features shared by {bee} and {nobel} (cross-graph :Feature identity)")
-    shared = pd.DataFrame(store.query(SHARED_FEATURES, {"a": bee, "b": nobel}))
-    click.echo(shared.to_string(index=False) if not shared.empty else "(none)")
+    click.echo(table_text(store.query(SHARED_FEATURES, {"a": bee, "b": nobel})))
     _section("graph scores (replacement / completeness), written back to the store")
     for graph_id in (bee, nobel, "gemma-dollar"):
         report = score_stored_graph(store, graph_id, pin_top=[22]).report

@@ -4,17 +4,14 @@ Why: exact scores need the unpruned matrix at full precision, and analysis reads
 faster than Cypher rows. One ``.npz`` per graph holds the nodes and edges tables as Parquet bytes
 (typed, lossless, float64 weights bit for bit) plus the metadata and a versioned header; it is
 written to a temporary name and renamed, so a crash never leaves half a file. The ``:Graph``
-node records its path and SHA-256.
+node records its path and SHA-256. Names and checksums: ``artifact_files``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
 import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from circuit_atlas.errors import ArtifactUnavailable
 from circuit_atlas.graph import CircuitGraph, GraphMetadata
-from circuit_atlas.local_server import _pid_alive
+from circuit_atlas.store.artifact_files import artifact_path, file_sha256
 
 ARTIFACT_SCHEMA_VERSION = 1
 
@@ -35,25 +32,10 @@ class ArtifactHeader(BaseModel):
     content_hash: str
 
 
-def artifact_path(directory: Path, graph_id: str) -> Path:
-    """A file name that is safe for any graph id and unique per id (hash suffix)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", graph_id)[:80]
-    digest = hashlib.sha256(graph_id.encode()).hexdigest()[:12]
-    return directory / f"{safe}-{digest}.npz"
-
-
 def _parquet_bytes(table: pd.DataFrame) -> np.ndarray:
     buffer = io.BytesIO()
     table.to_parquet(buffer, index=False)
     return np.frombuffer(buffer.getvalue(), dtype=np.uint8)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_artifact(graph: CircuitGraph, directory: Path, content_hash: str) -> tuple[Path, str]:
@@ -99,17 +81,3 @@ def read_artifact(path: Path, expected_sha256: str | None = None) -> CircuitGrap
             f"adjacency artifact {path}: schema_version {header.schema_version} is not supported"
         )
     return CircuitGraph(nodes, edges, metadata)
-
-
-def remove_dead_temporaries(directory: Path) -> list[Path]:
-    """Delete half-written artifacts (``*.tmp<pid>.npz``) whose writing process has died."""
-    if not directory.is_dir():
-        return []
-    removed = []
-    for path in directory.glob("*.tmp*.npz"):
-        pid = path.suffixes[-2].removeprefix(".tmp") if len(path.suffixes) >= 2 else ""
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            with contextlib.suppress(OSError):
-                path.unlink()
-                removed.append(path)
-    return removed

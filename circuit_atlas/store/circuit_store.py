@@ -25,11 +25,9 @@ import weakref
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase
-from tqdm.auto import tqdm
 
 from circuit_atlas.errors import (
     ArtifactUnavailable,
@@ -43,29 +41,23 @@ from circuit_atlas.errors import (
     StoreError,
     WriteConflict,
 )
-from circuit_atlas.graph import CircuitGraph
 from circuit_atlas.local_server import LocalServer, running_shared_server
-from circuit_atlas.store import claims, schema, summaries, write_back
+from circuit_atlas.store import claims, schema, write_back
 from circuit_atlas.store.abandon import stop_on_server
-from circuit_atlas.store.artifact import (
-    artifact_path,
-    read_artifact,
-    remove_dead_temporaries,
-    write_artifact,
-)
+from circuit_atlas.store.artifact_files import artifact_path, remove_dead_temporaries
 from circuit_atlas.store.bulk_channel import BulkChannel
 from circuit_atlas.store.cypher_guard import assert_read_only
 from circuit_atlas.store.deadline import call_with_deadline
 from circuit_atlas.store.errors_map import NotRetried, translated, unless_out_of_memory
-from circuit_atlas.store.rows import (
-    feature_rows,
-    graph_from_rows,
-    graph_properties,
-    metadata_from_properties,
-    path_bound_properties,
-)
 from circuit_atlas.store.settings import ConnectionSettings
-from circuit_atlas.store.writer import MERGE_FEATURES, write_bulk_embedded, write_over_bolt
+
+if TYPE_CHECKING:
+    # The array stack (numpy, pandas, pyarrow: about half a second) is imported by the methods
+    # that handle graphs, not here, so opening a store to list or delete graphs, or to run
+    # Cypher, stays quick (`circuit-atlas graphs`, benchmarks/startup.py).
+    import pandas as pd
+
+    from circuit_atlas.graph import CircuitGraph
 
 # Neo4j sends notifications with query results ("property key does not exist" on a fresh
 # database, for one) and the driver logs them as warnings; where the application has configured
@@ -76,6 +68,7 @@ logging.getLogger("neo4j.notifications").addHandler(logging.NullHandler())
 __all__ = ["CircuitStore", "ConnectionSettings", "WriteResult"]
 
 DELETE_BATCH = 5_000
+GRAPH_LIST_COLUMNS = ("graph_id", "model", "method", "source_format", "nodes", "edges", "prompt")
 # How long the driver retries a transaction that failed transiently (its default is 30 s, which
 # kept a user waiting half a minute, and printing warnings, before "the server is down").
 RETRY_WINDOW_S = 5.0
@@ -305,6 +298,11 @@ class CircuitStore:
         The id is claimed first (``claims.py``): a second process writing the same id gets
         ``GraphBusy`` or ``GraphConflict`` and changes nothing; a failure cleans up only what
         this call's claim created."""
+        from circuit_atlas.store import summaries
+        from circuit_atlas.store.artifact import write_artifact
+        from circuit_atlas.store.rows import feature_rows
+        from circuit_atlas.store.writer import write_over_bolt
+
         started = time.perf_counter()
         gid = graph.graph_id
         content_hash = graph.content_hash()
@@ -363,6 +361,9 @@ class CircuitStore:
         self, graph: CircuitGraph, content_hash: str, started: float
     ) -> WriteResult:
         """The same content is stored: add only what an older version did not derive."""
+        from circuit_atlas.store import summaries
+        from circuit_atlas.store.artifact import write_artifact
+
         gid = graph.graph_id
         existing = self._graph_record(gid) or {}
         if not Path(existing.get("artifact_path", "")).exists():
@@ -380,6 +381,10 @@ class CircuitStore:
         """Nodes and edges of claimed graphs through the engine's bulk API, in one batch: here
         when this process hosts the server, else by the shared server from the artifacts just
         written (bulk_channel.py)."""
+        from tqdm.auto import tqdm
+
+        from circuit_atlas.store.writer import write_bulk_embedded
+
         if self.hosts_server:
             assert self.local_server is not None
             database = self.local_server.embedded_database(self.database)
@@ -449,6 +454,10 @@ class CircuitStore:
     ) -> None:
         """Claim every graph, write artifacts and features, load them all at once, then turn
         each ready (see ``write_graphs``)."""
+        from circuit_atlas.store import summaries
+        from circuit_atlas.store.artifact import write_artifact
+        from circuit_atlas.store.rows import feature_rows
+
         started = time.perf_counter()
         claimed: list[_Claimed] = []
         statuses: dict[str, str] = {}
@@ -670,6 +679,8 @@ class CircuitStore:
         """MERGE the graph's shared ``:Feature`` identities in small committed transactions,
         before the graph itself: retried when a concurrent writer created one first. Rows are
         one per feature node; each identity is merged once."""
+        from circuit_atlas.store.writer import MERGE_FEATURES
+
         identity = ("model", "transcoder_set", "layer", "feature")
         unique = {tuple(row[k] for k in identity) for row in features}
         features = [dict(zip(identity, values)) for values in sorted(unique)]
@@ -688,6 +699,10 @@ class CircuitStore:
     def _delete_graph_contents(self, graph_id: str, progress: bool = False) -> None:
         """Delete a graph's nodes in batches (whole-graph DETACH DELETE is slow on ArcadeDB),
         then its analysis results; the ``:Graph`` node stays (it holds the claim)."""
+        from tqdm.auto import tqdm
+
+        from circuit_atlas.store import summaries
+
         total = None
         if progress:
             total = self._read(
@@ -796,12 +811,16 @@ class CircuitStore:
     def graphs_without_summaries(self) -> list[str]:
         """Ready graphs written before the store kept summaries (``store/summaries.py``): the
         queries that read them refuse these graphs until ``upgrade`` adds them."""
+        from circuit_atlas.store import summaries
+
         rows = self._read(summaries.GRAPHS_WITHOUT_SUMMARY, {"version": summaries.SUMMARY_VERSION})
         return [row["gid"] for row in rows]
 
     def add_summaries(self, graph_id: str) -> None:
         """Compute a stored graph's summaries from its exact artifact (or the database copy)
         and store them, replacing any, in one transaction."""
+        from circuit_atlas.store import summaries
+
         try:
             graph = self.read_artifact(graph_id)
         except ArtifactUnavailable:
@@ -827,6 +846,8 @@ class CircuitStore:
         return bool(rows)
 
     def _set_path_bounds(self, graph_id: str, graph: CircuitGraph) -> int:
+        from circuit_atlas.store.rows import path_bound_properties
+
         rows = [
             {"node_key": key.encode(), "props": props}
             for key, props in zip(graph.keys(), path_bound_properties(graph))
@@ -941,6 +962,8 @@ class CircuitStore:
 
     def read_graph(self, graph_id: str) -> CircuitGraph:
         """The graph as stored in the database (every node, edge and property)."""
+        from circuit_atlas.store.rows import graph_from_rows, metadata_from_properties
+
         metadata = metadata_from_properties(self.graph_info(graph_id))
         nodes = self._read(
             "MATCH (n:Node {graph_id: $gid}) RETURN properties(n) AS p", {"gid": graph_id}
@@ -954,6 +977,8 @@ class CircuitStore:
 
     def read_artifact(self, graph_id: str) -> CircuitGraph:
         """The exact, unpruned graph from its artifact (checked against the recorded hash)."""
+        from circuit_atlas.store.artifact import read_artifact
+
         info = self.graph_info(graph_id)
         return read_artifact(Path(info["artifact_path"]), info.get("artifact_sha256"))
 
@@ -964,7 +989,23 @@ class CircuitStore:
         source_format: str | None = None,
         contains: str | None = None,
     ) -> pd.DataFrame:
-        rows = self._read(
+        """Ready graphs, one row each, filtered by any of the arguments (see ``graph_rows``)."""
+        import pandas as pd
+
+        rows = self.graph_rows(model, method, source_format, contains)
+        return pd.DataFrame(rows, columns=list(GRAPH_LIST_COLUMNS))
+
+    def graph_rows(
+        self,
+        model: str | None = None,
+        method: str | None = None,
+        source_format: str | None = None,
+        contains: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """``list_graphs`` as plain records (``GRAPH_LIST_COLUMNS``), without pandas: what
+        ``circuit-atlas graphs`` prints. ``source_format`` matches by prefix, ``contains`` any
+        part of the id."""
+        return self._read(
             "MATCH (g:Graph) WHERE g.status = $ready "
             "AND ($model IS NULL OR g.model = $model) "
             "AND ($method IS NULL OR g.method = $method) "
@@ -981,8 +1022,6 @@ class CircuitStore:
                 "contains": contains,
             },
         )
-        columns = ["graph_id", "model", "method", "source_format", "nodes", "edges", "prompt"]
-        return pd.DataFrame(rows, columns=columns)
 
     def count_graph(self, graph_id: str) -> tuple[int, int]:
         """(nodes, edges) of one graph as counted in the database, not as recorded."""
@@ -1133,6 +1172,8 @@ class CircuitStore:
     def query_df(
         self, cypher: str, params: dict[str, Any] | None = None, **kwargs: Any
     ) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame(self.query(cypher, params, **kwargs))
 
 
@@ -1157,6 +1198,8 @@ def _loading_properties(
     graph: CircuitGraph, content_hash: str, artifact: Path, artifact_sha: str, token: str
 ) -> dict[str, Any]:
     """The ``:Graph`` properties a claimed graph carries while its nodes and edges go in."""
+    from circuit_atlas.store.rows import graph_properties
+
     return graph_properties(
         graph,
         status=schema.LOADING,
