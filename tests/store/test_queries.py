@@ -42,7 +42,7 @@ from circuit_atlas.testing.synthetic import layered_neuronpedia
 
 from helpers.cli import error_lines, run_cli
 from helpers.data import bundled
-from helpers.graphs import build, feat, random_attribution_graph, tok
+from helpers.graphs import build, feat, logit, random_attribution_graph, tok
 
 pytestmark = pytest.mark.backends("arcadedb", "neo4j")
 
@@ -275,6 +275,74 @@ def test_roi_paths_match_the_reference_on_the_quotient_graph(dollar):
         )
         assert got["nodes"].tolist() == [p[0] for p in expected], (length, k)
         assert got["product"].tolist() == [p[2] for p in expected], (length, k)
+
+
+def dense_quotient(seed: int) -> CircuitGraph:
+    """A made-up ROI quotient: 3 tokens, 7 ROIs and 2 logits, the ROIs feeding one another both
+    ways (cycles), weights spread over orders of magnitude and one strong pair R0 ⇄ R1. The
+    stored bounds are over walks, which may use an edge twice (R0 → R1 → R0 → R1) where a path
+    may not, so past four edges the query's first threshold can be too high."""
+    rng = np.random.default_rng(seed)
+    nodes = {f"T{i}": tok(i) for i in range(3)}
+    nodes |= {f"R{i}": feat(0, 0, i) for i in range(7)}
+    nodes |= {"La": logit(9, 1, 0.5), "Lb": logit(9, 2, 0.5)}
+    pairs = [(f"T{t}", f"R{r}") for t in range(3) for r in range(7)]
+    pairs += [(f"R{a}", f"R{b}") for a in range(7) for b in range(7) if a != b]
+    pairs += [(f"R{r}", name) for r in range(7) for name in ("La", "Lb")]
+    pairs += [("T0", "La"), ("T2", "Lb")]
+    strong = [("R0", "R1"), ("R1", "R0")]  # a strong two-way pair: walks that reuse an edge
+    kept = [pair for pair in pairs if rng.random() < 0.6 and pair not in strong]
+    weights = np.exp(rng.normal(0.0, 2.0, len(kept))) * rng.choice([-1.0, 1.0], len(kept))
+    edges = [(a, b, w) for (a, b), w in zip(kept, weights)]
+    return build(f"q{seed}-quotient", nodes, edges + [(a, b, 40.0) for a, b in strong])
+
+
+def first_threshold(graph: CircuitGraph, target: str, length: int, k: int) -> float:
+    """The threshold roi_paths' first walk uses: the k-th best bound over a path's last two
+    edges (one-edge paths exactly), or 0 when there are fewer than k."""
+    prefix, _ = path_bounds(graph)
+    keys = [key.encode() for key in graph.keys()]
+    kinds = [key.kind for key in graph.keys()]
+    edges = list(zip(graph.edges["source"], graph.edges["target"], graph.edges["weight"]))
+    end = keys.index(target)
+    candidates = [abs(w) for s, t, w in edges if t == end and kinds[s] == "embedding"]
+    if length >= 2:
+        candidates += [
+            abs(w1 * w2) * prefix[u, length - 2]
+            for u, last, w1 in edges
+            for s, t, w2 in edges
+            if s == last and t == end
+        ]
+    ranked = sorted(candidates, reverse=True)
+    return ranked[k - 1] if len(ranked) >= k else 0.0
+
+
+def test_roi_paths_are_exact_whichever_walk_vouches_for_them(fresh_store: CircuitStore):
+    """roi_paths walks first with a threshold guessed from the last two edges, which may be too
+    high; the walks after it must then still give exactly the reference's paths. Over these
+    graphs the guess is right for some cases and too high for others (both are checked)."""
+    verdicts = set()
+    for seed in range(4):
+        graph = dense_quotient(seed)
+        fresh_store.write_graph(graph)
+        run_id = graph.graph_id.removesuffix("-quotient")
+        fresh_store._write("CREATE (:ROI {run_id: $r})", {"r": run_id})
+        edges, kinds = stored_edges(fresh_store, graph), node_kinds(graph)
+        for target in [key.encode() for key in graph.keys() if key.kind == "logit"]:
+            for length, k in [(1, 1), (2, 3), (3, 5), (4, 10), (4, 40), (5, 10), (6, 20)]:
+                expected = reference_paths(edges, kinds, target, length)[:k]
+                got = run_query(
+                    fresh_store,
+                    "roi_paths",
+                    {"run_id": run_id, "target_key": target, "max_length": length, "k": k},
+                )
+                case = (seed, target, length, k)
+                assert got["nodes"].tolist() == [p[0] for p in expected], case
+                assert got["product"].tolist() == pytest.approx([p[2] for p in expected]), case
+                if len(expected) == k:
+                    guess = first_threshold(graph, target, length, k)
+                    verdicts.add("first walk" if expected[-1][2] >= guess else "later walks")
+    assert verdicts == {"first walk", "later walks"}
 
 
 def test_roi_level_queries_match_the_run_computed_in_python(dollar):
