@@ -39,9 +39,7 @@ CALL (target) {
     CALL (target) {
         MATCH (target)<-[r2:EDGE]-(:Node)<-[r1:EDGE]-(u:Node)
         WHERE {{max_length}} >= 2
-        RETURN abs(r1.weight) * abs(r2.weight)
-               * u.prefix_bound[CASE WHEN {{max_length}} >= 2 THEN {{max_length}} - 2 ELSE 0 END]
-               AS product
+        RETURN abs(r1.weight) * abs(r2.weight) * u.prefix_bound[{{max_length}} - 2] AS product
         UNION ALL
         MATCH (target)<-[r:EDGE]-(u:Node)
         WHERE u.kind = 'embedding'
