@@ -345,6 +345,30 @@ def test_roi_paths_are_exact_whichever_walk_vouches_for_them(fresh_store: Circui
     assert verdicts == {"first walk", "later walks"}
 
 
+def test_strongest_paths_on_cyclic_graphs_never_reuse_an_edge(fresh_store: CircuitStore):
+    """strongest_paths walks from the target against the edges (and from a given feature with
+    them); on graphs with cycles either direction must list trails, as the reference does, at
+    every length, from a token, from any token and from a feature."""
+    for seed in range(2):
+        graph = dense_quotient(seed)
+        fresh_store.write_graph(graph)
+        edges, kinds = stored_edges(fresh_store, graph), node_kinds(graph)
+        token = sorted(key for key, kind in kinds.items() if kind == "embedding")[1]
+        r0, r3 = [key for key, kind in sorted(kinds.items()) if kind == "feature"][0:4:3]
+        for target in [key.encode() for key in graph.keys() if key.kind == "logit"]:
+            for length, k, source in [(1, 3, None), (3, 10, None), (5, 10, None), (6, 20, None),
+                                      (4, 10, token), (5, 10, r0), (6, 10, r3)]:  # fmt: skip
+                expected = reference_paths(edges, kinds, target, length, 0.0, source)[:k]
+                got = strongest(
+                    fresh_store, graph.graph_id, target, max_length=length, k=k,
+                    source_key=source,
+                )  # fmt: skip
+                case = (seed, target, length, k, source)
+                assert len(expected) > 0 or length == 1, case
+                assert got["nodes"].tolist() == [p[0] for p in expected], case
+                assert got["product"].tolist() == pytest.approx([p[2] for p in expected]), case
+
+
 def test_roi_level_queries_match_the_run_computed_in_python(dollar):
     """roi_edges, roi_influence and rois_with_feature against the RoiResult and the stored scores
     of the same one-graph run."""
