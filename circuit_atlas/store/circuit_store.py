@@ -49,6 +49,7 @@ from circuit_atlas.store.bulk_channel import BulkChannel
 from circuit_atlas.store.cypher_guard import assert_read_only
 from circuit_atlas.store.deadline import call_with_deadline
 from circuit_atlas.store.errors_map import NotRetried, translated, unless_out_of_memory
+from circuit_atlas.store.records import record_rows
 from circuit_atlas.store.settings import ConnectionSettings
 
 if TYPE_CHECKING:
@@ -250,7 +251,7 @@ class CircuitStore:
 
     def _read(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         def work(tx: Any) -> list[dict[str, Any]]:
-            return [r.data() for r in tx.run(cypher, params or {})]
+            return record_rows(tx.run(cypher, params or {}))
 
         with self._session(write=False) as session:
             try:
@@ -1086,7 +1087,7 @@ class CircuitStore:
                 tx = session.begin_transaction(timeout=timeout_s)
                 try:
                     result = tx.run(cypher, params or {})
-                    rows = [record.data() for record in result]
+                    rows = record_rows(result)
                     counters = _counters(result.consume().counters)
                     if write and claim():
                         tx.commit()
@@ -1139,7 +1140,7 @@ class CircuitStore:
 
         def run(statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
             with self._session(write=True) as session:
-                return [record.data() for record in session.run(statement, params)]
+                return record_rows(session.run(statement, params))
 
         return stop_on_server(run, cypher, user)
 
@@ -1187,7 +1188,7 @@ def _driver(uri: str, user: str, password: str | None) -> Driver:
 
 
 def _runner(tx: Any) -> Callable[[str, dict[str, Any]], list[dict[str, Any]]]:
-    return lambda q, p: [r.data() for r in tx.run(q, p)]
+    return lambda q, p: record_rows(tx.run(q, p))
 
 
 def _p(gid: str, token: str, **params: Any) -> dict[str, Any]:

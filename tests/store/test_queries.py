@@ -427,6 +427,22 @@ def test_roi_level_queries_match_the_run_computed_in_python(dollar):
         int(k.split(":")[2]) for k in instances
     )
 
+    # roi_members: every member once, ordered by ROI, layer and key, cut at the limit
+    layers = {
+        r["key"]: r["layer"]
+        for r in store.query(
+            "MATCH (n:Node {graph_id: $g}) RETURN n.node_key AS key, n.layer AS layer",
+            {"g": graph.graph_id},
+        )
+    }
+    ordered = sorted((roi, layers[key], key) for key, roi in zip(members["id"], members["roi"]))
+    for limit in (len(ordered), 37):
+        got = run_query(store, "roi_members", {"run_id": run_id, "limit": limit})
+        assert list(zip(got["roi"], got["layer"], got["member"])) == ordered[:limit]
+        assert got["size"].tolist() == [sizes[roi] for roi in got["roi"]]
+        assert set(got["graphs"]) == {1}
+        assert got["prompts"].map(tuple).tolist() == [(graph.metadata.prompt,)] * limit
+
 
 def test_roi_level_queries_on_a_cross_prompt_run(fresh_store: CircuitStore):
     """Members are :Feature identities: found by rois_with_feature without positions; with no
@@ -448,6 +464,16 @@ def test_roi_level_queries_on_a_cross_prompt_run(fresh_store: CircuitStore):
     rois = run_query(fresh_store, "roi_influence", {"run_id": run_id})
     assert rois["size"].sum() == 3
     assert rois["influence"].isna().all() and (rois["scored"] == 0).all()
+
+    # roi_members: each feature once (though p0-p2 each hold an instance), ordered, all 3 graphs
+    roi_of = dict(zip(stored.result.members()["id"], stored.result.members()["roi"]))
+    keys = [f"{f['layer']}|{f['feature']}" for f in (a, b, c)]
+    ordered = sorted((roi_of[key], int(key.split("|")[0]), key) for key in keys)
+    for limit in (3, 2):
+        got = run_query(fresh_store, "roi_members", {"run_id": run_id, "limit": limit})
+        assert list(zip(got["roi"], got["layer"], got["member"])) == ordered[:limit]
+        assert set(got["graphs"]) == {3}
+        assert got["prompts"].map(len).tolist() == [3] * limit
 
 
 @pytest.mark.parametrize("direction", ["upstream", "downstream"])
