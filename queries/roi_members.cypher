@@ -7,17 +7,17 @@
 // with a DERIVED_FROM link) count among a member's graphs only when the run was computed on
 // them, or with include_derived.
 //
+// Fast at 20k members on every server: members are put in order by a sort without a LIMIT, and
+// cut to $limit from the ordered list, because ArcadeDB's ORDER BY ... LIMIT with a large limit
+// costs 5-10x a full sort (0.3-0.5 s for 10k rows). Nothing after the cut reorders rows (a list's
+// UNWIND keeps its order and no later clause aggregates), so the rows come out in that order.
+// A node member's graph is the one of the run it belongs to; a feature member's graphs are those
+// holding an instance of it.
+//
 // @param run_id: string — the ROI run (printed by `circuit-atlas roi`)
 // @param include_derived: bool = false — also include derived graphs (consensus, pruned, ROI quotients)
 // @param limit: int = 10000 (1..1000000) — row limit
 // @columns roi, size, member, layer, label, graphs, prompts
-//
-// Fast at 20k members on every server: members are put in order by a sort without a LIMIT, and
-// cut to $limit from the ordered list, because ArcadeDB's ORDER BY ... LIMIT with a large limit
-// costs 10x a full sort (0.5 s for 10k rows). Nothing after the cut reorders rows (a list's
-// UNWIND keeps its order and no later clause aggregates), so the rows come out in that order.
-// A node member's graph is the one of the run it belongs to; a feature member's graphs are those
-// holding an instance of it.
 MATCH (r:ROI {run_id: $run_id})
 WHERE NOT EXISTS { (r)-[:ROI_OF]->(g:Graph) WHERE coalesce(g.status, '') <> 'ready' }
 OPTIONAL MATCH (r)-[:ROI_OF]->(run_graph:Graph)
