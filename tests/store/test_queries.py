@@ -354,7 +354,8 @@ def test_strongest_paths_on_cyclic_graphs_never_reuse_an_edge(fresh_store: Circu
         fresh_store.write_graph(graph)
         edges, kinds = stored_edges(fresh_store, graph), node_kinds(graph)
         token = sorted(key for key, kind in kinds.items() if kind == "embedding")[1]
-        r0, r3 = [key for key, kind in sorted(kinds.items()) if kind == "feature"][0:4:3]
+        rois = sorted(key for key, kind in kinds.items() if kind == "feature")
+        r0, r3 = rois[0], rois[3]
         for target in [key.encode() for key in graph.keys() if key.kind == "logit"]:
             for length, k, source in [(1, 3, None), (3, 10, None), (5, 10, None), (6, 20, None),
                                       (4, 10, token), (5, 10, r0), (6, 10, r3)]:  # fmt: skip
