@@ -130,6 +130,33 @@ def test_kind_specific_fields_are_checked():
         )
 
 
+def test_kind_rules_name_the_first_offending_row_of_the_first_broken_rule():
+    """Rules are checked kind by kind in a fixed order, and the row named is the first of that
+    kind breaking the rule, counted in the whole table (rows of other kinds come between)."""
+    rows = [
+        {"kind": "feature", "layer": 0, "pos": 0, "feature": 1},
+        {"kind": "error", "layer": 0, "pos": 0, "feature": 3},  # must not have a feature
+        {"kind": "feature", "layer": 0, "pos": 1},  # needs a feature
+        {"kind": "error", "layer": 1, "pos": 0, "feature": 4},
+        {"kind": "embedding", "pos": 0, "head": 2},  # must not have a head
+    ]
+
+    def refusal(table: list[dict]) -> str:
+        with pytest.raises(InvalidGraphError) as caught:
+            CircuitGraph(
+                pd.DataFrame(table),
+                pd.DataFrame(columns=["source", "target", "weight"]),
+                GraphMetadata(graph_id="x"),
+            )
+        return str(caught.value)
+
+    assert refusal(rows) == "graph 'x': node row 4 of kind 'embedding' must not have 'head'"
+    assert refusal(rows[:4]) == "graph 'x': node row 2 of kind 'feature' needs 'feature'"
+    assert refusal(rows[:2] + rows[3:4]) == (
+        "graph 'x': node row 1 of kind 'error' must not have 'feature'"
+    )
+
+
 def test_shape_mismatch_is_rejected():
     graph = tiny_graph()
     with pytest.raises(InvalidGraphError, match="does not match"):
