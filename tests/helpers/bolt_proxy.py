@@ -39,10 +39,12 @@ class CuttingRelay:
     def _pump(self, source: socket.socket, sink: socket.socket, watch: bool) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                sink.sendall(data)
+                # Cut before forwarding: forwarded first, a busy machine let the server's
+                # answer back through before the cut, and the query succeeded (a CI failure).
                 if watch and self.trigger in data:
                     self.cuts += 1
                     break
+                sink.sendall(data)
         for end in (source, sink):
             with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
