@@ -137,17 +137,17 @@ def feature_identity(graph: CircuitGraph) -> tuple[str, str]:
 def feature_rows(graph: CircuitGraph) -> list[dict[str, Any]]:
     """One row per feature node: its key and the ``:Feature`` identity it is an instance of."""
     model, transcoder_set = feature_identity(graph)
-    nodes = graph.nodes_frame()
-    features = nodes[nodes["kind"] == NodeKind.FEATURE.value]
+    keys = graph.keys()  # not nodes_frame(): a feature row needs no copy and no display ids
+    chosen = np.flatnonzero((graph.nodes["kind"] == NodeKind.FEATURE.value).to_numpy())
     return [
         {
-            "node_key": key,
+            "node_key": keys[row].encode(),
             "model": model,
             "transcoder_set": transcoder_set,
-            "layer": int(layer),
-            "feature": int(feature),
+            "layer": keys[row].layer,
+            "feature": keys[row].feature,
         }
-        for key, layer, feature in zip(features["node_key"], features["layer"], features["feature"])
+        for row in chosen.tolist()
     ]
 
 
