@@ -73,28 +73,16 @@ def engine_alone(graph_file: Path, folder: Path) -> tuple[float, int]:
 def store_write(graph_file: Path, folder: Path) -> tuple[float, int]:
     """Seconds for ``CircuitStore.write_graph`` on a server this process hosts."""
     from circuit_atlas.ingest import load_graph
-    from circuit_atlas.local_server import LocalServer
-    from circuit_atlas.store import CircuitStore, ConnectionSettings
+    from circuit_atlas.store import CircuitStore
 
     graph = load_graph(graph_file)
-    with LocalServer(folder / "server") as server:
-        endpoint = server.endpoint
-        store = CircuitStore.open(
-            ConnectionSettings(
-                uri=endpoint.uri,
-                user=endpoint.user,
-                password=endpoint.password,
-                database=server.database,
-                artifact_dir=folder / "artifacts",
-            )
-        )
-        store.local_server = server
-        try:
-            started = time.perf_counter()
-            result = store.write_graph(graph)
-            seconds = time.perf_counter() - started
-        finally:
-            store.close()
+    store = CircuitStore.open(data_dir=folder / "data")  # hosts the server, as `ingest` does
+    try:
+        started = time.perf_counter()
+        result = store.write_graph(graph)
+        seconds = time.perf_counter() - started
+    finally:
+        store.close()
     if result.path != "bulk":
         raise SystemExit(f"the store took its {result.path!r} path, not the bulk path")
     return seconds, graph.n_edges
@@ -110,7 +98,10 @@ def measure(kind: str, graph_file: Path) -> float:
             [sys.executable, __file__, "--child", kind, str(graph_file), folder],
             capture_output=True,
             text=True,
-            env={**os.environ, "CIRCUIT_ATLAS_PROGRESS": "0"},
+            env={  # the zero-setup server in a fresh folder, whatever this shell points at
+                **{k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "CIRCUIT"))},
+                "CIRCUIT_ATLAS_PROGRESS": "0",
+            },
         )
     if done.returncode != 0:
         raise SystemExit(f"{kind} measurement failed:\n{done.stderr[-3000:]}")
